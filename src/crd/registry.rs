@@ -1,0 +1,259 @@
+//! The namespaced `Registry` kind: which registry the platform runs (k3d registry or Harbor) and its status.
+//! Pure data and defaults; validation lives in `crate::validate`, behaviour in `render`/`reconcile`.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialsSecretRef, HarborSpec, VolumeSpec};
+
+/// The platform's container registry. `mode` selects what runs; changing it from `K3d` to `Harbor`
+/// migrates every image before the old registry is retired.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "registry.aisp.dev",
+    version = "v1alpha1",
+    kind = "Registry",
+    plural = "registries",
+    shortname = "aisreg",
+    category = "aisp",
+    namespaced,
+    status = "RegistryStatus",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self.mode != 'Harbor' || has(self.host)").message("spec.host: required when spec.mode is Harbor"))]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySpec {
+    /// Which registry runs: `K3d` (the k3d registry, adopted or run in-cluster) or `Harbor` (the full stack).
+    pub mode: RegistryMode,
+    /// Host (and optional port) that clients and policies use, e.g. `harbor.ai-platform.localhost` or
+    /// `k3d-myregistry:5000`. Optional in K3d mode (derived from the adopted registry or the Service);
+    /// required in Harbor mode, where it is also the Ingress host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$')").message("spec.host: must be a lowercase DNS name with an optional :port"))]
+    pub host: Option<String>,
+    /// Settings of K3d mode. In Harbor mode it still describes the old registry while a migration runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k3d: Option<K3dSpec>,
+    /// Settings of Harbor mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harbor: Option<HarborSpec>,
+    /// What happens to image data when the Registry is deleted or switched away from: `Retain` (default)
+    /// keeps the PersistentVolumeClaims, `Delete` removes them.
+    #[serde(default)]
+    pub retention: Retention,
+    /// How a mode switch copies images between registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationSpec>,
+}
+
+/// Which registry implementation a Registry runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RegistryMode {
+    /// The tiny k3d registry: adopted when k3d announces one, else a CNCF distribution Deployment.
+    K3d,
+    /// Harbor: core, portal, jobservice, registry, Trivy, Redis and PostgreSQL.
+    Harbor,
+}
+
+/// Fate of image data when it is no longer used.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Retention {
+    /// Keep PersistentVolumeClaims (their owner reference is removed so they outlive the Registry).
+    #[default]
+    Retain,
+    /// Delete PersistentVolumeClaims with the Registry or the retired mode.
+    Delete,
+}
+
+/// K3d mode: adopt the registry that k3d created, or run a CNCF distribution registry in-cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct K3dSpec {
+    /// `Auto` (default) adopts the registry announced in `kube-public/local-registry-hosting`
+    /// (KEP-1755) and deploys nothing; `Never` always runs the in-cluster registry.
+    #[serde(default)]
+    pub adopt: AdoptPolicy,
+    /// Image of the in-cluster registry. Defaults to the CNCF distribution image `docker.io/library/registry:2.8.3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Volume for the in-cluster registry's data. Defaults to 10Gi of the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<VolumeSpec>,
+    /// Run the registry as a pull-through cache of a remote registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<K3dCacheSpec>,
+    /// Resources of the registry container. Defaults to 50Mi request and 64Mi limit of memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Whether an existing k3d registry is adopted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum AdoptPolicy {
+    /// Adopt the registry announced by the KEP-1755 ConfigMap when there is one.
+    #[default]
+    Auto,
+    /// Never adopt; always run the in-cluster registry.
+    Never,
+}
+
+/// Pull-through cache settings of the in-cluster registry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct K3dCacheSpec {
+    /// URL of the upstream registry, e.g. `https://registry-1.docker.io`.
+    #[serde(rename = "remoteURL")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.k3d.cache.remoteURL: must start with https:// or http://"))]
+    pub remote_url: String,
+    /// Secret with the upstream registry's `username` and `password`; credentials are never inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<CredentialsSecretRef>,
+}
+
+/// How a mode switch copies images.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationSpec {
+    /// Allow switching from Harbor back to K3d (the same copy flow in reverse). Off by default because
+    /// the k3d registry has no projects, scanning or access control.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Glob patterns of repositories to copy (e.g. `ai/*`); empty copies every repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
+    /// Harbor project that receives the copied repositories. Defaults to `library`.
+    #[serde(default = "default_destination_project")]
+    pub destination_project: String,
+    /// How many blobs are copied at once. Defaults to 4.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: u32,
+}
+
+fn default_destination_project() -> String {
+    "library".to_string()
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+impl Default for MigrationSpec {
+    fn default() -> Self {
+        Self {
+            allow_downgrade: false,
+            repositories: Vec::new(),
+            destination_project: default_destination_project(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// Observed state of a Registry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// `Ready`, `Progressing`, `Degraded` and the specific conditions (`DatabaseReady`, `Migrating`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The mode that currently serves images (differs from `spec.mode` while a switch runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RegistryMode>,
+    /// Host (and port) clients pull from right now; ImagePolicies follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// One-word summary for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RegistryPhase>,
+    /// A k3s `registries.yaml` snippet that points nodes at this registry, ready to paste.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k3s_registries_yaml: Option<String>,
+    /// Harbor version running (Harbor mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harbor_version: Option<String>,
+    /// Progress of the last or current migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationStatus>,
+}
+
+/// One-word summary of a Registry.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RegistryPhase {
+    /// Children are being created or are not ready yet.
+    Provisioning,
+    /// Images are being copied to the new mode.
+    Migrating,
+    /// Serving images.
+    Ready,
+    /// Serving may be impaired; see conditions.
+    Degraded,
+    /// The spec is invalid; see the Ready condition.
+    Invalid,
+}
+
+/// Progress of a migration between registries.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// Where the migration stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<MigrationPhase>,
+    /// Registry host copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Registry host copied to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Name of the Job that runs the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Repositories copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<u64>,
+    /// Tags copied and verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<u64>,
+    /// Blobs uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs_copied: Option<u64>,
+    /// Blobs that the destination already had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs_skipped: Option<u64>,
+    /// Bytes uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_copied: Option<u64>,
+    /// Failed attempts so far (reset when a migration succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u32>,
+    /// Human-readable detail of the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a migration stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MigrationPhase {
+    /// The target is being provisioned.
+    Pending,
+    /// The copy Job runs.
+    Running,
+    /// Every tag was copied and verified.
+    Succeeded,
+    /// The last attempt failed; the old registry keeps serving.
+    Failed,
+}
+
+/// Default storage of the in-cluster k3d registry.
+pub fn default_k3d_volume() -> VolumeSpec {
+    VolumeSpec::sized("10Gi")
+}

@@ -1,0 +1,51 @@
+//! Binary entry point: parses the command line and dispatches; no logic of its own.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use registry_operator::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.json_logs);
+    match &cli.command {
+        Command::Render(args) => match cli::render_files(&args.files, args.observed.as_ref(), &args.namespace) {
+            Ok(output) => match registry_operator::render::to_yaml(&output.objects) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    for note in &output.notes {
+                        eprintln!("# {}", note.trim_end().replace('\n', "\n#   "));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Err(e) => fail(&e),
+        },
+        Command::Crdgen(args) => match cli::crdgen(args) {
+            Ok(paths) => {
+                for path in paths {
+                    eprintln!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

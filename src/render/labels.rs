@@ -1,0 +1,103 @@
+//! The one place that builds the labels every rendered child carries; pruning selects on them.
+//! Pure string building; must not read the cluster.
+
+use std::collections::BTreeMap;
+
+/// Value of `app.kubernetes.io/managed-by` on everything the operator creates.
+pub const MANAGER: &str = "registry-operator";
+/// Value of `app.kubernetes.io/part-of`.
+pub const PART_OF: &str = "aisp";
+/// Label naming the owning Registry (or ImagePolicy), also on objects outside its namespace.
+pub const OWNER_NAME: &str = "registry.aisp.dev/owner-name";
+/// Label naming the owning Registry's namespace (`_cluster` for cluster-scoped owners).
+pub const OWNER_NAMESPACE: &str = "registry.aisp.dev/owner-namespace";
+/// Label naming the owning kind (`Registry` or `ImagePolicy`).
+pub const OWNER_KIND: &str = "registry.aisp.dev/owner-kind";
+
+/// Value of [`OWNER_NAMESPACE`] for cluster-scoped owners.
+pub const CLUSTER_SCOPE: &str = "_cluster";
+
+/// Identity of the custom resource that owns rendered objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// `Registry` or `ImagePolicy`.
+    pub kind: &'a str,
+    /// Name of the owner.
+    pub name: &'a str,
+    /// Namespace of the owner; `None` for cluster-scoped owners.
+    pub namespace: Option<&'a str>,
+}
+
+impl Owner<'_> {
+    /// Labels that select every object this owner manages (what prune lists by).
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_string(), MANAGER.to_string()),
+            (OWNER_KIND.to_string(), self.kind.to_string()),
+            (OWNER_NAME.to_string(), self.name.to_string()),
+            (
+                OWNER_NAMESPACE.to_string(),
+                self.namespace.unwrap_or(CLUSTER_SCOPE).to_string(),
+            ),
+        ])
+    }
+
+    /// The same selector as a label-selector string for list calls.
+    pub fn selector(&self) -> String {
+        self.selector_labels()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Pod-selector labels of one component: stable for the component's lifetime (selectors are immutable).
+    pub fn pod_selector(&self, app: &str, component: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), app.to_string()),
+            ("app.kubernetes.io/instance".to_string(), self.name.to_string()),
+            ("app.kubernetes.io/component".to_string(), component.to_string()),
+        ])
+    }
+
+    /// All labels of one component's objects: selector labels plus the recommended app labels.
+    pub fn labels(&self, app: &str, component: &str) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.extend(self.pod_selector(app, component));
+        labels.insert("app.kubernetes.io/part-of".to_string(), PART_OF.to_string());
+        labels
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_contain_recommended_keys_and_selector() {
+        let owner = Owner { kind: "Registry", name: "platform", namespace: Some("registry") };
+        let labels = owner.labels("distribution", "registry");
+        for key in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+        ] {
+            assert!(labels.contains_key(key), "missing {key}");
+        }
+        for (k, v) in owner.selector_labels() {
+            assert_eq!(labels.get(&k), Some(&v));
+        }
+        assert_eq!(
+            owner.selector(),
+            "app.kubernetes.io/managed-by=registry-operator,registry.aisp.dev/owner-kind=Registry,registry.aisp.dev/owner-name=platform,registry.aisp.dev/owner-namespace=registry"
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_owner_uses_marker_namespace() {
+        let owner = Owner { kind: "ImagePolicy", name: "p", namespace: None };
+        assert_eq!(owner.selector_labels()[OWNER_NAMESPACE], CLUSTER_SCOPE);
+    }
+}

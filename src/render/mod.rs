@@ -1,0 +1,80 @@
+//! Pure builders: from a custom resource plus what was observed in the cluster to the objects the
+//! operator applies. Render never touches a client, a clock or randomness, and never imports `reconcile`.
+
+mod k3d;
+pub mod labels;
+mod object;
+pub mod observed;
+
+pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
+pub use object::{RenderedObject, apply_rank, sort_for_apply};
+pub use observed::Observed;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::crd::{Registry, RegistryMode};
+use crate::validate::{self, ValidationErrors};
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The spec breaks a rule; the message names the field.
+    #[error("{0}")]
+    Invalid(#[from] ValidationErrors),
+    /// An object could not be converted (a bug, not a user error).
+    #[error("internal serialization error: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// YAML output failed (a bug, not a user error).
+    #[error("internal YAML error: {0}")]
+    Yaml(#[from] yaml_serde::Error),
+    /// Harbor mode is not rendered by this build.
+    #[error("spec.mode: {0} rendering is not available in this version")]
+    ModeNotImplemented(&'static str),
+}
+
+/// Everything a Registry turns into.
+#[derive(Clone, Debug, Default)]
+pub struct Rendered {
+    /// Objects to apply, in apply order.
+    pub objects: Vec<RenderedObject>,
+    /// Where clients pull from once these objects are ready.
+    pub endpoint: Option<String>,
+    /// A k3s `registries.yaml` snippet pointing nodes at `endpoint`.
+    pub k3s_registries_yaml: Option<String>,
+    /// Whether an existing registry was adopted instead of deploying one.
+    pub adopted: bool,
+    /// Non-fatal findings worth a condition message (e.g. another Registry already announces itself).
+    pub warnings: Vec<String>,
+}
+
+/// Render a Registry: validate, then build every child for its mode.
+pub fn registry(registry: &Registry, observed: &Observed) -> Result<Rendered, RenderError> {
+    validate::registry(registry)?;
+    let mut rendered = match registry.spec.mode {
+        RegistryMode::K3d => k3d::render(registry, observed)?,
+        RegistryMode::Harbor => return Err(RenderError::ModeNotImplemented("Harbor")),
+    };
+    sort_for_apply(&mut rendered.objects);
+    Ok(rendered)
+}
+
+/// Controller owner reference to `owner`, when it has a uid (objects read from a cluster do; a file
+/// passed to `render` does not, and then no owner reference is set, like `helm template`).
+pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&())
+}
+
+/// Serialize objects as one multi-document YAML stream.
+pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, RenderError> {
+    let mut out = String::new();
+    for object in objects {
+        out.push_str("---\n");
+        let document = yaml_serde::to_string(&object.object)?;
+        out.push_str(&document);
+        if !document.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

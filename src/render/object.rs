@@ -1,0 +1,85 @@
+//! `RenderedObject`: a typed object erased to a `DynamicObject` plus its API resource, and the apply order.
+//! Pure conversion; no client here.
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::Resource;
+use serde::Serialize;
+
+use super::RenderError;
+
+/// One object the operator wants to exist, ready for server-side apply.
+#[derive(Clone, Debug)]
+pub struct RenderedObject {
+    /// Group, version, kind and plural of the object.
+    pub resource: ApiResource,
+    /// The object itself (apiVersion and kind set).
+    pub object: DynamicObject,
+}
+
+impl RenderedObject {
+    /// Erase a typed object, keeping its API resource.
+    pub fn from_typed<K>(typed: &K) -> Result<Self, RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        Self::from_value(ApiResource::erase::<K>(&()), serde_json::to_value(typed)?)
+    }
+
+    /// Wrap an object of a kind without k8s-openapi types (CNPG, Kyverno), given its API resource.
+    pub fn from_value(resource: ApiResource, value: serde_json::Value) -> Result<Self, RenderError> {
+        let mut object: DynamicObject = serde_json::from_value(value)?;
+        object.types = Some(kube::api::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+        Ok(Self { resource, object })
+    }
+
+    /// Name of the object.
+    pub fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// Namespace of the object (`None` for cluster-scoped kinds).
+    pub fn namespace(&self) -> Option<&str> {
+        self.object.metadata.namespace.as_deref()
+    }
+
+    /// `Kind/namespace/name`, for logs and tests.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.resource.kind, self.namespace().unwrap_or("-"), self.name())
+    }
+
+    /// Position in the apply order: configuration and storage before the workloads that mount them,
+    /// workloads before what exposes or announces them.
+    pub fn apply_rank(&self) -> u8 {
+        // The KEP-1755 announcement goes last: it tells clients the registry is there.
+        if self.resource.kind == "ConfigMap" && self.namespace() == Some("kube-public") {
+            return u8::MAX;
+        }
+        apply_rank(&self.resource.kind)
+    }
+}
+
+/// Apply order by kind (lower first); prune runs in the reverse order.
+pub fn apply_rank(kind: &str) -> u8 {
+    match kind {
+        "Secret" => 0,
+        "ConfigMap" => 1,
+        "PersistentVolumeClaim" => 2,
+        "Cluster" => 3,
+        "Service" => 4,
+        "StatefulSet" => 5,
+        "Deployment" => 6,
+        "Job" => 7,
+        "Ingress" => 8,
+        _ => 9,
+    }
+}
+
+/// Sort objects into apply order, stable by kind rank, namespace and name.
+pub fn sort_for_apply(objects: &mut [RenderedObject]) {
+    objects.sort_by(|a, b| {
+        (a.apply_rank(), a.namespace(), a.name()).cmp(&(b.apply_rank(), b.namespace(), b.name()))
+    });
+}

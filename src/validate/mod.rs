@@ -1,0 +1,96 @@
+//! Pure validation of Registry and ImagePolicy specs: every rule the CRD's CEL states, plus the ones
+//! CEL cannot express. Errors name the field (`spec.harbor.storage.s3.bucket: ...`). No I/O here.
+
+mod image_policy;
+mod registry;
+
+pub use image_policy::image_policy;
+pub use registry::registry;
+
+use std::fmt;
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Path of the offending field, e.g. `spec.harbor.version`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every broken rule of one object (never empty when returned as an error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let messages: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&messages.join("; "))
+    }
+}
+
+impl ValidationErrors {
+    /// The first offending field, used as the condition reason's subject.
+    pub fn first_field(&self) -> &str {
+        self.0.first().map(|e| e.field.as_str()).unwrap_or("spec")
+    }
+}
+
+/// Collects errors while walking a spec.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ValidationError { field: field.into(), message: message.into() });
+    }
+
+    pub(crate) fn check(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok {
+            self.add(field, message);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(ValidationErrors(self.0)) }
+    }
+}
+
+/// Kyverno evaluates `{{ ... }}` in policy text; user text must never reach it as an expression.
+pub(crate) fn check_no_kyverno_expression(errors: &mut Errors, field: &str, value: &str) {
+    if value.contains("{{") || value.contains("}}") {
+        errors.add(field, "must not contain '{{' or '}}' (Kyverno variable syntax); use plain text");
+    }
+}
+
+/// An image reference as container runtimes accept it (`[host[:port]/]path[:tag][@digest]`).
+pub(crate) fn check_image_reference(errors: &mut Errors, field: &str, value: &str) {
+    if let Err(e) = value.parse::<oci_spec::distribution::Reference>() {
+        errors.add(field, format!("{value:?} is not a valid image reference ({e})"));
+    }
+}
+
+/// A DNS-1123 label (namespace names, Secret names' common subset).
+pub(crate) fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
+/// A host name with an optional port, as clients put in front of an image path.
+pub(crate) fn is_host(value: &str) -> bool {
+    let (name, port) = match value.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (value, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
+    port_ok && !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
+}
