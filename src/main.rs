@@ -9,7 +9,17 @@ use registry_operator::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.json_logs);
-    match &cli.command {
+    match cli.command {
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => return fail(&e),
+            };
+            match runtime.block_on(registry_operator::reconcile::run(args.into_config())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Render(args) => {
             match cli::render_files(&args.files, args.observed.as_ref(), &args.namespace) {
                 Ok(output) => match registry_operator::render::to_yaml(&output.objects) {
@@ -25,7 +35,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Crdgen(args) => match cli::crdgen(args) {
+        Command::Crdgen(args) => match cli::crdgen(&args) {
             Ok(paths) => {
                 for path in paths {
                     eprintln!("wrote {}", path.display());

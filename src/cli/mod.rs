@@ -30,6 +30,63 @@ pub enum Command {
     Render(RenderArgs),
     /// Write the CustomResourceDefinitions generated from the Rust types.
     Crdgen(CrdgenArgs),
+    /// Run the operator against a cluster.
+    Run(RunArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Kubeconfig file; unset uses KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Page size of initial lists.
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// Requeue delay while children are not ready, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub requeue: std::time::Duration,
+    /// Periodic resync of ready objects, e.g. `5m`.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync: std::time::Duration,
+    /// First backoff after a transient failure (doubles per failure).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backoff_base: std::time::Duration,
+    /// Longest backoff after transient failures.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub backoff_max: std::time::Duration,
+    /// Namespace the operator runs in.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "registry-operator-system"
+    )]
+    pub operator_namespace: String,
+}
+
+impl RunArgs {
+    /// The controller settings these arguments describe.
+    pub fn into_config(self) -> crate::reconcile::RunConfig {
+        crate::reconcile::RunConfig {
+            kubeconfig: self.kubeconfig,
+            http_addr: self.http_addr,
+            concurrency: self.concurrency,
+            page_size: self.page_size,
+            settings: crate::reconcile::context::Settings {
+                requeue_not_ready: self.requeue,
+                resync: self.resync,
+                backoff_base: self.backoff_base,
+                backoff_max: self.backoff_max,
+                operator_namespace: self.operator_namespace,
+            },
+        }
+    }
 }
 
 /// Arguments of `render`.

@@ -1,0 +1,176 @@
+//! The child kinds the operator manages, their label-selected watch caches, and readiness of a child
+//! read from those caches. Knows nothing of a particular custom resource.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::render::RenderedObject;
+
+/// Every kind a Registry may render, in apply order; prune walks it in reverse.
+pub fn core_child_kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<Ingress>(&()),
+    ]
+}
+
+/// Key of a kind in [`ChildStores`].
+pub fn kind_key(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.kind)
+}
+
+/// Watch caches of managed children, one per kind, each filtered by the managed-by label.
+#[derive(Clone, Default)]
+pub struct ChildStores {
+    stores: BTreeMap<String, (ApiResource, Store<DynamicObject>)>,
+}
+
+impl ChildStores {
+    /// Register the cache of one kind.
+    pub fn insert(&mut self, resource: ApiResource, store: Store<DynamicObject>) {
+        self.stores.insert(kind_key(&resource), (resource, store));
+    }
+
+    /// Whether a kind is watched (e.g. CNPG `Cluster` only when CNPG is installed).
+    pub fn watches(&self, resource: &ApiResource) -> bool {
+        self.stores.contains_key(&kind_key(resource))
+    }
+
+    /// The cached copy of a child, if any.
+    pub fn get(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<DynamicObject> {
+        let (_, store) = self.stores.get(&kind_key(resource))?;
+        let mut reference = ObjectRef::new_with(name, resource.clone());
+        if let Some(namespace) = namespace {
+            reference = reference.within(namespace);
+        }
+        store.get(&reference).map(|o| (*o).clone())
+    }
+
+    /// The cached copy of a rendered object.
+    pub fn live(&self, object: &RenderedObject) -> Option<DynamicObject> {
+        self.get(&object.resource, object.namespace(), object.name())
+    }
+
+    /// Every cached child carrying all of `labels`, with its kind.
+    pub fn labelled(&self, labels: &BTreeMap<String, String>) -> Vec<(ApiResource, DynamicObject)> {
+        let mut found = Vec::new();
+        for (resource, store) in self.stores.values() {
+            for object in store.state() {
+                let object_labels = object.metadata.labels.as_ref();
+                if labels
+                    .iter()
+                    .all(|(k, v)| object_labels.and_then(|l| l.get(k)) == Some(v))
+                {
+                    found.push((resource.clone(), (*object).clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Wait until every cache has its first complete list.
+    pub async fn wait_until_ready(&self) -> bool {
+        for (_, store) in self.stores.values() {
+            if store.wait_until_ready().await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Whether a child is ready, judged from its cached status; `None` when the kind has no readiness.
+pub fn readiness(
+    resource: &ApiResource,
+    live: Option<&DynamicObject>,
+) -> Option<Result<(), String>> {
+    let field = |object: &DynamicObject, pointer: &str| {
+        object
+            .data
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_i64)
+    };
+    let name = live
+        .and_then(|o| o.metadata.name.clone())
+        .unwrap_or_default();
+    let Some(object) = live else {
+        return matches!(
+            resource.kind.as_str(),
+            "Deployment" | "StatefulSet" | "PersistentVolumeClaim" | "Job" | "Cluster"
+        )
+        .then(|| Err(format!("{} not created yet", resource.kind)));
+    };
+    let current = object
+        .metadata
+        .generation
+        .is_none_or(|g| field(object, "/status/observedGeneration").is_none_or(|o| o >= g));
+    match resource.kind.as_str() {
+        "Deployment" | "StatefulSet" => {
+            let wanted = field(object, "/spec/replicas").unwrap_or(1);
+            let ready_key = if resource.kind == "Deployment" {
+                "/status/availableReplicas"
+            } else {
+                "/status/readyReplicas"
+            };
+            let ready = field(object, ready_key).unwrap_or(0);
+            Some(if current && ready >= wanted {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} {name}: {ready}/{wanted} replicas ready",
+                    resource.kind
+                ))
+            })
+        }
+        "PersistentVolumeClaim" => {
+            let phase = object
+                .data
+                .pointer("/status/phase")
+                .and_then(|p| p.as_str())
+                .unwrap_or("Pending");
+            Some(if phase == "Bound" {
+                Ok(())
+            } else {
+                Err(format!("PersistentVolumeClaim {name} is {phase}"))
+            })
+        }
+        "Job" => Some(if field(object, "/status/succeeded").unwrap_or(0) >= 1 {
+            Ok(())
+        } else {
+            Err(format!("Job {name} has not succeeded"))
+        }),
+        "Cluster" => {
+            let ready = object
+                .data
+                .pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+            Some(if ready {
+                Ok(())
+            } else {
+                Err(format!("database Cluster {name} is not ready"))
+            })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,229 @@
+//! The running operator (`registry-operator run`): controllers, watch caches, HTTP endpoint and
+//! graceful shutdown. Renders nothing itself; calls `render` and applies its output.
+
+pub mod apply;
+pub mod children;
+pub mod context;
+pub mod http;
+pub mod metrics;
+pub mod registry;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use kube::api::{Api, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, Resource};
+use tracing::{info, warn};
+
+use crate::crd::Registry;
+use crate::render::labels;
+use children::ChildStores;
+use context::{Context, Settings};
+use metrics::Metrics;
+
+/// Label selector of everything the operator manages; children are watched through it only.
+pub fn managed_selector() -> String {
+    format!("app.kubernetes.io/managed-by={}", labels::MANAGER)
+}
+
+/// Settings of `run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Kubeconfig file; unset uses `KUBECONFIG`, `~/.kube/config` or the in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub http_addr: SocketAddr,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Page size of initial lists (smaller pages, smaller memory peaks).
+    pub page_size: u32,
+    /// Timing and identity.
+    pub settings: Settings,
+}
+
+/// Why `run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable cluster configuration.
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    /// The HTTP endpoint could not serve.
+    #[error("http endpoint: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<Client, RunError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Config(e.to_string()))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// The owning Registry of a child, from its owner labels (works across namespaces, unlike owner references).
+fn owning_registry(object: DynamicObject) -> Option<ObjectRef<DeserializeGuard<Registry>>> {
+    let labels = object.metadata.labels.as_ref()?;
+    if labels.get(labels::OWNER_KIND)? != "Registry" {
+        return None;
+    }
+    Some(
+        ObjectRef::new(labels.get(labels::OWNER_NAME)?)
+            .within(labels.get(labels::OWNER_NAMESPACE)?),
+    )
+}
+
+/// Reconcile again only when something a reconcile depends on changed: the spec (generation), the
+/// deletion mark, or the finalizers (status-only updates are ignored).
+fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = registry.meta();
+    let mut hasher = DefaultHasher::new();
+    (
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.finalizers,
+        &meta.uid,
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Run the operator until SIGTERM/SIGINT.
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = client_for(config.kubeconfig.as_ref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let mut stores = ChildStores::default();
+    let mut child_streams = Vec::new();
+    for resource in children::core_child_kinds() {
+        let writer = Writer::new(resource.clone());
+        stores.insert(resource.clone(), writer.as_reader());
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let watch_config = watcher::Config::default()
+            .labels(&managed_selector())
+            .page_size(config.page_size);
+        let stream = reflector::reflector(writer, watcher(api, watch_config))
+            .default_backoff()
+            .touched_objects();
+        child_streams.push((resource, stream));
+    }
+
+    let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
+    let registries = watcher(
+        Api::<DeserializeGuard<Registry>>::all(client.clone()),
+        watcher::Config::default().page_size(config.page_size),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(registry_predicate, Default::default());
+    let mut controller = Controller::for_stream(registries, reader.clone())
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .shutdown_on_signal();
+    for (resource, stream) in child_streams {
+        controller = controller.watches_stream_with(stream, owning_registry, resource);
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "registry-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores.clone(),
+        config.settings.clone(),
+        metrics.clone(),
+        recorder,
+    ));
+
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(
+        config.http_addr,
+        http::HttpState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let readiness = tokio::spawn({
+        let ready = ready.clone();
+        async move {
+            if reader.wait_until_ready().await.is_ok() && stores.wait_until_ready().await {
+                ready.store(true, Ordering::Relaxed);
+                info!("caches synced; ready");
+            }
+        }
+    });
+
+    info!(
+        concurrency = config.concurrency,
+        "registry controller starting"
+    );
+    controller
+        .run(reconcile_guarded, error_policy_guarded, ctx)
+        .for_each(|result| {
+            if let Err(error) = result {
+                warn!(%error, "controller event");
+            }
+            future::ready(())
+        })
+        .await;
+    info!("shutting down");
+    ready.store(false, Ordering::Relaxed);
+    readiness.abort();
+    let _ = stop_http.send(());
+    match http.await {
+        Ok(result) => result?,
+        Err(e) => warn!(error = %e, "http task ended abnormally"),
+    }
+    Ok(())
+}
+
+async fn reconcile_guarded(
+    guard: Arc<DeserializeGuard<Registry>>,
+    ctx: Arc<Context>,
+) -> Result<Action, registry::ReconcileError> {
+    match &guard.0 {
+        Ok(registry) => registry::reconcile(Arc::new(registry.clone()), ctx).await,
+        Err(invalid) => {
+            warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error, "Registry does not deserialize; skipped until it changes");
+            Ok(Action::await_change())
+        }
+    }
+}
+
+fn error_policy_guarded(
+    guard: Arc<DeserializeGuard<Registry>>,
+    error: &registry::ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    match &guard.0 {
+        Ok(registry) => registry::error_policy(Arc::new(registry.clone()), error, ctx),
+        Err(_) => Action::requeue(Duration::from_secs(60)),
+    }
+}

@@ -1,0 +1,413 @@
+//! The Registry controller's reconcile: read → validate → render → apply → prune → status, plus the
+//! finalizer that releases what owner references cannot (the KEP-1755 ConfigMap, retained PVCs).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::object::HasStatus;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::apply::{self, ApplyError, FIELD_MANAGER};
+use super::children::readiness;
+use super::context::Context;
+use super::status::{DesiredCondition, is_true, merge_conditions};
+use crate::crd::{Registry, RegistryPhase, RegistryStatus, Retention, condition};
+use crate::render::labels::{self, Owner};
+use crate::render::observed::ObservedHosting;
+use crate::render::{self, Observed, RenderError};
+
+/// Finalizer that runs [`cleanup`] before a Registry goes.
+pub const FINALIZER: &str = "registry.aisp.dev/cleanup";
+const CONTROLLER: &str = "registry";
+
+/// Why a Registry reconcile failed; all are transient and retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading cluster state failed.
+    #[error("reading {what}: {source}")]
+    Read {
+        what: &'static str,
+        source: kube::Error,
+    },
+    /// Applying or pruning children failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Writing the status failed.
+    #[error("writing status: {0}")]
+    Status(kube::Error),
+    /// Cleanup on deletion failed.
+    #[error("cleanup: {0}")]
+    Cleanup(kube::Error),
+    /// The finalizer machinery failed (adding/removing the finalizer).
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// Render failed for a reason that is not the user's (a bug).
+    #[error("render: {0}")]
+    Render(RenderError),
+}
+
+impl ReconcileError {
+    /// Short CamelCase reason for metrics and conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "ReadFailed",
+            Self::Apply(_) => "ApplyFailed",
+            Self::Status(_) => "StatusFailed",
+            Self::Cleanup(_) => "CleanupFailed",
+            Self::Finalizer(_) => "FinalizerFailed",
+            Self::Render(_) => "RenderFailed",
+        }
+    }
+}
+
+/// `namespace/name` of a Registry.
+pub fn registry_id(registry: &Registry) -> String {
+    format!(
+        "{}/{}",
+        registry.namespace().unwrap_or_default(),
+        registry.name_any()
+    )
+}
+
+/// Entry point called by the controller for every Registry event.
+pub async fn reconcile(
+    registry: Arc<Registry>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let namespace = registry.namespace().unwrap_or_default();
+    let api: Api<Registry> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, registry.clone(), |event| async {
+        match event {
+            Finalizer::Apply(registry) => apply_registry(&registry, &ctx).await,
+            Finalizer::Cleanup(registry) => cleanup(&registry, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.reset_backoff(&registry_id(&registry));
+    }
+    result
+}
+
+/// Transient failures back off per object (reset on success); the failure is counted and logged.
+pub fn error_policy(registry: Arc<Registry>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, error.reason());
+    let delay = ctx.next_backoff(&registry_id(&registry));
+    warn!(registry = %registry_id(&registry), reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn read_observed(
+    registry: &Registry,
+    ctx: &Context,
+) -> Result<(Observed, Option<String>), ReconcileError> {
+    let mut observed = Observed::default();
+    let mut problem = None;
+    if registry.spec.mode == crate::crd::RegistryMode::K3d {
+        let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "kube-public");
+        let announced = config_maps
+            .get_opt("local-registry-hosting")
+            .await
+            .map_err(|source| ReconcileError::Read {
+                what: "kube-public/local-registry-hosting",
+                source,
+            })?;
+        if let Some(config_map) = announced {
+            match ObservedHosting::from_config_map(&config_map) {
+                Ok(hosting) => observed.local_registry_hosting = Some(hosting),
+                Err(message) => problem = Some(message),
+            }
+        }
+    }
+    Ok((observed, problem))
+}
+
+async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
+    let id = registry_id(registry);
+    let (observed, observed_problem) = read_observed(registry, ctx).await?;
+    let rendered = match render::registry(registry, &observed) {
+        Ok(rendered) => rendered,
+        Err(RenderError::Invalid(errors)) => {
+            let message = errors.to_string();
+            let conditions = [
+                DesiredCondition::new(condition::READY, false, "InvalidSpec", message.clone()),
+                DesiredCondition::new(
+                    condition::PROGRESSING,
+                    false,
+                    "InvalidSpec",
+                    "waiting for the spec to be fixed",
+                ),
+                DesiredCondition::new(condition::DEGRADED, false, "InvalidSpec", ""),
+            ];
+            let status = RegistryStatus {
+                phase: Some(RegistryPhase::Invalid),
+                ..status_base(registry)
+            };
+            write_status(registry, ctx, status, &conditions).await?;
+            info!(registry = %id, %message, "invalid spec; nothing applied");
+            return Ok(Action::await_change());
+        }
+        Err(RenderError::ModeNotImplemented(mode)) => {
+            let message = format!("spec.mode: {mode} is not supported by this operator version");
+            let conditions = [DesiredCondition::new(
+                condition::READY,
+                false,
+                "ModeNotSupported",
+                message,
+            )];
+            write_status(
+                registry,
+                ctx,
+                RegistryStatus {
+                    phase: Some(RegistryPhase::Invalid),
+                    ..status_base(registry)
+                },
+                &conditions,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+        Err(other) => return Err(ReconcileError::Render(other)),
+    };
+
+    let report = apply::apply_all(&ctx.client, &ctx.stores, &rendered.objects).await?;
+    for key in &report.applied {
+        ctx.metrics
+            .applied(key.split('/').next().unwrap_or_default());
+    }
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    let owner = Owner {
+        kind: "Registry",
+        name: &name,
+        namespace: Some(&namespace),
+    };
+    let pruned = apply::prune(
+        &ctx.client,
+        &ctx.stores,
+        &owner.selector_labels(),
+        &rendered.objects,
+        registry.spec.retention,
+        &id,
+    )
+    .await?;
+    if !report.applied.is_empty() || !pruned.is_empty() {
+        info!(registry = %id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "children reconciled");
+    }
+
+    let waiting: Vec<String> = rendered
+        .objects
+        .iter()
+        .filter_map(|object| readiness(&object.resource, ctx.stores.live(object).as_ref()))
+        .filter_map(Result::err)
+        .collect();
+    let ready = waiting.is_empty();
+    let mut warnings = rendered.warnings.clone();
+    warnings.extend(observed_problem);
+    let ready_message = if ready {
+        format!("serving at {}", rendered.endpoint.as_deref().unwrap_or("-"))
+    } else {
+        waiting.join("; ")
+    };
+    let conditions = [
+        DesiredCondition::new(
+            condition::READY,
+            ready,
+            if ready { "Available" } else { "Provisioning" },
+            ready_message,
+        ),
+        DesiredCondition::new(
+            condition::PROGRESSING,
+            !ready,
+            if ready {
+                "Reconciled"
+            } else {
+                "WaitingForChildren"
+            },
+            if ready {
+                String::new()
+            } else {
+                waiting.join("; ")
+            },
+        ),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            !warnings.is_empty(),
+            if warnings.is_empty() {
+                "AsExpected"
+            } else {
+                "Conflict"
+            },
+            warnings.join("; "),
+        ),
+    ];
+    let status = RegistryStatus {
+        phase: Some(if ready {
+            RegistryPhase::Ready
+        } else {
+            RegistryPhase::Provisioning
+        }),
+        endpoint: rendered.endpoint.clone(),
+        mode: Some(registry.spec.mode),
+        k3s_registries_yaml: rendered.k3s_registries_yaml.clone(),
+        ..status_base(registry)
+    };
+    write_status(registry, ctx, status, &conditions).await?;
+    Ok(if ready {
+        Action::requeue(ctx.settings.resync)
+    } else {
+        Action::requeue(ctx.settings.requeue_not_ready)
+    })
+}
+
+/// Status fields carried over from the current status (migration progress is owned elsewhere).
+fn status_base(registry: &Registry) -> RegistryStatus {
+    let current = registry.status().cloned().unwrap_or_default();
+    RegistryStatus {
+        migration: current.migration,
+        harbor_version: current.harbor_version,
+        ..Default::default()
+    }
+}
+
+/// Merge conditions, and write the status only if it changed; publish an Event when Ready flips.
+async fn write_status(
+    registry: &Registry,
+    ctx: &Context,
+    mut status: RegistryStatus,
+    desired: &[DesiredCondition],
+) -> Result<(), ReconcileError> {
+    let current = registry.status().cloned().unwrap_or_default();
+    let now = Time(Timestamp::now());
+    status.observed_generation = registry.metadata.generation;
+    status.conditions = merge_conditions(
+        &current.conditions,
+        desired,
+        registry.metadata.generation,
+        &now,
+    );
+    if status == current {
+        return Ok(());
+    }
+    let api: Api<Registry> = Api::namespaced(
+        ctx.client.clone(),
+        &registry.namespace().unwrap_or_default(),
+    );
+    let patch =
+        json!({ "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry", "status": status });
+    api.patch_status(
+        &registry.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ReconcileError::Status)?;
+    let was_ready = is_true(&current.conditions, condition::READY);
+    let now_ready = is_true(&status.conditions, condition::READY);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::READY);
+    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions.is_empty()) {
+        let event = KubeEvent {
+            type_: if now_ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx
+            .recorder
+            .publish(&event, &registry.object_ref(&()))
+            .await
+        {
+            warn!(registry = %registry_id(registry), error = %e, "publishing event failed");
+        }
+    }
+    Ok(())
+}
+
+/// Before the Registry goes: delete the KEP-1755 ConfigMap it wrote; keep (orphan) or delete its PVCs
+/// per `retention`. Everything else goes by owner-reference garbage collection.
+async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
+    let id = registry_id(registry);
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    let owner = Owner {
+        kind: "Registry",
+        name: &name,
+        namespace: Some(&namespace),
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "kube-public");
+    if let Some(config_map) = config_maps
+        .get_opt("local-registry-hosting")
+        .await
+        .map_err(ReconcileError::Cleanup)?
+    {
+        let labels = config_map.labels();
+        let ours = labels.get(labels::OWNER_NAME) == Some(&name)
+            && labels.get(labels::OWNER_NAMESPACE) == Some(&namespace);
+        if ours {
+            ignore_not_found(
+                config_maps
+                    .delete("local-registry-hosting", &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )
+            .map_err(ReconcileError::Cleanup)?;
+        }
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let owned = claims
+        .list(&kube::api::ListParams::default().labels(&owner.selector()))
+        .await
+        .map_err(ReconcileError::Cleanup)?;
+    for claim in owned {
+        let claim_name = claim.name_any();
+        let result = match registry.spec.retention {
+            Retention::Retain => claims
+                .patch(
+                    &claim_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(apply::orphan_patch(&id)),
+                )
+                .await
+                .map(|_| ()),
+            Retention::Delete => claims
+                .delete(&claim_name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+        ignore_not_found(result).map_err(ReconcileError::Cleanup)?;
+        info!(registry = %id, claim = %claim_name, retention = ?registry.spec.retention, "released volume claim");
+    }
+    Ok(Action::await_change())
+}
+
+fn ignore_not_found(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
+}
