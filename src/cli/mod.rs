@@ -5,7 +5,7 @@ mod input;
 mod render_cmd;
 
 pub use input::{InputError, Manifest, read_manifests};
-pub use render_cmd::{render_manifests, render_files};
+pub use render_cmd::{render_files, render_manifests};
 
 use std::path::PathBuf;
 

@@ -35,4 +35,6 @@
 pub mod fake_api;
 
 #[allow(unused_imports)]
-pub use fake_api::{ApiResourceSpec, FakeApiServer, Faults, LoggedRequest, RequestLog, core_resources};
+pub use fake_api::{
+    ApiResourceSpec, FakeApiServer, Faults, LoggedRequest, RequestLog, core_resources,
+};
