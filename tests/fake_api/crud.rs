@@ -383,3 +383,55 @@ async fn list_paging_with_limit_and_continue() {
     assert_eq!(pages, 3);
     assert_eq!(seen, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
 }
+
+#[tokio::test]
+async fn continue_token_older_than_retained_history_is_410_expired() {
+    let server = crate::support::FakeApiServer::builder()
+        .with_core()
+        .history_limit(3)
+        .start();
+    let api: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
+    for i in 0..3 {
+        api.create(&PostParams::default(), &config_map(&format!("cm-{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    let page = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("first page");
+    let token = page.metadata.continue_.expect("more pages");
+    for i in 3..8 {
+        api.create(&PostParams::default(), &config_map(&format!("cm-{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    let expired = api
+        .list(&ListParams::default().limit(1).continue_token(&token))
+        .await;
+    assert_eq!(api_error(expired), (410, "Expired".to_string()));
+}
+
+#[tokio::test]
+async fn delete_collection_honours_the_label_selector() {
+    let server = server();
+    let api: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
+    api.create(&PostParams::default(), &config_map("a", &[("app", "x")]))
+        .await
+        .expect("a");
+    api.create(&PostParams::default(), &config_map("b", &[("app", "y")]))
+        .await
+        .expect("b");
+    api.delete_collection(
+        &kube::api::DeleteParams::default(),
+        &ListParams::default().labels("app=x"),
+    )
+    .await
+    .expect("delete collection");
+    let left: Vec<String> = server
+        .list_objects("configmaps", None)
+        .iter()
+        .map(|o| o["metadata"]["name"].to_string())
+        .collect();
+    assert_eq!(left, ["\"b\""]);
+}
