@@ -224,3 +224,67 @@ async fn apply_without_field_manager_is_rejected_and_create_conflicts_detected()
     let conflict = apply(&api, "op", false, cm_config(json!({"k": "2"}), json!({}))).await;
     assert_eq!(api_error(conflict).0, 409);
 }
+
+#[tokio::test]
+async fn steady_state_apply_of_a_deployment_with_lists_is_a_no_op() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let server = server();
+    let api: Api<Deployment> = Api::namespaced(server.client().await, "default");
+    let desired: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "registry", "namespace": "default", "labels": {"app": "registry"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "registry"}},
+            "template": {"metadata": {"labels": {"app": "registry"}}, "spec": {
+                "securityContext": {"runAsNonRoot": true},
+                "containers": [
+                    {"name": "registry", "image": "registry:2", "ports": [{"containerPort": 5000}],
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                    {"name": "sidecar", "image": "busybox", "args": ["sleep", "inf"]}
+                ]}}}
+    }))
+    .expect("deployment");
+    let params = PatchParams::apply("registry-operator").force();
+    let first = api
+        .patch("registry", &params, &Patch::Apply(&desired))
+        .await
+        .expect("first apply");
+    server.patch_status(
+        "deployments",
+        "default",
+        "registry",
+        json!({"availableReplicas": 1}),
+    );
+    let counter = server.resource_version();
+    let again = api
+        .patch("registry", &params, &Patch::Apply(&desired))
+        .await
+        .expect("second apply");
+    assert_eq!(
+        server.resource_version(),
+        counter,
+        "no change in steady state"
+    );
+    assert_eq!(again.metadata.generation, first.metadata.generation);
+    let mut fewer = desired.clone();
+    if let Some(pod) = fewer.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        pod.containers.truncate(1);
+    }
+    let shrunk = api
+        .patch("registry", &params, &Patch::Apply(&fewer))
+        .await
+        .expect("shrink");
+    let containers = shrunk
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers.len());
+    assert_eq!(
+        containers,
+        Some(1),
+        "container dropped from the apply is removed"
+    );
+    assert_eq!(
+        shrunk.status.and_then(|s| s.available_replicas),
+        Some(1),
+        "status untouched by apply"
+    );
+}
