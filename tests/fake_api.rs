@@ -6,7 +6,10 @@ mod support;
 mod fake_api {
     pub mod apply;
     pub mod common;
+    pub mod controller;
     pub mod crud;
     pub mod discovery;
+    pub mod lifecycle;
+    pub mod ops;
     pub mod watch;
 }

@@ -24,7 +24,10 @@ pub fn server() -> FakeApiServer {
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// The operator process; killed on drop.
@@ -46,7 +49,16 @@ impl Operator {
             .args(["--json-logs", "run", "--kubeconfig"])
             .arg(server.kubeconfig_path())
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
-            .args(["--requeue", "300ms", "--resync", "1s", "--backoff-base", "100ms", "--backoff-max", "1s"])
+            .args([
+                "--requeue",
+                "300ms",
+                "--resync",
+                "1s",
+                "--backoff-base",
+                "100ms",
+                "--backoff-max",
+                "1s",
+            ])
             .args(["--operator-namespace", "registry-operator-system"])
             .args(extra)
             .env("RUST_LOG", "info,registry_operator=debug")
@@ -54,7 +66,11 @@ impl Operator {
             .stderr(log)
             .spawn()
             .expect("spawn operator");
-        Self { child, log_path, http_port }
+        Self {
+            child,
+            log_path,
+            http_port,
+        }
     }
 
     /// The operator's log so far.
@@ -82,11 +98,22 @@ impl Operator {
         use std::io::Write;
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()))
+        Some((
+            code,
+            response
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string(),
+        ))
     }
 }
 
@@ -96,7 +123,10 @@ impl Drop for Operator {
         if std::thread::panicking() {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last operator log lines ({}) ---", self.log_path.display());
+            eprintln!(
+                "--- last operator log lines ({}) ---",
+                self.log_path.display()
+            );
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
@@ -111,7 +141,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
         if let Some(value) = probe() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -128,24 +161,44 @@ pub fn k3d_registry(namespace: &str, name: &str, k3d: Value) -> Value {
 
 /// The condition of `type_` in an object's status.
 pub fn condition(object: &Value, type_: &str) -> Option<Value> {
-    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).cloned()
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
 }
 
 /// Mark a Deployment available and a PVC bound, as the cluster would.
 pub fn mark_k3d_children_ready(server: &FakeApiServer, namespace: &str, name: &str) {
     let child = format!("{name}-distribution");
-    server.patch_status("deployments", namespace, &child, json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
-    server.patch_status("persistentvolumeclaims", namespace, &child, json!({"phase": "Bound"}));
+    server.patch_status(
+        "deployments",
+        namespace,
+        &child,
+        json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+    );
+    server.patch_status(
+        "persistentvolumeclaims",
+        namespace,
+        &child,
+        json!({"phase": "Bound"}),
+    );
 }
 
 /// Objects of `resource` labelled as children of Registry `namespace/name`.
-pub fn children_of(server: &FakeApiServer, resource: &str, namespace: &str, name: &str) -> Vec<Value> {
+pub fn children_of(
+    server: &FakeApiServer,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+) -> Vec<Value> {
     server
         .list_objects(resource, None)
         .into_iter()
         .filter(|o| {
             let labels = &o["metadata"]["labels"];
-            labels["registry.aisp.dev/owner-name"] == name && labels["registry.aisp.dev/owner-namespace"] == namespace
+            labels["registry.aisp.dev/owner-name"] == name
+                && labels["registry.aisp.dev/owner-namespace"] == namespace
         })
         .collect()
 }

@@ -7,20 +7,38 @@
 //! let server = FakeApiServer::builder()
 //!     .with_core()                                   // built-in kinds, see core_resources()
 //!     .with_crd(ApiResourceSpec::registry())         // registry.aisp.dev/v1alpha1 Registry
-//!     .with_crd(ApiResourceSpec::image_policy())
-//!     .history_limit(1000)                           // retained watch events (410 beyond)
-//!     .bookmark_interval(Duration::from_secs(1))
-//!     .start();                                      // own thread + runtime; stops on Drop
-//! let client = server.client().await;                // kube::Client (inside a tokio runtime)
-//! server.kubeconfig_path();                          // for `registry-operator run --kubeconfig`
-//! server.put_object(json!({...}));                   // create/replace incl. status; watches fire
+//!     .with_crd(ApiResourceSpec::image_policy())     // also cnpg_cluster(), kyverno_cluster_policy(),
+//!                                                    // kyverno_validating_policy(), kyverno_image_validating_policy()
+//!     .history_limit(1000)                           // retained watch events (410 Expired beyond)
+//!     .bookmark_interval(Duration::from_secs(1))     // periodic BOOKMARKs
+//!     .start();                                      // own thread + runtime on 127.0.0.1:0; stops on Drop
+//! server.url();                                      // "http://127.0.0.1:<port>"
+//! server.kubeconfig_path();                          // for `registry-operator run --kubeconfig` / KUBECONFIG
+//! server.config();                                   // kube::Config (namespace "default")
+//! let client = server.client().await;                // kube::Client (call inside a tokio runtime)
+//!
+//! // Direct store access; same store as the API, so watches fire. `resource` is a plural,
+//! // a Kind, "group/plural" or "group/version/plural"; ns is "" for cluster-scoped kinds.
+//! server.put_object(json!({...}));                   // create or replace, status included
 //! server.patch_status("deployments", "ns", "name", json!({"availableReplicas": 1}));
+//! server.merge_patch_object("Registry", "ns", "name", json!({"metadata": {"finalizers": null}}));
 //! server.get_object("Deployment", "ns", "name");     // Option<serde_json::Value>
-//! server.request_log().count("patch", "Deployment"); server.writes(); server.reset_log();
-//! server.resource_version();                         // global rv counter: no change => same value
-//! server.set_faults(Faults::failing(0.2, &[500, 409, 429]).verbs(&["patch"]).kinds(&["Deployment"]));
+//! server.list_objects("configmaps", Some("ns"));     // Vec<Value>, ordered by ns/name
+//! server.delete_object("registries", "ns", "name");  // finalizers respected, GC cascades
+//! server.resource_version();                         // global rv counter: unchanged => no write happened
+//! server.serve_resource(ApiResourceSpec::cnpg_cluster()); server.remove_group("postgresql.cnpg.io");
+//!
+//! // Request log and faults
+//! server.request_log().count("patch", "Deployment"); // also .counts(), .writes(), .entries
+//! server.writes();                                   // write requests logged (any outcome)
+//! server.reset_log();
+//! server.set_faults(Faults::failing(0.2, &[500, 409, 429]).verbs(&["patch"]).kinds(&["Deployment"])
+//!     .latency(Duration::from_millis(50)).seed(7));
 //! server.clear_faults(); server.drop_watches();
 //! ```
+//!
+//! Note: kube-client retries 429/503/504 by itself (`Config::default_retry`), so injected 429s
+//! are usually invisible to code using `kube::Client`; 500 and 409 reach it.
 //!
 //! Known simplifications (documented so scenario tests do not rely on them):
 //! - strategic merge patch = JSON merge patch + per-`name` merge of lists; no `$patch` directives;
@@ -35,4 +53,6 @@
 pub mod fake_api;
 
 #[allow(unused_imports)]
-pub use fake_api::{ApiResourceSpec, FakeApiServer, Faults, LoggedRequest, RequestLog, core_resources};
+pub use fake_api::{
+    ApiResourceSpec, FakeApiServer, Faults, LoggedRequest, RequestLog, core_resources,
+};

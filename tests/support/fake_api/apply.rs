@@ -30,11 +30,17 @@ struct Entry {
 }
 
 fn list_is_keyed(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
 fn item_key(item: &Value) -> String {
-    format!("k:{}", json!({ "name": item.get("name").cloned().unwrap_or(Value::Null) }))
+    format!(
+        "k:{}",
+        json!({ "name": item.get("name").cloned().unwrap_or(Value::Null) })
+    )
 }
 
 fn collect_into(v: &Value, prefix: &mut FieldPath, out: &mut FieldSet) {
@@ -98,7 +104,9 @@ fn step<'a>(cur: &'a Value, el: &str) -> Option<&'a Value> {
         cur.as_object()?.get(k)
     } else {
         let key = el.strip_prefix("k:")?;
-        cur.as_array()?.iter().find(|i| item_key(i) == format!("k:{key}"))
+        cur.as_array()?
+            .iter()
+            .find(|i| item_key(i) == format!("k:{key}"))
     }
 }
 
@@ -108,15 +116,21 @@ fn get_at_mut<'a>(v: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
         cur = if let Some(k) = el.strip_prefix("f:") {
             cur.as_object_mut()?.get_mut(k)?
         } else {
-            cur.as_array_mut()?.iter_mut().find(|i| item_key(i) == *el)?
+            cur.as_array_mut()?
+                .iter_mut()
+                .find(|i| item_key(i) == *el)?
         };
     }
     Some(cur)
 }
 
 fn remove_at(v: &mut Value, path: &[String]) {
-    let Some((last, parent)) = path.split_last() else { return };
-    let Some(parent) = get_at_mut(v, parent) else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let Some(parent) = get_at_mut(v, parent) else {
+        return;
+    };
     if let Some(k) = last.strip_prefix("f:") {
         if let Some(m) = parent.as_object_mut() {
             m.remove(k);
@@ -141,7 +155,9 @@ pub fn merge_into(target: &mut Value, src: &Value) {
                 }
             }
         }
-        (Value::Array(t), Value::Array(s)) if list_is_keyed(s) && (t.is_empty() || list_is_keyed(t)) => {
+        (Value::Array(t), Value::Array(s))
+            if list_is_keyed(s) && (t.is_empty() || list_is_keyed(t)) =>
+        {
             for item in s {
                 match t.iter_mut().find(|ti| item_key(ti) == item_key(item)) {
                     Some(ti) => merge_into(ti, item),
@@ -156,7 +172,10 @@ pub fn merge_into(target: &mut Value, src: &Value) {
 fn fields_to_v1(fields: &FieldSet) -> Value {
     let mut root = Map::new();
     for path in fields {
-        let item_marker = path.last().is_some_and(|el| el.starts_with("k:")).then(|| ".".to_string());
+        let item_marker = path
+            .last()
+            .is_some_and(|el| el.starts_with("k:"))
+            .then(|| ".".to_string());
         let mut node = &mut root;
         for el in path.iter().chain(item_marker.iter()) {
             let child = node.entry(el.clone()).or_insert_with(|| json!({}));
@@ -184,20 +203,35 @@ fn fields_from_v1(v: &Value, prefix: &mut FieldPath, out: &mut FieldSet) {
 }
 
 fn parse_entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = meta(obj).and_then(|m| m.get("managedFields")).and_then(Value::as_array) else {
+    let Some(list) = meta(obj)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
-    let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |e: &Value, k: &str| {
+        e.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     list.iter()
         .map(|e| {
             let mut fields = FieldSet::new();
-            fields_from_v1(e.get("fieldsV1").unwrap_or(&Value::Null), &mut Vec::new(), &mut fields);
+            fields_from_v1(
+                e.get("fieldsV1").unwrap_or(&Value::Null),
+                &mut Vec::new(),
+                &mut fields,
+            );
             Entry {
                 manager: s(e, "manager"),
                 operation: s(e, "operation"),
                 api_version: s(e, "apiVersion"),
                 time: s(e, "time"),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 fields,
             }
         })
@@ -243,11 +277,17 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, scope:
         .cloned()
         .collect();
     let subresource = subresource_of(scope);
-    let api_version = new.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    let is_me = |e: &Entry| e.manager == manager && e.operation == "Update" && e.subresource == subresource;
+    let api_version = new
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let is_me =
+        |e: &Entry| e.manager == manager && e.operation == "Update" && e.subresource == subresource;
     for e in entries.iter_mut() {
         let mine = is_me(e);
-        e.fields.retain(|p| new_fields.contains(p) && (mine || !changed.contains(p)));
+        e.fields
+            .retain(|p| new_fields.contains(p) && (mine || !changed.contains(p)));
     }
     if !changed.is_empty() {
         let now = now_rfc3339();
@@ -287,7 +327,12 @@ fn display_path(path: &[String]) -> String {
 /// Restricts an apply configuration to what `scope` may change.
 fn scoped_config(res: &ApiResourceSpec, mut applied: Value, scope: Scope) -> Value {
     if let Some(m) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations" | "finalizers" | "ownerReferences"));
+        m.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "name" | "namespace" | "labels" | "annotations" | "finalizers" | "ownerReferences"
+            )
+        });
     }
     match scope {
         Scope::Status => json!({
@@ -328,8 +373,14 @@ pub fn apply(
             res.kind
         )));
     }
-    if applied.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| n != name) {
-        return Err(ApiError::BadRequest("metadata.name does not match the URL".into()));
+    if applied
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n != name)
+    {
+        return Err(ApiError::BadRequest(
+            "metadata.name does not match the URL".into(),
+        ));
     }
     let applied = scoped_config(res, applied, scope);
     let current = state.get(res, ns, name).cloned();
@@ -343,10 +394,14 @@ pub fn apply(
     let old_entries = parse_entries(&base);
     let mut entries = old_entries.clone();
     let subresource = subresource_of(scope);
-    let is_me = |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == subresource;
+    let is_me =
+        |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == subresource;
 
     let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
-    for p in new_fields.iter().filter(|p| get_at(&base, p) != get_at(&applied, p)) {
+    for p in new_fields
+        .iter()
+        .filter(|p| get_at(&base, p) != get_at(&applied, p))
+    {
         for e in entries.iter().filter(|e| !is_me(e) && e.fields.contains(p)) {
             conflicts.push((e.manager.clone(), p.clone()));
         }
@@ -360,7 +415,11 @@ pub fn apply(
             return Err(ApiError::Conflict {
                 kind: res.plural.clone(),
                 name: name.to_string(),
-                message: format!("Apply failed with {} conflict(s): {}", conflicts.len(), detail.join(", ")),
+                message: format!(
+                    "Apply failed with {} conflict(s): {}",
+                    conflicts.len(),
+                    detail.join(", ")
+                ),
             });
         }
         let taken: FieldSet = conflicts.into_iter().map(|(_, p)| p).collect();
@@ -369,15 +428,23 @@ pub fn apply(
         }
     }
 
-    let previous = entries.iter().find(|e| is_me(e)).map(|e| e.fields.clone()).unwrap_or_default();
+    let previous = entries
+        .iter()
+        .find(|e| is_me(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
     let owned_by_others = |p: &FieldPath| entries.iter().any(|e| !is_me(e) && e.fields.contains(p));
-    let mut removed: Vec<&FieldPath> = previous.difference(&new_fields).filter(|p| !owned_by_others(p)).collect();
+    let mut removed: Vec<&FieldPath> = previous
+        .difference(&new_fields)
+        .filter(|p| !owned_by_others(p))
+        .collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in &removed {
         remove_at(&mut base, p);
         for depth in (2..p.len()).rev() {
             let parent = &p[..depth];
-            let empty = get_at(&base, parent).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
+            let empty =
+                get_at(&base, parent).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
             if empty && get_at(&applied, parent).is_none() {
                 remove_at(&mut base, parent);
             }
@@ -385,12 +452,14 @@ pub fn apply(
     }
     merge_into(&mut base, &applied);
 
-    let position = entries.iter().position(|e| is_me(e));
+    let position = entries.iter().position(is_me);
     let mine = Entry {
         manager: manager.to_string(),
         operation: "Apply".into(),
         api_version: res.api_version(),
-        time: position.map(|i| entries[i].time.clone()).unwrap_or_default(),
+        time: position
+            .map(|i| entries[i].time.clone())
+            .unwrap_or_default(),
         subresource,
         fields: new_fields,
     };

@@ -63,7 +63,8 @@ impl Faults {
 
     fn matches(&self, verb: &str, kind: Option<&str>) -> bool {
         let verb_ok = self.verbs.is_empty() || self.verbs.iter().any(|v| v == verb);
-        let kind_ok = self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.iter().any(|f| f == k));
+        let kind_ok =
+            self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.iter().any(|f| f == k));
         verb_ok && kind_ok
     }
 }
@@ -151,13 +152,17 @@ impl RequestLog {
     pub fn counts(&self) -> BTreeMap<(String, String), usize> {
         let mut out = BTreeMap::new();
         for e in &self.entries {
-            *out.entry((e.verb.clone(), e.kind.clone().unwrap_or_default())).or_insert(0) += 1;
+            *out.entry((e.verb.clone(), e.kind.clone().unwrap_or_default()))
+                .or_insert(0) += 1;
         }
         out
     }
 
     /// Write requests (create/update/patch/delete/deletecollection), whatever their outcome.
     pub fn writes(&self) -> Vec<&LoggedRequest> {
-        self.entries.iter().filter(|e| WRITE_VERBS.contains(&e.verb.as_str())).collect()
+        self.entries
+            .iter()
+            .filter(|e| WRITE_VERBS.contains(&e.verb.as_str()))
+            .collect()
     }
 }

@@ -50,10 +50,10 @@ impl State {
         let Some(current) = self.get(res, ns, name).cloned() else {
             return Err(Self::not_found(res, name));
         };
-        if propagation == Propagation::Orphan {
-            if let Some(uid) = meta_str(&current, "uid") {
-                self.orphan_dependents_of(uid);
-            }
+        if propagation == Propagation::Orphan
+            && let Some(uid) = meta_str(&current, "uid")
+        {
+            self.orphan_dependents_of(uid);
         }
         if has_finalizers(&current) {
             if current.pointer("/metadata/deletionTimestamp").is_some() {
@@ -72,11 +72,20 @@ impl State {
     }
 
     fn get_removed_event_object(&self) -> Value {
-        self.history.back().map(|e| e.object.clone()).unwrap_or(Value::Null)
+        self.history
+            .back()
+            .map(|e| e.object.clone())
+            .unwrap_or(Value::Null)
     }
 
     /// Stores an object whose deletionTimestamp the server itself set.
-    fn write_marked(&mut self, res: &ApiResourceSpec, ns: &str, name: &str, mut marked: Value) -> ApiResult<Value> {
+    fn write_marked(
+        &mut self,
+        res: &ApiResourceSpec,
+        ns: &str,
+        name: &str,
+        mut marked: Value,
+    ) -> ApiResult<Value> {
         self.rv += 1;
         meta_mut(&mut marked).insert("resourceVersion".into(), json!(self.rv.to_string()));
         self.objects
@@ -93,26 +102,42 @@ impl State {
                 .any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid))
         });
         for (res, ns, name, mut obj) in dependents {
-            if let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+            if let Some(refs) = obj
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
                 refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
             }
             // Goes through the normal write path so watchers see the change.
-            let _ = self.replace(&res, &ns, &name, obj, "garbage-collector", super::store::Scope::Everything, None);
+            let _ = self.replace(
+                &res,
+                &ns,
+                &name,
+                obj,
+                "garbage-collector",
+                super::store::Scope::Everything,
+                None,
+            );
         }
     }
 
     /// Objects whose ownerReferences satisfy `pred`.
-    fn dependents(&self, pred: impl Fn(&Vec<Value>) -> bool) -> Vec<(ApiResourceSpec, String, String, Value)> {
+    fn dependents(
+        &self,
+        pred: impl Fn(&Vec<Value>) -> bool,
+    ) -> Vec<(ApiResourceSpec, String, String, Value)> {
         let mut out = Vec::new();
         for res in &self.resources {
             for obj in self.list(res, None) {
-                let refs = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array);
-                if let Some(refs) = refs.filter(|r| !r.is_empty()) {
-                    if pred(refs) {
-                        let ns = meta_str(obj, "namespace").unwrap_or_default().to_string();
-                        let name = meta_str(obj, "name").unwrap_or_default().to_string();
-                        out.push((res.clone(), ns, name, obj.clone()));
-                    }
+                let refs = obj
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array);
+                if let Some(refs) = refs.filter(|r| !r.is_empty())
+                    && pred(refs)
+                {
+                    let ns = meta_str(obj, "namespace").unwrap_or_default().to_string();
+                    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+                    out.push((res.clone(), ns, name, obj.clone()));
                 }
             }
         }
@@ -144,7 +169,10 @@ impl State {
                 if obj.pointer("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
-                if self.delete(&res, &ns, &name, Propagation::Background).is_ok() {
+                if self
+                    .delete(&res, &ns, &name, Propagation::Background)
+                    .is_ok()
+                {
                     progressed = true;
                 }
             }

@@ -77,7 +77,8 @@ impl FakeApiServerBuilder {
         let state = State::new(self.resources, self.history_limit);
         let shared = Arc::new(Shared::new(state, self.bookmark_interval, address));
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
-        let thread = server::spawn(shared.clone(), listener, shutdown_rx).expect("start fake apiserver thread");
+        let thread = server::spawn(shared.clone(), listener, shutdown_rx)
+            .expect("start fake apiserver thread");
         let dir = tempfile::tempdir().expect("temp dir for kubeconfig");
         let kubeconfig = kubeconfig::write(dir.path(), &url).expect("write kubeconfig");
         FakeApiServer {
@@ -187,7 +188,10 @@ impl FakeApiServer {
     /// Stops serving every resource of `group` (its paths and discovery return 404);
     /// stored objects are kept and reappear if the group is served again.
     pub fn remove_group(&self, group: &str) {
-        self.shared.lock_state().resources.retain(|r| r.group != group);
+        self.shared
+            .lock_state()
+            .resources
+            .retain(|r| r.group != group);
     }
 
     // ----- direct store access (same store as the API, so watches fire) -----
@@ -214,13 +218,21 @@ impl FakeApiServer {
     /// All objects of a resource, in one namespace or (None) all, ordered by namespace/name.
     pub fn list_objects(&self, resource: &str, ns: Option<&str>) -> Vec<Value> {
         let res = self.resolve(resource);
-        self.shared.lock_state().list(&res, ns).into_iter().cloned().collect()
+        self.shared
+            .lock_state()
+            .list(&res, ns)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// Creates or replaces `obj` (found by its apiVersion/kind/metadata), status included,
     /// as manager `fake-api-test`. Panics on an unserved kind or an invalid object.
     pub fn put_object(&self, obj: Value) -> Value {
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
         let mut state = self.shared.lock_state();
         let res = state
@@ -247,7 +259,13 @@ impl FakeApiServer {
     /// JSON-merge-patches `status` of an object (like a controller writing `/status`).
     /// Panics if the object does not exist.
     pub fn patch_status(&self, resource: &str, ns: &str, name: &str, status_patch: Value) -> Value {
-        self.merge_patch_scoped(resource, ns, name, serde_json::json!({ "status": status_patch }), Scope::Status)
+        self.merge_patch_scoped(
+            resource,
+            ns,
+            name,
+            serde_json::json!({ "status": status_patch }),
+            Scope::Status,
+        )
     }
 
     /// JSON-merge-patches an object (status included). Panics if the object does not exist.
@@ -255,7 +273,14 @@ impl FakeApiServer {
         self.merge_patch_scoped(resource, ns, name, patch, Scope::Everything)
     }
 
-    fn merge_patch_scoped(&self, resource: &str, ns: &str, name: &str, patch: Value, scope: Scope) -> Value {
+    fn merge_patch_scoped(
+        &self,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        patch: Value,
+        scope: Scope,
+    ) -> Value {
         let res = self.resolve(resource);
         let mut state = self.shared.lock_state();
         let mut obj = state

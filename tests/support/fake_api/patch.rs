@@ -35,7 +35,12 @@ impl PatchKind {
 }
 
 fn strategic_merge(target: &mut Value, patch: &Value) {
-    let keyed = |items: &[Value]| !items.is_empty() && items.iter().all(|i| i.get("name").is_some_and(Value::is_string));
+    let keyed = |items: &[Value]| {
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i.get("name").is_some_and(Value::is_string))
+    };
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, pv) in p {
@@ -72,8 +77,8 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> ApiResult<V
     let mut doc = current.clone();
     match kind {
         PatchKind::Merge | PatchKind::Strategic => {
-            let patch: Value =
-                serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid patch: {e}")))?;
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("invalid patch: {e}")))?;
             if kind == PatchKind::Merge {
                 json_patch::merge(&mut doc, &patch);
             } else {
@@ -81,15 +86,27 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> ApiResult<V
             }
         }
         PatchKind::Json => {
-            let patch: json_patch::Patch =
-                serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+            let patch: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::Invalid {
-                kind: current.get("kind").and_then(Value::as_str).unwrap_or_default().to_string(),
-                name: current.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                kind: current
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                name: current
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 message: format!("JSON patch failed: {e}"),
             })?;
         }
-        PatchKind::Apply => return Err(ApiError::BadRequest("apply patches are handled by apply.rs".into())),
+        PatchKind::Apply => {
+            return Err(ApiError::BadRequest(
+                "apply patches are handled by apply.rs".into(),
+            ));
+        }
     }
     Ok(doc)
 }

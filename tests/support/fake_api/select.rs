@@ -40,7 +40,11 @@ fn split_top_level(s: &str) -> Vec<String> {
         cur.push(c);
     }
     parts.push(cur);
-    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn parse_set(rest: &str) -> ApiResult<Vec<String>> {
@@ -48,8 +52,16 @@ fn parse_set(rest: &str) -> ApiResult<Vec<String>> {
         .trim()
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ApiError::BadRequest(format!("unable to parse requirement: set expected in {rest:?}")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unable to parse requirement: set expected in {rest:?}"
+            ))
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn parse_label_requirement(req: &str) -> ApiResult<Requirement> {
@@ -72,10 +84,14 @@ fn parse_label_requirement(req: &str) -> ApiResult<Requirement> {
             } else if let Some(set) = rest.strip_prefix("in") {
                 Ok(Requirement::In(key.to_string(), parse_set(set)?))
             } else {
-                Err(ApiError::BadRequest(format!("unable to parse requirement: {req:?}")))
+                Err(ApiError::BadRequest(format!(
+                    "unable to parse requirement: {req:?}"
+                )))
             }
         }
-        _ => Err(ApiError::BadRequest(format!("unable to parse requirement: {req:?}"))),
+        _ => Err(ApiError::BadRequest(format!(
+            "unable to parse requirement: {req:?}"
+        ))),
     }
 }
 
@@ -92,7 +108,9 @@ impl Selector {
             } else if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
                 (k, false, v)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid field selector: {req:?}")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid field selector: {req:?}"
+                )));
             };
             let key = key.trim();
             if key != "metadata.name" && key != "metadata.namespace" {
@@ -121,7 +139,10 @@ impl Selector {
         });
         let fields_ok = self.fields.iter().all(|(key, negate, value)| {
             let pointer = format!("/{}", key.replace('.', "/"));
-            let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or_default();
+            let actual = obj
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             (actual == value) != *negate
         });
         labels_ok && fields_ok

@@ -65,29 +65,35 @@ pub fn spawn(
     listener: std::net::TcpListener,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     listener.set_nonblocking(true)?;
-    std::thread::Builder::new().name("fake-kube-apiserver".into()).spawn(move || {
-        runtime.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-            tokio::pin!(shutdown);
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| handle(shared.clone(), req));
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
+    std::thread::Builder::new()
+        .name("fake-kube-apiserver".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::pin!(shutdown);
+                loop {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                let service = service_fn(move |req| handle(shared.clone(), req));
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            });
+                        }
                     }
                 }
-            }
-        });
-    })
+            });
+        })
 }
 
 struct Target {
@@ -127,11 +133,17 @@ fn route(shared: &Shared, path: &str) -> Route {
         ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|r| r.namespaced) => {
             Some((Some(ns.to_string()), *plural, tail))
         }
-        [plural, tail @ ..] => find(plural).filter(|r| !r.namespaced || tail.is_empty()).map(|_| (None, *plural, tail)),
+        [plural, tail @ ..] => find(plural)
+            .filter(|r| !r.namespaced || tail.is_empty())
+            .map(|_| (None, *plural, tail)),
         _ => None,
     };
-    let Some((namespace, plural, tail)) = namespaced else { return Route::NotFound };
-    let Some(res) = find(plural) else { return Route::NotFound };
+    let Some((namespace, plural, tail)) = namespaced else {
+        return Route::NotFound;
+    };
+    let Some(res) = find(plural) else {
+        return Route::NotFound;
+    };
     if tail.len() > 2 || (tail.len() == 2 && !(tail[1] == "status" && res.status_subresource)) {
         return Route::NotFound;
     }
@@ -161,8 +173,10 @@ fn verb_of(method: &Method, target: &Target, query: &HashMap<String, String>) ->
 fn full(code: u16, body: &Value) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -178,9 +192,10 @@ fn error_response(err: &ApiError) -> Response<Body> {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query: HashMap<String, String> = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let header_str = |name: header::HeaderName| {
         req.headers()
             .get(name)
@@ -189,7 +204,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
     let user_agent = header_str(header::USER_AGENT);
-    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
 
     let mut entry = LoggedRequest {
         verb: "discovery".into(),
@@ -226,7 +246,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 let manager = query
                     .get("fieldManager")
                     .cloned()
-                    .or_else(|| user_agent.as_deref().map(|ua| ua.split('/').next().unwrap_or(ua).to_string()))
+                    .or_else(|| {
+                        user_agent
+                            .as_deref()
+                            .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
+                    })
                     .unwrap_or_else(|| "unknown".into());
                 let call = Call {
                     verb,
@@ -277,14 +301,21 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
     match call.verb {
         "get" => {
             let state = shared.lock_state();
-            let obj = state.get(res, &ns, &name).ok_or_else(|| State::not_found(res, &name))?;
+            let obj = state
+                .get(res, &ns, &name)
+                .ok_or_else(|| State::not_found(res, &name))?;
             Ok(full(200, obj))
         }
         "list" => {
             let selector = Selector::parse(q("labelSelector"), q("fieldSelector"))?;
-            let limit = q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+            let limit = q("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
             let state = shared.lock_state();
-            Ok(full(200, &list_page(&state, t, &selector, limit, q("continue"))?))
+            Ok(full(
+                200,
+                &list_page(&state, t, &selector, limit, q("continue"))?,
+            ))
         }
         "watch" => {
             let request = watch::WatchRequest {
@@ -294,32 +325,43 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
                 resource_version: q("resourceVersion").map(str::to_string),
                 send_initial_events: q("sendInitialEvents") == Some("true"),
                 allow_bookmarks: q("allowWatchBookmarks") == Some("true"),
-                timeout: q("timeoutSeconds").and_then(|s| s.parse().ok()).map(Duration::from_secs),
+                timeout: q("timeoutSeconds")
+                    .and_then(|s| s.parse().ok())
+                    .map(Duration::from_secs),
             };
             let rx = watch::start(shared, request)?;
             let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
+                rx.recv()
+                    .await
+                    .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
             });
             let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
             Ok(resp)
         }
         "create" => {
             let obj = parse_body(call.body)?;
-            if let Some(body_ns) = meta_str(&obj, "namespace").filter(|b| res.namespaced && *b != ns) {
+            if let Some(body_ns) =
+                meta_str(&obj, "namespace").filter(|b| res.namespaced && *b != ns)
+            {
                 return Err(ApiError::BadRequest(format!(
                     "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
                 )));
             }
-            let created = shared.lock_state().create(res, &ns, obj, &call.manager, Scope::Main)?;
+            let created = shared
+                .lock_state()
+                .create(res, &ns, obj, &call.manager, Scope::Main)?;
             Ok(full(201, &created))
         }
         "update" => {
             let obj = parse_body(call.body)?;
-            let updated = shared
-                .lock_state()
-                .replace(res, &ns, &name, obj, &call.manager, scope, None)?;
+            let updated =
+                shared
+                    .lock_state()
+                    .replace(res, &ns, &name, obj, &call.manager, scope, None)?;
             Ok(full(200, &updated))
         }
         "patch" => {
@@ -327,23 +369,41 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
             let mut state = shared.lock_state();
             if kind == PatchKind::Apply {
                 let manager = q("fieldManager").ok_or_else(|| {
-                    ApiError::BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required".into())
+                    ApiError::BadRequest(
+                        "PATCH, application/apply-patch+yaml: fieldManager is required".into(),
+                    )
                 })?;
                 let existed = state.get(res, &ns, &name).is_some();
                 let applied = parse_body(call.body)?;
                 let force = q("force") == Some("true");
-                let obj = apply::apply(&mut state, res, &ns, &name, applied, manager, force, scope)?;
+                let obj =
+                    apply::apply(&mut state, res, &ns, &name, applied, manager, force, scope)?;
                 return Ok(full(if existed { 200 } else { 201 }, &obj));
             }
-            let current = state.get(res, &ns, &name).cloned().ok_or_else(|| State::not_found(res, &name))?;
+            let current = state
+                .get(res, &ns, &name)
+                .cloned()
+                .ok_or_else(|| State::not_found(res, &name))?;
             let patched = apply_patch(kind, &current, call.body)?;
-            Ok(full(200, &state.replace(res, &ns, &name, patched, &call.manager, scope, None)?))
+            Ok(full(
+                200,
+                &state.replace(res, &ns, &name, patched, &call.manager, scope, None)?,
+            ))
         }
         "delete" => {
-            let options = if call.body.is_empty() { json!({}) } else { parse_body(call.body)? };
+            let options = if call.body.is_empty() {
+                json!({})
+            } else {
+                parse_body(call.body)?
+            };
             let mut state = shared.lock_state();
-            if let Some(pre_rv) = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
-                let current = state.get(res, &ns, &name).ok_or_else(|| State::not_found(res, &name))?;
+            if let Some(pre_rv) = options
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+            {
+                let current = state
+                    .get(res, &ns, &name)
+                    .ok_or_else(|| State::not_found(res, &name))?;
                 if meta_str(current, "resourceVersion") != Some(pre_rv) {
                     return Err(ApiError::Conflict {
                         kind: res.plural.clone(),
@@ -357,7 +417,11 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
         }
         "deletecollection" => {
             let selector = Selector::parse(q("labelSelector"), q("fieldSelector"))?;
-            let options = if call.body.is_empty() { json!({}) } else { parse_body(call.body)? };
+            let options = if call.body.is_empty() {
+                json!({})
+            } else {
+                parse_body(call.body)?
+            };
             let mut state = shared.lock_state();
             let names: Vec<(String, String)> = state
                 .list(res, t.namespace.as_deref())
@@ -370,18 +434,30 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
                 .collect();
             let mut items = Vec::new();
             for (o_ns, o_name) in names {
-                if let Ok(last) = state.delete(res, &o_ns, &o_name, Propagation::from_delete_options(&options)) {
+                if let Ok(last) = state.delete(
+                    res,
+                    &o_ns,
+                    &o_name,
+                    Propagation::from_delete_options(&options),
+                ) {
                     items.push(last);
                 }
             }
             let rv = state.rv.to_string();
             Ok(full(200, &list_doc(res, rv, None, items)))
         }
-        other => Err(ApiError::MethodNotAllowed(format!("verb {other} is not supported"))),
+        other => Err(ApiError::MethodNotAllowed(format!(
+            "verb {other} is not supported"
+        ))),
     }
 }
 
-fn list_doc(res: &ApiResourceSpec, rv: String, continue_token: Option<String>, items: Vec<Value>) -> Value {
+fn list_doc(
+    res: &ApiResourceSpec,
+    rv: String,
+    continue_token: Option<String>,
+    items: Vec<Value>,
+) -> Value {
     let mut metadata = json!({ "resourceVersion": rv });
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
@@ -408,15 +484,19 @@ fn list_page(
     let mut after: Option<(String, String)> = None;
     if let Some(token) = continue_token.filter(|c| !c.is_empty()) {
         let mut parts = token.splitn(3, ':');
-        let (Some(rv), Some(tok_ns), Some(tok_name)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(ApiError::BadRequest(format!("invalid continue token {token:?}")));
+        let (Some(rv), Some(tok_ns), Some(tok_name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ApiError::BadRequest(format!(
+                "invalid continue token {token:?}"
+            )));
         };
         list_rv = rv
             .parse()
             .map_err(|_| ApiError::BadRequest(format!("invalid continue token {token:?}")))?;
         if list_rv < state.compacted_rv {
             return Err(ApiError::Gone(
-                "The provided continue parameter is too old to display a consistent list result.".into(),
+                "The provided continue parameter is too old to display a consistent list result."
+                    .into(),
             ));
         }
         after = Some((tok_ns.to_string(), tok_name.to_string()));

@@ -6,11 +6,25 @@ use serde_json::{Value, json};
 /// A failed API call, rendered as a `Status` object with the matching HTTP code.
 #[derive(Clone, Debug)]
 pub enum ApiError {
-    NotFound { kind: String, name: String },
-    AlreadyExists { kind: String, name: String },
-    Conflict { kind: String, name: String, message: String },
+    NotFound {
+        kind: String,
+        name: String,
+    },
+    AlreadyExists {
+        kind: String,
+        name: String,
+    },
+    Conflict {
+        kind: String,
+        name: String,
+        message: String,
+    },
     BadRequest(String),
-    Invalid { kind: String, name: String, message: String },
+    Invalid {
+        kind: String,
+        name: String,
+        message: String,
+    },
     Gone(String),
     MethodNotAllowed(String),
     UnsupportedMediaType(String),
@@ -53,10 +67,18 @@ impl ApiError {
         match self {
             ApiError::NotFound { kind, name } => format!("{kind} \"{name}\" not found"),
             ApiError::AlreadyExists { kind, name } => format!("{kind} \"{name}\" already exists"),
-            ApiError::Conflict { kind, name, message } => {
+            ApiError::Conflict {
+                kind,
+                name,
+                message,
+            } => {
                 format!("Operation cannot be fulfilled on {kind} \"{name}\": {message}")
             }
-            ApiError::Invalid { kind, name, message } => format!("{kind} \"{name}\" is invalid: {message}"),
+            ApiError::Invalid {
+                kind,
+                name,
+                message,
+            } => format!("{kind} \"{name}\" is invalid: {message}"),
             ApiError::BadRequest(m)
             | ApiError::Gone(m)
             | ApiError::MethodNotAllowed(m)

@@ -49,10 +49,12 @@ pub struct State {
 }
 
 pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map_or_else(
-        |_| "1970-01-01T00:00:00Z".to_string(),
-        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    )
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map_or_else(
+            |_| "1970-01-01T00:00:00Z".to_string(),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
@@ -140,7 +142,13 @@ impl State {
         }
     }
 
-    pub fn record(&mut self, res: &ApiResourceSpec, ns: &str, event_type: &'static str, object: Value) {
+    pub fn record(
+        &mut self,
+        res: &ApiResourceSpec,
+        ns: &str,
+        event_type: &'static str,
+        object: Value,
+    ) {
         let event = Arc::new(StoredEvent {
             rv: self.rv,
             resource_id: res.id(),
@@ -160,7 +168,14 @@ impl State {
 
     /// Creates `obj` (already validated for apiVersion/kind). Sets uid, creationTimestamp,
     /// generation 1 and a fresh resourceVersion; `generateName` is honoured.
-    pub fn create(&mut self, res: &ApiResourceSpec, ns: &str, obj: Value, manager: &str, scope: Scope) -> ApiResult<Value> {
+    pub fn create(
+        &mut self,
+        res: &ApiResourceSpec,
+        ns: &str,
+        obj: Value,
+        manager: &str,
+        scope: Scope,
+    ) -> ApiResult<Value> {
         self.create_inner(res, ns, obj, manager, scope, None)
     }
 
@@ -189,10 +204,11 @@ impl State {
         }
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
-        if res.status_subresource && scope != Scope::Everything {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+        if res.status_subresource
+            && scope != Scope::Everything
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
         }
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
@@ -200,7 +216,8 @@ impl State {
                 return Err(ApiError::Invalid {
                     kind: res.kind.clone(),
                     name: String::new(),
-                    message: "metadata.name: Required value: name or generateName is required".into(),
+                    message: "metadata.name: Required value: name or generateName is required"
+                        .into(),
                 });
             };
             name = format!("{prefix}{:05x}", self.rv + 1);
@@ -221,7 +238,11 @@ impl State {
         } else {
             m.remove("namespace");
         }
-        for server_owned in ["deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"] {
+        for server_owned in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+        ] {
             m.remove(server_owned);
         }
         m.insert("uid".into(), json!(uid));
@@ -249,6 +270,7 @@ impl State {
     /// metadata. A write that changes nothing keeps the resourceVersion and emits no event.
     /// `managed_fields` is `None` to record an `Update` by `manager`, or the entries an
     /// apply computed.
+    #[allow(clippy::too_many_arguments)]
     pub fn replace(
         &mut self,
         res: &ApiResourceSpec,
@@ -262,21 +284,22 @@ impl State {
         let Some(old) = self.get(res, ns, name).cloned() else {
             return Err(Self::not_found(res, name));
         };
-        if let Some(sent_rv) = meta_str(&new, "resourceVersion") {
-            if !sent_rv.is_empty() && Some(sent_rv) != meta_str(&old, "resourceVersion") {
-                return Err(ApiError::Conflict {
-                    kind: res.plural.clone(),
-                    name: name.to_string(),
-                    message: "the object has been modified; please apply your changes to the latest version and try again".into(),
-                });
-            }
+        if let Some(sent_rv) = meta_str(&new, "resourceVersion")
+            && !sent_rv.is_empty()
+            && Some(sent_rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::Conflict {
+                kind: res.plural.clone(),
+                name: name.to_string(),
+                message: "the object has been modified; please apply your changes to the latest version and try again".into(),
+            });
         }
-        if let Some(sent_name) = meta_str(&new, "name") {
-            if sent_name != name {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({sent_name}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(sent_name) = meta_str(&new, "name")
+            && sent_name != name
+        {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({sent_name}) does not match the name on the URL ({name})"
+            )));
         }
         let merged = merge_scope(res, &old, new, scope);
         let mut merged = merged;
@@ -290,7 +313,9 @@ impl State {
             return Ok(old);
         }
         if generation_changes(&old, &merged) {
-            let generation = meta(&old).and_then(|m| m.get("generation")).and_then(Value::as_i64);
+            let generation = meta(&old)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64);
             meta_mut(&mut merged).insert("generation".into(), json!(generation.unwrap_or(0) + 1));
         }
         self.rv += 1;

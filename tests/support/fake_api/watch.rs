@@ -29,7 +29,10 @@ pub struct WatchRequest {
 impl WatchRequest {
     fn wants(&self, event: &StoredEvent) -> bool {
         event.resource_id == self.res.id()
-            && self.namespace.as_ref().is_none_or(|ns| *ns == event.namespace)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == event.namespace)
             && self.selector.matches(&event.object)
     }
 
@@ -84,7 +87,11 @@ pub fn start(shared: &Arc<Shared>, req: WatchRequest) -> ApiResult<mpsc::Receive
             _ => {
                 // rv unset or "0": synthetic ADDED for the current state, like the watch cache.
                 let ns = req.namespace.as_deref();
-                for obj in state.list(&req.res, ns).into_iter().filter(|o| req.selector.matches(o)) {
+                for obj in state
+                    .list(&req.res, ns)
+                    .into_iter()
+                    .filter(|o| req.selector.matches(o))
+                {
                     first.push(line("ADDED", obj));
                 }
                 if req.send_initial_events {
