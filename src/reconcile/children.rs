@@ -84,16 +84,6 @@ impl ChildStores {
         }
         found
     }
-
-    /// Wait until every cache has its first complete list.
-    pub async fn wait_until_ready(&self) -> bool {
-        for (_, store) in self.stores.values() {
-            if store.wait_until_ready().await.is_err() {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 /// Whether a child is ready, judged from its cached status; `None` when the kind has no readiness.

@@ -107,12 +107,41 @@ fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// Counts watch streams that completed their initial list, to answer `/readyz`.
+#[derive(Clone, Default)]
+struct SyncTracker {
+    expected: Arc<std::sync::atomic::AtomicUsize>,
+    synced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SyncTracker {
+    /// An observer for one more stream: it counts that stream's first `InitDone`.
+    fn observer<K>(&self) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+        self.expected.fetch_add(1, Ordering::Relaxed);
+        let synced = self.synced.clone();
+        let mut seen = false;
+        move |event| {
+            if !seen && matches!(event, Ok(watcher::Event::InitDone)) {
+                seen = true;
+                synced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn wait_all(&self) {
+        while self.synced.load(Ordering::Relaxed) < self.expected.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Run the operator until SIGTERM/SIGINT.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = client_for(config.kubeconfig.as_ref()).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
 
+    let synced = SyncTracker::default();
     let mut stores = ChildStores::default();
     let mut child_streams = Vec::new();
     for resource in children::core_child_kinds() {
@@ -124,6 +153,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             .page_size(config.page_size);
         let stream = reflector::reflector(writer, watcher(api, watch_config))
             .default_backoff()
+            .inspect(synced.observer())
             .touched_objects();
         child_streams.push((resource, stream));
     }
@@ -135,6 +165,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     )
     .default_backoff()
     .reflect(writer)
+    .inspect(synced.observer())
     .applied_objects()
     .predicate_filter(registry_predicate, Default::default());
     let mut controller = Controller::for_stream(registries, reader.clone())
@@ -172,11 +203,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     ));
     let readiness = tokio::spawn({
         let ready = ready.clone();
+        let synced = synced.clone();
         async move {
-            if reader.wait_until_ready().await.is_ok() && stores.wait_until_ready().await {
-                ready.store(true, Ordering::Relaxed);
-                info!("caches synced; ready");
-            }
+            synced.wait_all().await;
+            ready.store(true, Ordering::Relaxed);
+            info!("caches synced; ready");
         }
     });
 

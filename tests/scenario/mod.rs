@@ -122,7 +122,12 @@ impl Drop for Operator {
         self.kill();
         if std::thread::panicking() {
             let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("\"level\":\"DEBUG\"") || l.contains("synced"))
+                .take(40)
+                .collect();
             eprintln!(
                 "--- last operator log lines ({}) ---",
                 self.log_path.display()

@@ -86,8 +86,16 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> ApiResult<V
             }
         }
         PatchKind::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body)
+            let mut patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+            // The apiserver's JSON patch library treats a missing path as null in a `test`
+            // operation (kube's finalizer helper relies on it for the first finalizer).
+            patch.0.retain(|op| match op {
+                json_patch::PatchOperation::Test(test) => {
+                    !(test.value.is_null() && doc.pointer(&test.path.to_string()).is_none())
+                }
+                _ => true,
+            });
             json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::Invalid {
                 kind: current
                     .get("kind")
