@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod crd;
 pub mod render;
+pub mod secrets;
 pub mod validate;

@@ -100,7 +100,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
                     .clone()
                     .or_else(|| announced.hosting.endpoint().map(str::to_string));
                 let k3s_registries_yaml = endpoint.as_deref().map(k3s_registries_yaml).transpose()?;
-                return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings });
+                return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings, ..Default::default() });
             }
             None => warnings.push(format!(
                 "{KEP_1755_NAMESPACE}/{KEP_1755_NAME} was written by k3d and is left as it is (spec.k3d.adopt is Never)"
@@ -154,6 +154,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         endpoint: Some(endpoint),
         adopted: false,
         warnings,
+        ..Default::default()
     })
 }
 
