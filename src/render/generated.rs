@@ -63,11 +63,17 @@ impl GeneratedSecret {
 }
 
 /// Secret objects whose every value is [`PLACEHOLDER`], for `render` output; never real values.
-pub fn placeholder_secrets(secrets: &[GeneratedSecret]) -> Result<Vec<RenderedObject>, RenderError> {
+pub fn placeholder_secrets(
+    secrets: &[GeneratedSecret],
+) -> Result<Vec<RenderedObject>, RenderError> {
     secrets
         .iter()
         .map(|secret| {
-            let data = secret.data_keys().into_iter().map(|k| (k.to_string(), PLACEHOLDER.to_string())).collect();
+            let data = secret
+                .data_keys()
+                .into_iter()
+                .map(|k| (k.to_string(), PLACEHOLDER.to_string()))
+                .collect();
             RenderedObject::from_typed(&Secret {
                 metadata: ObjectMeta {
                     name: Some(secret.name.clone()),

@@ -25,21 +25,35 @@ pub const HTPASSWD_COST: u32 = 10;
 pub enum SecretError {
     /// An htpasswd key refers to a password key that is not generated before it.
     #[error("secret {secret}: key {key} needs key {missing}, which is not generated before it")]
-    MissingKey { secret: String, key: String, missing: String },
+    MissingKey {
+        secret: String,
+        key: String,
+        missing: String,
+    },
     /// RSA key generation or encoding failed.
     #[error("secret {secret}: RSA key: {message}")]
     Rsa { secret: String, message: String },
     /// Certificate creation failed.
     #[error("secret {secret}: certificate: {0}", .source)]
-    Certificate { secret: String, source: rcgen::Error },
+    Certificate {
+        secret: String,
+        source: rcgen::Error,
+    },
     /// bcrypt failed.
     #[error("secret {secret}: htpasswd: {source}")]
-    Bcrypt { secret: String, source: bcrypt::BcryptError },
+    Bcrypt {
+        secret: String,
+        source: bcrypt::BcryptError,
+    },
 }
 
 /// `length` random ASCII letters and digits from the OS-seeded thread RNG.
 pub fn random_alphanumeric(length: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(length).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
 }
 
 /// Every key of `secret` with a freshly generated value.
@@ -55,14 +69,23 @@ pub fn generate(secret: &GeneratedSecret) -> Result<BTreeMap<String, String>, Se
                 values.insert(key.clone(), private_key);
                 values.insert(certificate_key.clone(), certificate);
             }
-            SecretGenerator::Htpasswd { username, password_key } => {
-                let password = values.get(password_key).ok_or_else(|| SecretError::MissingKey {
-                    secret: secret.name.clone(),
-                    key: key.clone(),
-                    missing: password_key.clone(),
+            SecretGenerator::Htpasswd {
+                username,
+                password_key,
+            } => {
+                let password = values
+                    .get(password_key)
+                    .ok_or_else(|| SecretError::MissingKey {
+                        secret: secret.name.clone(),
+                        key: key.clone(),
+                        missing: password_key.clone(),
+                    })?;
+                let hash = bcrypt::hash(password, HTPASSWD_COST).map_err(|source| {
+                    SecretError::Bcrypt {
+                        secret: secret.name.clone(),
+                        source,
+                    }
                 })?;
-                let hash = bcrypt::hash(password, HTPASSWD_COST)
-                    .map_err(|source| SecretError::Bcrypt { secret: secret.name.clone(), source })?;
                 values.insert(key.clone(), format!("{username}:{hash}\n"));
             }
         }
@@ -72,20 +95,34 @@ pub fn generate(secret: &GeneratedSecret) -> Result<BTreeMap<String, String>, Se
 
 /// An RSA private key (PKCS#8 PEM) and a self-signed certificate for it (PEM).
 fn token_key_pair(secret: &str) -> Result<(String, String), SecretError> {
-    let rsa_error = |message: String| SecretError::Rsa { secret: secret.to_string(), message };
-    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, TOKEN_KEY_BITS).map_err(|e| rsa_error(e.to_string()))?;
-    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| rsa_error(e.to_string()))?;
+    let rsa_error = |message: String| SecretError::Rsa {
+        secret: secret.to_string(),
+        message,
+    };
+    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, TOKEN_KEY_BITS)
+        .map_err(|e| rsa_error(e.to_string()))?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| rsa_error(e.to_string()))?;
     let key_pair = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
-        .map_err(|source| SecretError::Certificate { secret: secret.to_string(), source })?;
+        .map_err(|source| SecretError::Certificate {
+            secret: secret.to_string(),
+            source,
+        })?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, TOKEN_CERT_COMMON_NAME);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, TOKEN_CERT_COMMON_NAME);
     let not_before = time::OffsetDateTime::now_utc();
     params.not_before = not_before;
     params.not_after = not_before + time::Duration::days(TOKEN_CERT_DAYS);
     let certificate = params
         .self_signed(&key_pair)
-        .map_err(|source| SecretError::Certificate { secret: secret.to_string(), source })?;
+        .map_err(|source| SecretError::Certificate {
+            secret: secret.to_string(),
+            source,
+        })?;
     Ok((pem.to_string(), certificate.pem()))
 }
 

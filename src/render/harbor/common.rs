@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -16,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::crd::{
-    DEFAULT_HARBOR_VERSION, HarborExpose, HarborSpec, RedisMode, Registry, SecretKeyRef, SslMode, VolumeSpec,
+    DEFAULT_HARBOR_VERSION, HarborExpose, HarborSpec, RedisMode, Registry, SecretKeyRef, SslMode,
+    VolumeSpec,
 };
 use crate::render::labels::Owner;
 use crate::render::owner_reference;
@@ -84,16 +85,34 @@ pub(super) struct RedisTarget {
 impl RedisTarget {
     /// `redis[+sentinel]://[:$(REDIS_PASSWORD)@]addr[/master]/db[?idle_timeout_seconds=30]`.
     pub fn url(&self, db: u8, idle_timeout: bool) -> String {
-        let scheme = if self.sentinel_master_set.is_some() { "redis+sentinel" } else { "redis" };
-        let credentials = if self.password.is_some() { format!(":$({REDIS_PASSWORD_ENV})@") } else { String::new() };
-        let master = self.sentinel_master_set.as_ref().map(|m| format!("/{m}")).unwrap_or_default();
-        let query = if idle_timeout { "?idle_timeout_seconds=30" } else { "" };
+        let scheme = if self.sentinel_master_set.is_some() {
+            "redis+sentinel"
+        } else {
+            "redis"
+        };
+        let credentials = if self.password.is_some() {
+            format!(":$({REDIS_PASSWORD_ENV})@")
+        } else {
+            String::new()
+        };
+        let master = self
+            .sentinel_master_set
+            .as_ref()
+            .map(|m| format!("/{m}"))
+            .unwrap_or_default();
+        let query = if idle_timeout {
+            "?idle_timeout_seconds=30"
+        } else {
+            ""
+        };
         format!("{scheme}://{credentials}{}{master}/{db}{query}", self.addr)
     }
 
     /// The `REDIS_PASSWORD` env var; must precede any env var whose value uses [`Self::url`].
     pub fn password_env(&self) -> Option<EnvVar> {
-        self.password.as_ref().map(|p| env_from_secret(REDIS_PASSWORD_ENV, &p.name, &p.key))
+        self.password
+            .as_ref()
+            .map(|p| env_from_secret(REDIS_PASSWORD_ENV, &p.name, &p.key))
     }
 }
 
@@ -111,11 +130,18 @@ impl<'a> Ctx<'a> {
         let spec = registry.spec.harbor.clone().unwrap_or_default();
         let name = registry.name_any();
         let namespace = registry.namespace().unwrap_or_default();
-        let version = spec.version.clone().unwrap_or_else(|| DEFAULT_HARBOR_VERSION.to_string());
+        let version = spec
+            .version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_HARBOR_VERSION.to_string());
         let version = version.strip_prefix('v').unwrap_or(&version).to_string();
         let host = registry.spec.host.clone().unwrap_or_default();
         let expose = spec.expose.clone().unwrap_or_default();
-        let scheme = if expose.tls_secret_name.is_some() { "https" } else { "http" };
+        let scheme = if expose.tls_secret_name.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let external_url = format!("{scheme}://{host}");
         let database = match spec.database.as_ref().and_then(|d| d.external.clone()) {
             Some(external) => DatabaseTarget {
@@ -134,7 +160,10 @@ impl<'a> Ctx<'a> {
                     database: MANAGED_DATABASE.to_string(),
                     username: MANAGED_OWNER.to_string(),
                     ssl_mode: "require",
-                    password: SecretKeyRef { name: format!("{cluster}-app"), key: "password".to_string() },
+                    password: SecretKeyRef {
+                        name: format!("{cluster}-app"),
+                        key: "password".to_string(),
+                    },
                 }
             }
         };
@@ -152,11 +181,26 @@ impl<'a> Ctx<'a> {
                 password: None,
             },
         };
-        Self { registry, spec, name, namespace, version, host, expose, external_url, database, redis }
+        Self {
+            registry,
+            spec,
+            name,
+            namespace,
+            version,
+            host,
+            expose,
+            external_url,
+            database,
+            redis,
+        }
     }
 
     pub fn owner(&self) -> Owner<'_> {
-        Owner { kind: "Registry", name: &self.name, namespace: Some(&self.namespace) }
+        Owner {
+            kind: "Registry",
+            name: &self.name,
+            namespace: Some(&self.namespace),
+        }
     }
 
     /// `<registry>-harbor-<component>`: the name of a component's objects.
@@ -187,7 +231,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// `goharbor/<repository>:v<version>` unless overridden.
-    pub fn image(&self, repository: &str, override_image: impl Fn(&crate::crd::HarborImages) -> Option<String>) -> String {
+    pub fn image(
+        &self,
+        repository: &str,
+        override_image: impl Fn(&crate::crd::HarborImages) -> Option<String>,
+    ) -> String {
         self.spec
             .images
             .as_ref()
@@ -204,13 +252,23 @@ impl<'a> Ctx<'a> {
     }
 
     /// Pod template of a component: restricted pod security context, pull secrets, no API token.
-    pub fn pod_template(&self, component: &str, run_as: i64, containers: Vec<Container>, volumes: Vec<Volume>) -> PodTemplateSpec {
+    pub fn pod_template(
+        &self,
+        component: &str,
+        run_as: i64,
+        containers: Vec<Container>,
+        volumes: Vec<Volume>,
+    ) -> PodTemplateSpec {
         PodTemplateSpec {
-            metadata: Some(ObjectMeta { labels: Some(self.owner().labels(APP, component)), ..Default::default() }),
+            metadata: Some(ObjectMeta {
+                labels: Some(self.owner().labels(APP, component)),
+                ..Default::default()
+            }),
             spec: Some(PodSpec {
                 automount_service_account_token: Some(false),
                 enable_service_links: Some(false),
-                image_pull_secrets: (!self.spec.image_pull_secrets.is_empty()).then(|| self.spec.image_pull_secrets.clone()),
+                image_pull_secrets: (!self.spec.image_pull_secrets.is_empty())
+                    .then(|| self.spec.image_pull_secrets.clone()),
                 security_context: Some(PodSecurityContext {
                     run_as_non_root: Some(true),
                     run_as_user: Some(run_as),
@@ -265,7 +323,10 @@ pub(super) fn database_cluster_name(registry: &str) -> String {
 }
 
 pub(super) fn runtime_default() -> SeccompProfile {
-    SeccompProfile { type_: "RuntimeDefault".to_string(), ..Default::default() }
+    SeccompProfile {
+        type_: "RuntimeDefault".to_string(),
+        ..Default::default()
+    }
 }
 
 /// Pod Security "restricted" container settings. `read_only_root` is false only for images that must
@@ -276,28 +337,44 @@ pub(super) fn container_security(read_only_root: bool) -> SecurityContext {
         privileged: Some(false),
         read_only_root_filesystem: Some(read_only_root),
         run_as_non_root: Some(true),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), ..Default::default() }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Default::default()
+        }),
         seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
 }
 
 pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.to_string(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 pub(super) fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.to_string(), key: key.to_string(), optional: Some(false) }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-pub(super) fn http_probe(path: &str, port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
+pub(super) fn http_probe(
+    path: &str,
+    port: &str,
+    initial_delay: i32,
+    failure_threshold: i32,
+) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),
@@ -314,17 +391,30 @@ pub(super) fn http_probe(path: &str, port: &str, initial_delay: i32, failure_thr
 }
 
 pub(super) fn port(name: &str, container_port: i32) -> ContainerPort {
-    ContainerPort { name: Some(name.to_string()), container_port, protocol: Some("TCP".to_string()), ..Default::default() }
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port,
+        protocol: Some("TCP".to_string()),
+        ..Default::default()
+    }
 }
 
 /// `requests` cpu+memory and a memory `limits`, unless the spec overrides the component.
-pub(super) fn resources(overridden: Option<&ResourceRequirements>, cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+pub(super) fn resources(
+    overridden: Option<&ResourceRequirements>,
+    cpu: &str,
+    memory: &str,
+    memory_limit: &str,
+) -> ResourceRequirements {
     overridden.cloned().unwrap_or_else(|| ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".to_string(), Quantity(cpu.to_string())),
             ("memory".to_string(), Quantity(memory.to_string())),
         ])),
-        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(memory_limit.to_string()))])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(memory_limit.to_string()),
+        )])),
         ..Default::default()
     })
 }
@@ -340,13 +430,19 @@ pub(super) fn mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMou
 }
 
 pub(super) fn read_only_mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
-    VolumeMount { read_only: Some(true), ..mount(name, path, sub_path) }
+    VolumeMount {
+        read_only: Some(true),
+        ..mount(name, path, sub_path)
+    }
 }
 
 pub(super) fn config_map_volume(name: &str, config_map: &str) -> Volume {
     Volume {
         name: name.to_string(),
-        config_map: Some(ConfigMapVolumeSource { name: config_map.to_string(), ..Default::default() }),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.to_string(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -357,7 +453,16 @@ pub(super) fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) ->
         name: name.to_string(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.to_string()),
-            items: Some(items.iter().map(|(key, path)| KeyToPath { key: key.to_string(), path: path.to_string(), mode: None }).collect()),
+            items: Some(
+                items
+                    .iter()
+                    .map(|(key, path)| KeyToPath {
+                        key: key.to_string(),
+                        path: path.to_string(),
+                        mode: None,
+                    })
+                    .collect(),
+            ),
             default_mode: Some(0o440),
             ..Default::default()
         }),
@@ -366,13 +471,20 @@ pub(super) fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) ->
 }
 
 pub(super) fn empty_dir(name: &str) -> Volume {
-    Volume { name: name.to_string(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
 }
 
 pub(super) fn pvc_volume(name: &str, claim: &str) -> Volume {
     Volume {
         name: name.to_string(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.to_string(), ..Default::default() }),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.to_string(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -382,7 +494,10 @@ pub(super) fn pvc_spec(volume: &VolumeSpec) -> PersistentVolumeClaimSpec {
         access_modes: Some(vec!["ReadWriteOnce".to_string()]),
         storage_class_name: volume.storage_class_name.clone(),
         resources: Some(VolumeResourceRequirements {
-            requests: Some(BTreeMap::from([("storage".to_string(), volume.size.clone())])),
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                volume.size.clone(),
+            )])),
             ..Default::default()
         }),
         ..Default::default()
@@ -390,5 +505,9 @@ pub(super) fn pvc_spec(volume: &VolumeSpec) -> PersistentVolumeClaimSpec {
 }
 
 pub(super) fn pvc(metadata: ObjectMeta, volume: &VolumeSpec) -> PersistentVolumeClaim {
-    PersistentVolumeClaim { metadata, spec: Some(pvc_spec(volume)), ..Default::default() }
+    PersistentVolumeClaim {
+        metadata,
+        spec: Some(pvc_spec(volume)),
+        ..Default::default()
+    }
 }

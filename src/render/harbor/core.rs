@@ -18,7 +18,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         metadata: ctx.meta(COMPONENT),
         data: Some(BTreeMap::from([(
             "app.conf".to_string(),
-            format!("appname = Harbor\nrunmode = prod\nenablegzip = true\n\n[prod]\nhttpport = {HTTP_PORT}\n"),
+            format!(
+                "appname = Harbor\nrunmode = prod\nenablegzip = true\n\n[prod]\nhttpport = {HTTP_PORT}\n"
+            ),
         )])),
         ..Default::default()
     };
@@ -98,21 +100,34 @@ fn deployment(ctx: &Ctx<'_>) -> Deployment {
         startup_probe: Some(http_probe("/api/v2.0/ping", "http", 10, 360)),
         liveness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
         readiness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.core.as_ref()), "100m", "512Mi", "1Gi")),
+        resources: Some(resources(
+            ctx.spec.resources.as_ref().and_then(|r| r.core.as_ref()),
+            "100m",
+            "512Mi",
+            "1Gi",
+        )),
         // Exception: the image's entrypoint (install_cert.sh) rewrites /etc/pki/tls/certs/ca-bundle.crt
         // and copies it into $HOME at every start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
         volume_mounts: Some(vec![
             read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
             read_only_mount("secret-key", "/etc/core/key", Some("key")),
-            read_only_mount("token-service-private-key", "/etc/core/private_key.pem", Some("private_key.pem")),
+            read_only_mount(
+                "token-service-private-key",
+                "/etc/core/private_key.pem",
+                Some("private_key.pem"),
+            ),
             mount("psc", "/etc/core/token", None),
         ]),
         ..Default::default()
     };
     let volumes = vec![
         config_map_volume("config", &ctx.object_name(COMPONENT)),
-        secret_volume("secret-key", &generated_secret_name(ctx, secret::CORE), &[(secret::CORE_SECRET_KEY, "key")]),
+        secret_volume(
+            "secret-key",
+            &generated_secret_name(ctx, secret::CORE),
+            &[(secret::CORE_SECRET_KEY, "key")],
+        ),
         secret_volume(
             "token-service-private-key",
             &generated_secret_name(ctx, secret::TOKEN),
@@ -125,9 +140,13 @@ fn deployment(ctx: &Ctx<'_>) -> Deployment {
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             revision_history_limit: Some(3),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: {
-                let mut template = ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes);
+                let mut template =
+                    ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes);
                 if let Some(spec) = template.spec.as_mut() {
                     spec.termination_grace_period_seconds = Some(120);
                 }

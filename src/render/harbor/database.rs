@@ -64,7 +64,12 @@ pub fn cluster_resource() -> ApiResource {
 }
 
 pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
-    let managed = ctx.spec.database.as_ref().and_then(|d| d.managed.clone()).unwrap_or_default();
+    let managed = ctx
+        .spec
+        .database
+        .as_ref()
+        .and_then(|d| d.managed.clone())
+        .unwrap_or_default();
     let resource = cluster_resource();
     let cluster = Cluster {
         api_version: resource.api_version.clone(),
@@ -72,9 +77,15 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         metadata: ctx.meta_named(&database_cluster_name(&ctx.name), "database"),
         spec: ClusterSpec {
             instances: managed.instances,
-            storage: ClusterStorage { size: managed.storage.size, storage_class: managed.storage.storage_class_name },
+            storage: ClusterStorage {
+                size: managed.storage.size,
+                storage_class: managed.storage.storage_class_name,
+            },
             bootstrap: Bootstrap {
-                initdb: InitDb { database: MANAGED_DATABASE.to_string(), owner: MANAGED_OWNER.to_string() },
+                initdb: InitDb {
+                    database: MANAGED_DATABASE.to_string(),
+                    owner: MANAGED_OWNER.to_string(),
+                },
             },
         },
     };

@@ -25,7 +25,10 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env("HARBOR_EXPORTER_CACHE_CLEAN_INTERVAL", "14400"),
         env("HARBOR_METRIC_NAMESPACE", "harbor"),
         env("HARBOR_METRIC_SUBSYSTEM", "exporter"),
-        env("HARBOR_REDIS_URL", ctx.redis.url(redis_db::JOBSERVICE, false)),
+        env(
+            "HARBOR_REDIS_URL",
+            ctx.redis.url(redis_db::JOBSERVICE, false),
+        ),
         env("HARBOR_REDIS_NAMESPACE", JOB_NAMESPACE),
         env("HARBOR_REDIS_TIMEOUT", "3600"),
         env("HARBOR_SERVICE_SCHEME", "http"),
@@ -38,7 +41,11 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env("HARBOR_DATABASE_SSLMODE", db.ssl_mode),
         env("HARBOR_DATABASE_MAX_IDLE_CONNS", "100"),
         env("HARBOR_DATABASE_MAX_OPEN_CONNS", "900"),
-        env_from_secret("HARBOR_DATABASE_PASSWORD", &db.password.name, &db.password.key),
+        env_from_secret(
+            "HARBOR_DATABASE_PASSWORD",
+            &db.password.name,
+            &db.password.key,
+        ),
         env_from_secret("HARBOR_ADMIN_PASSWORD", &admin_secret, &admin_key),
     ]);
     let container = Container {
@@ -50,7 +57,15 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/", "metrics", 30, 3)),
         readiness_probe: Some(http_probe("/", "metrics", 10, 3)),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.exporter.as_ref()), "10m", "64Mi", "256Mi")),
+        resources: Some(resources(
+            ctx.spec
+                .resources
+                .as_ref()
+                .and_then(|r| r.exporter.as_ref()),
+            "10m",
+            "64Mi",
+            "256Mi",
+        )),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
@@ -61,14 +76,19 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             revision_history_limit: Some(3),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], Vec::new()),
             ..Default::default()
         }),
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("metrics", EXPORTER_PORT, EXPORTER_PORT)]))?,
+        RenderedObject::from_typed(
+            &ctx.service(COMPONENT, &[("metrics", EXPORTER_PORT, EXPORTER_PORT)]),
+        )?,
         RenderedObject::from_typed(&deployment)?,
     ])
 }

@@ -2,8 +2,8 @@
 //! `/v2`, `/c/` to core), optional TLS. Its scheme is the one core advertises as `EXT_ENDPOINT`. Pure.
 
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
 use super::common::{Ctx, SERVICE_PORT};
@@ -16,7 +16,10 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         backend: IngressBackend {
             service: Some(IngressServiceBackend {
                 name: ctx.object_name(component),
-                port: Some(ServiceBackendPort { number: Some(SERVICE_PORT), ..Default::default() }),
+                port: Some(ServiceBackendPort {
+                    number: Some(SERVICE_PORT),
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         },
@@ -27,11 +30,12 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         metadata: ctx.meta("ingress"),
         spec: Some(IngressSpec {
             ingress_class_name: Some(ctx.expose.ingress_class_name.clone()),
-            tls: ctx
-                .expose
-                .tls_secret_name
-                .as_ref()
-                .map(|secret| vec![IngressTLS { hosts: Some(vec![host.clone()]), secret_name: Some(secret.clone()) }]),
+            tls: ctx.expose.tls_secret_name.as_ref().map(|secret| {
+                vec![IngressTLS {
+                    hosts: Some(vec![host.clone()]),
+                    secret_name: Some(secret.clone()),
+                }]
+            }),
             rules: Some(vec![IngressRule {
                 host: Some(host),
                 http: Some(HTTPIngressRuleValue {

@@ -47,21 +47,47 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         data: Some(BTreeMap::from([("config.yml".to_string(), config_yml()?)])),
         ..Default::default()
     };
-    let volume = ctx.spec.jobservice.as_ref().and_then(|j| j.storage.clone()).unwrap_or_else(|| VolumeSpec::sized("1Gi"));
+    let volume = ctx
+        .spec
+        .jobservice
+        .as_ref()
+        .and_then(|j| j.storage.clone())
+        .unwrap_or_else(|| VolumeSpec::sized("1Gi"));
     let core_url = ctx.service_url("core", Some(SERVICE_PORT));
     let mut environment: Vec<_> = ctx.redis.password_env().into_iter().collect();
     environment.extend([
         env("CORE_URL", core_url.clone()),
         env("TOKEN_SERVICE_URL", format!("{core_url}/service/token")),
-        env("REGISTRY_URL", ctx.service_url("registry", Some(REGISTRY_PORT))),
-        env("REGISTRY_CONTROLLER_URL", ctx.service_url("registry", Some(HTTP_PORT))),
+        env(
+            "REGISTRY_URL",
+            ctx.service_url("registry", Some(REGISTRY_PORT)),
+        ),
+        env(
+            "REGISTRY_CONTROLLER_URL",
+            ctx.service_url("registry", Some(HTTP_PORT)),
+        ),
         env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
-        env("JOB_SERVICE_POOL_REDIS_URL", ctx.redis.url(redis_db::JOBSERVICE, false)),
+        env(
+            "JOB_SERVICE_POOL_REDIS_URL",
+            ctx.redis.url(redis_db::JOBSERVICE, false),
+        ),
         env("JOBSERVICE_WEBHOOK_JOB_MAX_RETRY", "3"),
         env("JOBSERVICE_WEBHOOK_JOB_HTTP_CLIENT_TIMEOUT", "3"),
-        env_from_secret("CORE_SECRET", &generated_secret_name(ctx, secret::CORE), secret::CORE_SECRET),
-        env_from_secret("JOBSERVICE_SECRET", &generated_secret_name(ctx, secret::JOBSERVICE), secret::JOBSERVICE_SECRET),
-        env_from_secret("REGISTRY_CREDENTIAL_PASSWORD", &generated_secret_name(ctx, secret::REGISTRY), secret::REGISTRY_PASSWORD),
+        env_from_secret(
+            "CORE_SECRET",
+            &generated_secret_name(ctx, secret::CORE),
+            secret::CORE_SECRET,
+        ),
+        env_from_secret(
+            "JOBSERVICE_SECRET",
+            &generated_secret_name(ctx, secret::JOBSERVICE),
+            secret::JOBSERVICE_SECRET,
+        ),
+        env_from_secret(
+            "REGISTRY_CREDENTIAL_PASSWORD",
+            &generated_secret_name(ctx, secret::REGISTRY),
+            secret::REGISTRY_PASSWORD,
+        ),
     ]);
     let container = Container {
         name: COMPONENT.to_string(),
@@ -71,7 +97,15 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/api/v1/stats", "http", 300, 3)),
         readiness_probe: Some(http_probe("/api/v1/stats", "http", 20, 3)),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.jobservice.as_ref()), "50m", "256Mi", "512Mi")),
+        resources: Some(resources(
+            ctx.spec
+                .resources
+                .as_ref()
+                .and_then(|r| r.jobservice.as_ref()),
+            "50m",
+            "256Mi",
+            "512Mi",
+        )),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
@@ -87,13 +121,22 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             replicas: Some(1),
             revision_history_limit: Some(3),
             // The log volume is ReadWriteOnce: never run two pods at once.
-            strategy: Some(DeploymentStrategy { type_: Some("Recreate".to_string()), ..Default::default() }),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_string()),
+                ..Default::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(
                 COMPONENT,
                 HARBOR_UID,
                 vec![container],
-                vec![config_map_volume("config", &ctx.object_name(COMPONENT)), pvc_volume("job-logs", &ctx.object_name(COMPONENT))],
+                vec![
+                    config_map_volume("config", &ctx.object_name(COMPONENT)),
+                    pvc_volume("job-logs", &ctx.object_name(COMPONENT)),
+                ],
             ),
             ..Default::default()
         }),

@@ -56,13 +56,18 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
     let mut objects: Vec<RenderedObject> = Vec::new();
     let mut warnings = Vec::new();
 
-    let managed_database = ctx.spec.database.as_ref().is_none_or(|d| d.external.is_none());
+    let managed_database = ctx
+        .spec
+        .database
+        .as_ref()
+        .is_none_or(|d| d.external.is_none());
     if managed_database {
         objects.push(database::cluster(&ctx)?);
     }
     // Core migrates the schema at start and exits when the database is unreachable; it waits for a
     // Ready database, but once running it is never removed because the database blipped.
-    let database_usable = !managed_database || observed.harbor.database_ready || observed.harbor.components_exist;
+    let database_usable =
+        !managed_database || observed.harbor.database_ready || observed.harbor.components_exist;
 
     objects.extend(redis::objects(&ctx)?);
     objects.extend(registry::objects(&ctx)?);
@@ -105,17 +110,32 @@ fn generated_secrets(ctx: &Ctx<'_>) -> Vec<GeneratedSecret> {
     };
     let mut secrets = Vec::new();
     if ctx.spec.admin_password_secret_ref.is_none() {
-        secrets.push(make(secret::ADMIN, vec![(secret::ADMIN_PASSWORD_KEY, random(24))]));
+        secrets.push(make(
+            secret::ADMIN,
+            vec![(secret::ADMIN_PASSWORD_KEY, random(24))],
+        ));
     }
     secrets.push(make(
         secret::CORE,
-        vec![(secret::CORE_SECRET_KEY, random(16)), (secret::CORE_SECRET, random(16)), (secret::CORE_CSRF_KEY, random(32))],
+        vec![
+            (secret::CORE_SECRET_KEY, random(16)),
+            (secret::CORE_SECRET, random(16)),
+            (secret::CORE_CSRF_KEY, random(32)),
+        ],
     ));
     secrets.push(make(
         secret::TOKEN,
-        vec![(secret::TOKEN_KEY, SecretGenerator::TokenKeyPair { certificate_key: secret::TOKEN_CERT.to_string() })],
+        vec![(
+            secret::TOKEN_KEY,
+            SecretGenerator::TokenKeyPair {
+                certificate_key: secret::TOKEN_CERT.to_string(),
+            },
+        )],
     ));
-    secrets.push(make(secret::JOBSERVICE, vec![(secret::JOBSERVICE_SECRET, random(16))]));
+    secrets.push(make(
+        secret::JOBSERVICE,
+        vec![(secret::JOBSERVICE_SECRET, random(16))],
+    ));
     secrets.push(make(
         secret::REGISTRY,
         vec![
@@ -137,9 +157,9 @@ fn generated_secrets(ctx: &Ctx<'_>) -> Vec<GeneratedSecret> {
 fn admin_password(ctx: &Ctx<'_>) -> (String, String) {
     match &ctx.spec.admin_password_secret_ref {
         Some(r) => (r.name.clone(), r.key.clone()),
-        None => (generated_secret_name(ctx, secret::ADMIN), secret::ADMIN_PASSWORD_KEY.to_string()),
+        None => (
+            generated_secret_name(ctx, secret::ADMIN),
+            secret::ADMIN_PASSWORD_KEY.to_string(),
+        ),
     }
 }
-
-#[cfg(test)]
-mod tests;

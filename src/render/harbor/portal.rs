@@ -68,7 +68,12 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ports: Some(vec![port("http", HTTP_PORT)]),
         liveness_probe: Some(http_probe("/", "http", 30, 3)),
         readiness_probe: Some(http_probe("/", "http", 1, 3)),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.portal.as_ref()), "10m", "256Mi", "256Mi")),
+        resources: Some(resources(
+            ctx.spec.resources.as_ref().and_then(|r| r.portal.as_ref()),
+            "10m",
+            "256Mi",
+            "256Mi",
+        )),
         security_context: Some(container_security(true)),
         volume_mounts: Some(vec![
             read_only_mount("config", "/etc/nginx/nginx.conf", Some("nginx.conf")),
@@ -81,12 +86,18 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             revision_history_limit: Some(3),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(
                 COMPONENT,
                 HARBOR_UID,
                 vec![container],
-                vec![config_map_volume("config", &ctx.object_name(COMPONENT)), empty_dir("tmp")],
+                vec![
+                    config_map_volume("config", &ctx.object_name(COMPONENT)),
+                    empty_dir("tmp"),
+                ],
             ),
             ..Default::default()
         }),

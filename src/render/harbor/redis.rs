@@ -2,7 +2,9 @@
 //! an external Redis is configured. Pure.
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{Container, ExecAction, PersistentVolumeClaim, Probe, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, PersistentVolumeClaim, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -18,14 +20,19 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     }
     let volume = redis.internal.unwrap_or_default().storage;
     let liveness = Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::String("redis".to_string()), ..Default::default() }),
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String("redis".to_string()),
+            ..Default::default()
+        }),
         initial_delay_seconds: Some(5),
         period_seconds: Some(10),
         failure_threshold: Some(3),
         ..Default::default()
     };
     let readiness = Probe {
-        exec: Some(ExecAction { command: Some(vec!["redis-cli".to_string(), "ping".to_string()]) }),
+        exec: Some(ExecAction {
+            command: Some(vec!["redis-cli".to_string(), "ping".to_string()]),
+        }),
         initial_delay_seconds: Some(1),
         period_seconds: Some(10),
         timeout_seconds: Some(5),
@@ -39,7 +46,12 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ports: Some(vec![port("redis", REDIS_PORT)]),
         liveness_probe: Some(liveness),
         readiness_probe: Some(readiness),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.redis.as_ref()), "50m", "256Mi", "512Mi")),
+        resources: Some(resources(
+            ctx.spec.resources.as_ref().and_then(|r| r.redis.as_ref()),
+            "50m",
+            "256Mi",
+            "512Mi",
+        )),
         // The image only writes /var/lib/redis (the PVC); its pid file is best effort.
         security_context: Some(container_security(true)),
         volume_mounts: Some(vec![mount("data", "/var/lib/redis", None)]),
@@ -50,7 +62,10 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(ctx.object_name(COMPONENT)),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(COMPONENT, REDIS_UID, vec![container], Vec::new()),
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {

@@ -100,14 +100,30 @@ fn ctl_config_yml() -> Result<String, RenderError> {
 /// Env both containers need: the registry's HTTP secret, Redis password and S3 keys.
 fn shared_environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
     let registry_secret = generated_secret_name(ctx, secret::REGISTRY);
-    let mut vars = vec![env_from_secret("REGISTRY_HTTP_SECRET", &registry_secret, secret::REGISTRY_HTTP_SECRET)];
+    let mut vars = vec![env_from_secret(
+        "REGISTRY_HTTP_SECRET",
+        &registry_secret,
+        secret::REGISTRY_HTTP_SECRET,
+    )];
     if let Some(password) = &ctx.redis.password {
-        vars.push(env_from_secret("REGISTRY_REDIS_PASSWORD", &password.name, &password.key));
+        vars.push(env_from_secret(
+            "REGISTRY_REDIS_PASSWORD",
+            &password.name,
+            &password.key,
+        ));
     }
     if let Some(s3) = s3(ctx) {
         let credentials = &s3.credentials_secret_ref;
-        vars.push(env_from_secret("REGISTRY_STORAGE_S3_ACCESSKEY", &credentials.name, &credentials.username_key));
-        vars.push(env_from_secret("REGISTRY_STORAGE_S3_SECRETKEY", &credentials.name, &credentials.password_key));
+        vars.push(env_from_secret(
+            "REGISTRY_STORAGE_S3_ACCESSKEY",
+            &credentials.name,
+            &credentials.username_key,
+        ));
+        vars.push(env_from_secret(
+            "REGISTRY_STORAGE_S3_SECRETKEY",
+            &credentials.name,
+            &credentials.password_key,
+        ));
     }
     vars
 }
@@ -122,7 +138,10 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ])),
         ..Default::default()
     };
-    let resources_of = |pick: fn(&crate::crd::HarborResources) -> Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
+    let resources_of = |pick: fn(
+        &crate::crd::HarborResources,
+    )
+        -> Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
         ctx.spec.resources.as_ref().and_then(pick)
     };
     let data_mount = || mount("registry-data", STORAGE_DIR, None);
@@ -130,12 +149,20 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         name: "registry".to_string(),
         image: Some(ctx.image("registry-photon", |i| i.registry.clone())),
         image_pull_policy: Some("IfNotPresent".to_string()),
-        args: Some(vec!["serve".to_string(), "/etc/registry/config.yml".to_string()]),
+        args: Some(vec![
+            "serve".to_string(),
+            "/etc/registry/config.yml".to_string(),
+        ]),
         ports: Some(vec![port("registry", REGISTRY_PORT)]),
         env: Some(shared_environment(ctx)),
         liveness_probe: Some(http_probe("/", "registry", 30, 3)),
         readiness_probe: Some(http_probe("/", "registry", 1, 3)),
-        resources: Some(resources(resources_of(|r| r.registry.as_ref()), "50m", "256Mi", "1Gi")),
+        resources: Some(resources(
+            resources_of(|r| r.registry.as_ref()),
+            "50m",
+            "256Mi",
+            "1Gi",
+        )),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
@@ -143,14 +170,30 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             data_mount(),
             read_only_mount("registry-htpasswd", "/etc/registry/passwd", Some("passwd")),
             // Harbor's own installer ships the token service certificate beside the config.
-            read_only_mount("registry-root-cert", "/etc/registry/root.crt", Some("root.crt")),
-            read_only_mount("registry-config", "/etc/registry/config.yml", Some("config.yml")),
+            read_only_mount(
+                "registry-root-cert",
+                "/etc/registry/root.crt",
+                Some("root.crt"),
+            ),
+            read_only_mount(
+                "registry-config",
+                "/etc/registry/config.yml",
+                Some("config.yml"),
+            ),
         ]),
         ..Default::default()
     };
     let mut ctl_environment = vec![
-        env_from_secret("CORE_SECRET", &generated_secret_name(ctx, secret::CORE), secret::CORE_SECRET),
-        env_from_secret("JOBSERVICE_SECRET", &generated_secret_name(ctx, secret::JOBSERVICE), secret::JOBSERVICE_SECRET),
+        env_from_secret(
+            "CORE_SECRET",
+            &generated_secret_name(ctx, secret::CORE),
+            secret::CORE_SECRET,
+        ),
+        env_from_secret(
+            "JOBSERVICE_SECRET",
+            &generated_secret_name(ctx, secret::JOBSERVICE),
+            secret::JOBSERVICE_SECRET,
+        ),
     ];
     ctl_environment.extend(shared_environment(ctx));
     let registryctl = Container {
@@ -161,21 +204,46 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(ctl_environment),
         liveness_probe: Some(http_probe("/api/health", "controller", 30, 3)),
         readiness_probe: Some(http_probe("/api/health", "controller", 1, 3)),
-        resources: Some(resources(resources_of(|r| r.registryctl.as_ref()), "20m", "128Mi", "512Mi")),
+        resources: Some(resources(
+            resources_of(|r| r.registryctl.as_ref()),
+            "20m",
+            "128Mi",
+            "512Mi",
+        )),
         // Exception: same entrypoint (install_cert.sh) as the registry; root filesystem stays writable.
         security_context: Some(container_security(false)),
         volume_mounts: Some(vec![
             data_mount(),
-            read_only_mount("registry-config", "/etc/registry/config.yml", Some("config.yml")),
-            read_only_mount("registry-config", "/etc/registryctl/config.yml", Some("ctl-config.yml")),
+            read_only_mount(
+                "registry-config",
+                "/etc/registry/config.yml",
+                Some("config.yml"),
+            ),
+            read_only_mount(
+                "registry-config",
+                "/etc/registryctl/config.yml",
+                Some("ctl-config.yml"),
+            ),
         ]),
         ..Default::default()
     };
     let pvc_storage = s3(ctx).is_none();
-    let data_volume = if pvc_storage { pvc_volume("registry-data", &name) } else { empty_dir("registry-data") };
+    let data_volume = if pvc_storage {
+        pvc_volume("registry-data", &name)
+    } else {
+        empty_dir("registry-data")
+    };
     let volumes = vec![
-        secret_volume("registry-htpasswd", &generated_secret_name(ctx, secret::REGISTRY), &[(secret::REGISTRY_HTPASSWD, "passwd")]),
-        secret_volume("registry-root-cert", &generated_secret_name(ctx, secret::TOKEN), &[(secret::TOKEN_CERT, "root.crt")]),
+        secret_volume(
+            "registry-htpasswd",
+            &generated_secret_name(ctx, secret::REGISTRY),
+            &[(secret::REGISTRY_HTPASSWD, "passwd")],
+        ),
+        secret_volume(
+            "registry-root-cert",
+            &generated_secret_name(ctx, secret::TOKEN),
+            &[(secret::TOKEN_CERT, "root.crt")],
+        ),
         config_map_volume("registry-config", &name),
         data_volume,
     ];
@@ -185,8 +253,14 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             replicas: Some(1),
             revision_history_limit: Some(3),
             // A ReadWriteOnce image volume admits one pod: never run old and new side by side.
-            strategy: pvc_storage.then(|| DeploymentStrategy { type_: Some("Recreate".to_string()), ..Default::default() }),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            strategy: pvc_storage.then(|| DeploymentStrategy {
+                type_: Some("Recreate".to_string()),
+                ..Default::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![registry, registryctl], volumes),
             ..Default::default()
         }),
@@ -194,12 +268,24 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     };
     let mut objects = vec![RenderedObject::from_typed(&config)?];
     if pvc_storage {
-        let volume = ctx.spec.storage.as_ref().and_then(|s| s.pvc.clone()).unwrap_or_else(|| VolumeSpec::sized("50Gi"));
-        objects.push(RenderedObject::from_typed(&pvc(ctx.meta(COMPONENT), &volume))?);
+        let volume = ctx
+            .spec
+            .storage
+            .as_ref()
+            .and_then(|s| s.pvc.clone())
+            .unwrap_or_else(|| VolumeSpec::sized("50Gi"));
+        objects.push(RenderedObject::from_typed(&pvc(
+            ctx.meta(COMPONENT),
+            &volume,
+        ))?);
     }
-    objects.push(RenderedObject::from_typed(
-        &ctx.service(COMPONENT, &[("registry", REGISTRY_PORT, REGISTRY_PORT), ("controller", HTTP_PORT, HTTP_PORT)]),
-    )?);
+    objects.push(RenderedObject::from_typed(&ctx.service(
+        COMPONENT,
+        &[
+            ("registry", REGISTRY_PORT, REGISTRY_PORT),
+            ("controller", HTTP_PORT, HTTP_PORT),
+        ],
+    ))?);
     objects.push(RenderedObject::from_typed(&deployment)?);
     Ok(objects)
 }

@@ -12,7 +12,12 @@ const COMPONENT: &str = "trivy";
 const CACHE_DIR: &str = "/home/scanner/.cache";
 
 pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
-    let volume = ctx.spec.trivy.as_ref().and_then(|t| t.storage.clone()).unwrap_or_else(|| VolumeSpec::sized("5Gi"));
+    let volume = ctx
+        .spec
+        .trivy
+        .as_ref()
+        .and_then(|t| t.storage.clone())
+        .unwrap_or_else(|| VolumeSpec::sized("5Gi"));
     let mut environment: Vec<_> = ctx.redis.password_env().into_iter().collect();
     let redis_url = ctx.redis.url(redis_db::TRIVY, true);
     environment.extend([
@@ -42,7 +47,12 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/probe/healthy", "api-server", 5, 10)),
         readiness_probe: Some(http_probe("/probe/ready", "api-server", 5, 3)),
-        resources: Some(resources(ctx.spec.resources.as_ref().and_then(|r| r.trivy.as_ref()), "200m", "1Gi", "2Gi")),
+        resources: Some(resources(
+            ctx.spec.resources.as_ref().and_then(|r| r.trivy.as_ref()),
+            "200m",
+            "1Gi",
+            "2Gi",
+        )),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, and Trivy unpacks image layers to a temp dir, so the root filesystem stays writable.
         security_context: Some(container_security(false)),
@@ -55,7 +65,10 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(name),
-            selector: LabelSelector { match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
             template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], Vec::new()),
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
@@ -71,7 +84,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("api-server", HTTP_PORT, HTTP_PORT)]))?,
+        RenderedObject::from_typed(
+            &ctx.service(COMPONENT, &[("api-server", HTTP_PORT, HTTP_PORT)]),
+        )?,
         RenderedObject::from_typed(&stateful_set)?,
     ])
 }
