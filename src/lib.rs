@@ -6,4 +6,5 @@ pub mod cli;
 pub mod crd;
 pub mod reconcile;
 pub mod render;
+pub mod secrets;
 pub mod validate;

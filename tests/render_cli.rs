@@ -19,11 +19,9 @@ fn samples() -> Vec<PathBuf> {
         .filter(|p| {
             p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml")
         })
-        // TEMPORARY until Harbor rendering is merged (issue 4).
-        .filter(|p| !p.ends_with("registry-harbor.yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "samples missing: {files:?}");
+    assert!(files.len() >= 4, "samples missing: {files:?}");
     files
 }
 

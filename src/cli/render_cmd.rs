@@ -106,13 +106,27 @@ pub fn render_manifests(
                         .notes
                         .push(format!("Registry {id}: k3s registries.yaml:\n{snippet}"));
                 }
+                if let Some(version) = &rendered.harbor_version {
+                    output
+                        .notes
+                        .push(format!("Registry {id}: Harbor {version}"));
+                }
                 output.notes.extend(
                     rendered
                         .warnings
                         .iter()
                         .map(|w| format!("Registry {id}: warning: {w}")),
                 );
-                output.objects.extend(rendered.objects);
+                // Generated Secrets are shown with placeholder values only; the operator fills them in-cluster.
+                let mut objects = render::placeholder_secrets(&rendered.generated_secrets)
+                    .map_err(|source| RenderCommandError::Render {
+                        kind: "Registry",
+                        name: id.clone(),
+                        source,
+                    })?;
+                objects.extend(rendered.objects);
+                render::sort_for_apply(&mut objects);
+                output.objects.extend(objects);
             }
             Manifest::ImagePolicy(policy) => {
                 let name = policy.name_any();

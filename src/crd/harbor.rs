@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{CredentialsSecretRef, SecretKeyRef, VolumeSpec};
 
 /// Harbor version rendered when `spec.harbor.version` is not set.
-pub const DEFAULT_HARBOR_VERSION: &str = "2.15.0";
+pub const DEFAULT_HARBOR_VERSION: &str = "2.15.3";
 
 /// Harbor mode: the whole Harbor stack on CloudNativePG, Redis and PVC or S3 storage.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
@@ -19,7 +19,7 @@ pub const DEFAULT_HARBOR_VERSION: &str = "2.15.0";
 pub struct HarborSpec {
     /// Harbor version (image tag without the `v`), 2.9 or newer. Defaults to the tested 2.15 release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+$') && !self.matches('^v?(0|1)\\\\.') && !self.matches('^v?2\\\\.[0-8]\\\\.')").message("spec.harbor.version: must be a Harbor release 2.9.0 or newer, e.g. 2.15.0"))]
+    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+$') && !self.matches('^v?(0|1)\\\\.') && !self.matches('^v?2\\\\.[0-8]\\\\.')").message("spec.harbor.version: must be a Harbor release 2.9.0 or newer, e.g. 2.15.3"))]
     pub version: Option<String>,
     /// Per-component image overrides (full references). Unset components use `goharbor/<component>:v<version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -164,26 +164,6 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
             info!(registry = %id, %message, "invalid spec; nothing applied");
             return Ok(Action::await_change());
         }
-        Err(RenderError::ModeNotImplemented(mode)) => {
-            let message = format!("spec.mode: {mode} is not supported by this operator version");
-            let conditions = [DesiredCondition::new(
-                condition::READY,
-                false,
-                "ModeNotSupported",
-                message,
-            )];
-            write_status(
-                registry,
-                ctx,
-                RegistryStatus {
-                    phase: Some(RegistryPhase::Invalid),
-                    ..status_base(registry)
-                },
-                &conditions,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
         Err(other) => return Err(ReconcileError::Render(other)),
     };
 

@@ -112,7 +112,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
                     .clone()
                     .or_else(|| announced.hosting.endpoint().map(str::to_string));
                 let k3s_registries_yaml = endpoint.as_deref().map(k3s_registries_yaml).transpose()?;
-                return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings });
+                return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings, ..Default::default() });
             }
             None => warnings.push(format!(
                 "{KEP_1755_NAMESPACE}/{KEP_1755_NAME} was written by k3d and is left as it is (spec.k3d.adopt is Never)"
@@ -189,6 +189,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         endpoint: Some(endpoint),
         adopted: false,
         warnings,
+        ..Default::default()
     })
 }
 
@@ -450,6 +451,7 @@ mod tests {
                 },
                 written_by: writer.map(|(ns, n)| (ns.to_string(), n.to_string())),
             }),
+            ..Default::default()
         }
     }
 

@@ -1,14 +1,18 @@
 //! Pure builders: from a custom resource plus what was observed in the cluster to the objects the
 //! operator applies. Render never touches a client, a clock or randomness, and never imports `reconcile`.
 
+pub mod generated;
+mod harbor;
 mod k3d;
 pub mod labels;
 mod object;
 pub mod observed;
 
+pub use generated::{GeneratedSecret, PLACEHOLDER, SecretGenerator, placeholder_secrets};
+pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
 pub use object::{RenderedObject, apply_rank, sort_for_apply};
-pub use observed::Observed;
+pub use observed::{HarborObserved, Observed};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -28,9 +32,6 @@ pub enum RenderError {
     /// YAML output failed (a bug, not a user error).
     #[error("internal YAML error: {0}")]
     Yaml(#[from] yaml_serde::Error),
-    /// Harbor mode is not rendered by this build.
-    #[error("spec.mode: {0} rendering is not available in this version")]
-    ModeNotImplemented(&'static str),
 }
 
 /// Everything a Registry turns into.
@@ -46,6 +47,10 @@ pub struct Rendered {
     pub adopted: bool,
     /// Non-fatal findings worth a condition message (e.g. another Registry already announces itself).
     pub warnings: Vec<String>,
+    /// Secrets the controller creates once if absent (never updated); values come from `crate::secrets`.
+    pub generated_secrets: Vec<GeneratedSecret>,
+    /// Harbor version these objects run (Harbor mode).
+    pub harbor_version: Option<String>,
 }
 
 /// Render a Registry: validate, then build every child for its mode.
@@ -53,7 +58,7 @@ pub fn registry(registry: &Registry, observed: &Observed) -> Result<Rendered, Re
     validate::registry(registry)?;
     let mut rendered = match registry.spec.mode {
         RegistryMode::K3d => k3d::render(registry, observed)?,
-        RegistryMode::Harbor => return Err(RenderError::ModeNotImplemented("Harbor")),
+        RegistryMode::Harbor => harbor::render(registry, observed)?,
     };
     sort_for_apply(&mut rendered.objects);
     Ok(rendered)

@@ -11,6 +11,17 @@ use super::labels;
 pub struct Observed {
     /// The KEP-1755 `kube-public/local-registry-hosting` ConfigMap, if it exists.
     pub local_registry_hosting: Option<ObservedHosting>,
+    /// State of a Harbor Registry's database and components.
+    pub harbor: HarborObserved,
+}
+
+/// What render needs to know about a running Harbor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HarborObserved {
+    /// The managed CNPG `Cluster` reports Ready (ignored for an external database).
+    pub database_ready: bool,
+    /// The core Deployment already exists: keep rendering it even if the database is not Ready now.
+    pub components_exist: bool,
 }
 
 /// The KEP-1755 announcement and who wrote it.

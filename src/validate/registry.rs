@@ -4,6 +4,9 @@
 use super::{Errors, ValidationErrors, check_image_reference, is_dns_label, is_host};
 use crate::crd::{HarborSpec, RedisMode, Registry, RegistryMode};
 
+/// Longest Registry name in Harbor mode: `<name>-harbor-trivy-<10-char revision hash>` is a label value (≤ 63).
+pub const MAX_HARBOR_REGISTRY_NAME: usize = 39;
+
 /// Validate a Registry; `Err` lists every broken rule.
 pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     let spec = &registry.spec;
@@ -41,6 +44,14 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     }
     if let Some(harbor) = &spec.harbor {
         harbor_spec(&mut errors, harbor);
+    }
+    if spec.mode == RegistryMode::Harbor {
+        let name = registry.metadata.name.as_deref().unwrap_or_default();
+        errors.check(
+            name.len() <= MAX_HARBOR_REGISTRY_NAME,
+            "metadata.name",
+            "must be at most 39 characters in Harbor mode: children such as <name>-harbor-jobservice are Services, and StatefulSet revision labels <name>-harbor-trivy-<hash> must stay within 63 characters",
+        );
     }
     if let Some(migration) = &spec.migration {
         errors.check(
@@ -233,5 +244,25 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             "spec.harbor.adminPasswordSecretRef.name",
             "must be a Secret name",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn harbor_registry(name: &str) -> Registry {
+        yaml_serde::from_str(&format!(
+            "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {{ name: {name}, namespace: r }}\nspec: {{ mode: Harbor, host: harbor.localhost }}\n"
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn harbor_registry_name_must_leave_room_for_child_names() {
+        assert!(registry(&harbor_registry(&"a".repeat(MAX_HARBOR_REGISTRY_NAME))).is_ok());
+        let errors = registry(&harbor_registry(&"a".repeat(MAX_HARBOR_REGISTRY_NAME + 1)))
+            .expect_err("too long");
+        assert_eq!(errors.first_field(), "metadata.name");
     }
 }

@@ -1,0 +1,159 @@
+//! harbor-core: ConfigMap (app.conf), Service and Deployment. Core serves the API, the token service
+//! and proxies `/v2` to the registry. Pure; secrets only as `secretKeyRef` and secret volumes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::common::*;
+use super::{admin_password, generated_secret_name, secret};
+use crate::render::{RenderError, RenderedObject};
+
+const COMPONENT: &str = "core";
+
+pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
+    let config = ConfigMap {
+        metadata: ctx.meta(COMPONENT),
+        data: Some(BTreeMap::from([(
+            "app.conf".to_string(),
+            format!(
+                "appname = Harbor\nrunmode = prod\nenablegzip = true\n\n[prod]\nhttpport = {HTTP_PORT}\n"
+            ),
+        )])),
+        ..Default::default()
+    };
+    Ok(vec![
+        RenderedObject::from_typed(&config)?,
+        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
+        RenderedObject::from_typed(&deployment(ctx))?,
+    ])
+}
+
+/// Environment of core (chart's core ConfigMap plus secret references), in dependency order.
+fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
+    let core_url = ctx.service_url(COMPONENT, Some(SERVICE_PORT));
+    let core_secret = generated_secret_name(ctx, secret::CORE);
+    let (admin_secret, admin_key) = admin_password(ctx);
+    let db = &ctx.database;
+    let mut vars: Vec<EnvVar> = ctx.redis.password_env().into_iter().collect();
+    vars.extend([
+        env("PORT", HTTP_PORT.to_string()),
+        env("CONFIG_PATH", "/etc/core/app.conf"),
+        env("LOG_LEVEL", "info"),
+        env("EXT_ENDPOINT", ctx.external_url.clone()),
+        env("CORE_URL", core_url.clone()),
+        env("CORE_LOCAL_URL", format!("http://127.0.0.1:{HTTP_PORT}")),
+        env("TOKEN_SERVICE_URL", format!("{core_url}/service/token")),
+        env("JOBSERVICE_URL", ctx.service_url("jobservice", None)),
+        env("PORTAL_URL", ctx.service_url("portal", None)),
+        env("REGISTRY_URL", ctx.service_url("registry", Some(REGISTRY_PORT))),
+        env("REGISTRY_CONTROLLER_URL", ctx.service_url("registry", Some(HTTP_PORT))),
+        env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
+        env("REGISTRY_STORAGE_PROVIDER_NAME", if ctx.spec.storage.as_ref().is_some_and(|s| s.s3.is_some()) { "s3" } else { "filesystem" }),
+        env("WITH_TRIVY", ctx.trivy_enabled().to_string()),
+        env("TRIVY_ADAPTER_URL", ctx.service_url("trivy", Some(HTTP_PORT))),
+        env("DATABASE_TYPE", "postgresql"),
+        env("POSTGRESQL_HOST", db.host.clone()),
+        env("POSTGRESQL_PORT", db.port.to_string()),
+        env("POSTGRESQL_USERNAME", db.username.clone()),
+        env("POSTGRESQL_DATABASE", db.database.clone()),
+        env("POSTGRESQL_SSLMODE", db.ssl_mode),
+        env("POSTGRESQL_MAX_IDLE_CONNS", "100"),
+        env("POSTGRESQL_MAX_OPEN_CONNS", "900"),
+        env("_REDIS_URL_CORE", ctx.redis.url(redis_db::CORE, true)),
+        env("_REDIS_URL_REG", ctx.redis.url(redis_db::REGISTRY, true)),
+        env("CHART_CACHE_DRIVER", "redis"),
+        env("PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE", "docker-hub,harbor,azure-acr,aws-ecr,google-gcr,quay,docker-registry,github-ghcr,jfrog-artifactory"),
+        env_from_secret("CORE_SECRET", &core_secret, secret::CORE_SECRET),
+        env_from_secret("CSRF_KEY", &core_secret, secret::CORE_CSRF_KEY),
+        env_from_secret("JOBSERVICE_SECRET", &generated_secret_name(ctx, secret::JOBSERVICE), secret::JOBSERVICE_SECRET),
+        env_from_secret("REGISTRY_CREDENTIAL_PASSWORD", &generated_secret_name(ctx, secret::REGISTRY), secret::REGISTRY_PASSWORD),
+        env_from_secret("HARBOR_ADMIN_PASSWORD", &admin_secret, &admin_key),
+        env_from_secret("POSTGRESQL_PASSWORD", &db.password.name, &db.password.key),
+    ]);
+    if ctx.exporter_enabled() {
+        vars.extend([
+            env("METRIC_ENABLE", "true"),
+            env("METRIC_PATH", "/metrics"),
+            env("METRIC_PORT", EXPORTER_PORT.to_string()),
+            env("METRIC_NAMESPACE", "harbor"),
+            env("METRIC_SUBSYSTEM", "core"),
+        ]);
+    }
+    vars
+}
+
+fn deployment(ctx: &Ctx<'_>) -> Deployment {
+    let mut ports = vec![port("http", HTTP_PORT)];
+    if ctx.exporter_enabled() {
+        ports.push(port("metrics", EXPORTER_PORT));
+    }
+    let container = Container {
+        name: COMPONENT.to_string(),
+        image: Some(ctx.image("harbor-core", |i| i.core.clone())),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        ports: Some(ports),
+        env: Some(environment(ctx)),
+        // Schema migrations on first start can take minutes; the startup probe allows them.
+        startup_probe: Some(http_probe("/api/v2.0/ping", "http", 10, 360)),
+        liveness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
+        readiness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
+        resources: Some(resources(
+            ctx.spec.resources.as_ref().and_then(|r| r.core.as_ref()),
+            "100m",
+            "512Mi",
+            "1Gi",
+        )),
+        // Exception: the image's entrypoint (install_cert.sh) rewrites /etc/pki/tls/certs/ca-bundle.crt
+        // and copies it into $HOME at every start, so the root filesystem must stay writable.
+        security_context: Some(container_security(false)),
+        volume_mounts: Some(vec![
+            read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
+            read_only_mount("secret-key", "/etc/core/key", Some("key")),
+            read_only_mount(
+                "token-service-private-key",
+                "/etc/core/private_key.pem",
+                Some("private_key.pem"),
+            ),
+            mount("psc", "/etc/core/token", None),
+        ]),
+        ..Default::default()
+    };
+    let volumes = vec![
+        config_map_volume("config", &ctx.object_name(COMPONENT)),
+        secret_volume(
+            "secret-key",
+            &generated_secret_name(ctx, secret::CORE),
+            &[(secret::CORE_SECRET_KEY, "key")],
+        ),
+        secret_volume(
+            "token-service-private-key",
+            &generated_secret_name(ctx, secret::TOKEN),
+            &[(secret::TOKEN_KEY, "private_key.pem")],
+        ),
+        empty_dir("psc"),
+    ];
+    Deployment {
+        metadata: ctx.meta(COMPONENT),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            revision_history_limit: Some(3),
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
+            template: {
+                let mut template =
+                    ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes);
+                if let Some(spec) = template.spec.as_mut() {
+                    spec.termination_grace_period_seconds = Some(120);
+                }
+                template
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

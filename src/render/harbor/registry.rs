@@ -1,0 +1,291 @@
+//! The registry pod: distribution (`registry-photon`) and `harbor-registryctl` side by side, with their
+//! ConfigMap, the image-data PVC (PVC storage) and the Service. Pure; S3 keys and the Redis password
+//! reach the containers only as `secretKeyRef` env vars.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::{Value, json};
+
+use super::common::*;
+use super::{generated_secret_name, secret};
+use crate::crd::{S3Storage, VolumeSpec};
+use crate::render::{RenderError, RenderedObject};
+
+const COMPONENT: &str = "registry";
+const STORAGE_DIR: &str = "/storage";
+
+/// Media types core does not need to hear about (layer pushes), as the upstream chart lists them.
+const IGNORED_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/octet-stream",
+];
+
+fn s3<'c>(ctx: &'c Ctx<'_>) -> Option<&'c S3Storage> {
+    ctx.spec.storage.as_ref().and_then(|s| s.s3.as_ref())
+}
+
+fn storage_config(ctx: &Ctx<'_>) -> Value {
+    let mut storage = match s3(ctx) {
+        Some(s3) => {
+            let mut driver = json!({ "region": s3.region, "bucket": s3.bucket });
+            if let Some(endpoint) = &s3.endpoint {
+                driver["regionendpoint"] = json!(endpoint);
+                // In-cluster S3 (SeaweedFS, MinIO) serves buckets by path, not by virtual host.
+                driver["forcepathstyle"] = json!(true);
+            }
+            json!({ "s3": driver, "redirect": { "disable": s3.disable_redirect } })
+        }
+        None => json!({ "filesystem": { "rootdirectory": STORAGE_DIR } }),
+    };
+    storage["cache"] = json!({ "layerinfo": "redis" });
+    storage["maintenance"] = json!({ "uploadpurging": { "enabled": true, "age": "168h", "interval": "24h", "dryrun": false } });
+    storage["delete"] = json!({ "enabled": true });
+    storage
+}
+
+fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
+    let mut redis = json!({
+        "addr": ctx.redis.addr,
+        "db": redis_db::REGISTRY,
+        "readtimeout": "10s",
+        "writetimeout": "10s",
+        "dialtimeout": "10s",
+        "pool": { "maxidle": 100, "maxactive": 500, "idletimeout": "60s" },
+    });
+    if let Some(master) = &ctx.redis.sentinel_master_set {
+        redis["sentinelMasterSet"] = json!(master);
+    }
+    // The HTTP secret and the Redis password come from REGISTRY_HTTP_SECRET / REGISTRY_REDIS_PASSWORD.
+    let config = json!({
+        "version": 0.1,
+        "log": { "level": "info", "fields": { "service": "registry" } },
+        "storage": storage_config(ctx),
+        "redis": redis,
+        "http": { "addr": format!(":{REGISTRY_PORT}"), "relativeurls": false, "debug": { "addr": "localhost:5001" } },
+        "auth": { "htpasswd": { "realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd" } },
+        "validation": { "disabled": true },
+        "notifications": { "endpoints": [{
+            "name": "harbor",
+            "disabled": false,
+            "url": format!("{}/service/notifications", ctx.service_url("core", None)),
+            "timeout": "3000ms",
+            "threshold": 5,
+            "backoff": "1s",
+            "ignoredmediatypes": IGNORED_MEDIA_TYPES,
+        }]},
+    });
+    Ok(yaml_serde::to_string(&config)?)
+}
+
+fn ctl_config_yml() -> Result<String, RenderError> {
+    let config = json!({
+        "protocol": "http",
+        "port": HTTP_PORT,
+        "log_level": "info",
+        "registry_config": "/etc/registry/config.yml",
+    });
+    Ok(yaml_serde::to_string(&config)?)
+}
+
+/// Env both containers need: the registry's HTTP secret, Redis password and S3 keys.
+fn shared_environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
+    let registry_secret = generated_secret_name(ctx, secret::REGISTRY);
+    let mut vars = vec![env_from_secret(
+        "REGISTRY_HTTP_SECRET",
+        &registry_secret,
+        secret::REGISTRY_HTTP_SECRET,
+    )];
+    if let Some(password) = &ctx.redis.password {
+        vars.push(env_from_secret(
+            "REGISTRY_REDIS_PASSWORD",
+            &password.name,
+            &password.key,
+        ));
+    }
+    if let Some(s3) = s3(ctx) {
+        let credentials = &s3.credentials_secret_ref;
+        vars.push(env_from_secret(
+            "REGISTRY_STORAGE_S3_ACCESSKEY",
+            &credentials.name,
+            &credentials.username_key,
+        ));
+        vars.push(env_from_secret(
+            "REGISTRY_STORAGE_S3_SECRETKEY",
+            &credentials.name,
+            &credentials.password_key,
+        ));
+    }
+    vars
+}
+
+pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
+    let name = ctx.object_name(COMPONENT);
+    let config = ConfigMap {
+        metadata: ctx.meta(COMPONENT),
+        data: Some(BTreeMap::from([
+            ("config.yml".to_string(), config_yml(ctx)?),
+            ("ctl-config.yml".to_string(), ctl_config_yml()?),
+        ])),
+        ..Default::default()
+    };
+    let resources_of = |pick: fn(
+        &crate::crd::HarborResources,
+    )
+        -> Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
+        ctx.spec.resources.as_ref().and_then(pick)
+    };
+    let data_mount = || mount("registry-data", STORAGE_DIR, None);
+    let registry = Container {
+        name: "registry".to_string(),
+        image: Some(ctx.image("registry-photon", |i| i.registry.clone())),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        args: Some(vec![
+            "serve".to_string(),
+            "/etc/registry/config.yml".to_string(),
+        ]),
+        ports: Some(vec![port("registry", REGISTRY_PORT)]),
+        env: Some(shared_environment(ctx)),
+        liveness_probe: Some(http_probe("/", "registry", 30, 3)),
+        readiness_probe: Some(http_probe("/", "registry", 1, 3)),
+        resources: Some(resources(
+            resources_of(|r| r.registry.as_ref()),
+            "50m",
+            "256Mi",
+            "1Gi",
+        )),
+        // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
+        // start, so the root filesystem must stay writable.
+        security_context: Some(container_security(false)),
+        volume_mounts: Some(vec![
+            data_mount(),
+            read_only_mount("registry-htpasswd", "/etc/registry/passwd", Some("passwd")),
+            // Harbor's own installer ships the token service certificate beside the config.
+            read_only_mount(
+                "registry-root-cert",
+                "/etc/registry/root.crt",
+                Some("root.crt"),
+            ),
+            read_only_mount(
+                "registry-config",
+                "/etc/registry/config.yml",
+                Some("config.yml"),
+            ),
+        ]),
+        ..Default::default()
+    };
+    let mut ctl_environment = vec![
+        env_from_secret(
+            "CORE_SECRET",
+            &generated_secret_name(ctx, secret::CORE),
+            secret::CORE_SECRET,
+        ),
+        env_from_secret(
+            "JOBSERVICE_SECRET",
+            &generated_secret_name(ctx, secret::JOBSERVICE),
+            secret::JOBSERVICE_SECRET,
+        ),
+    ];
+    ctl_environment.extend(shared_environment(ctx));
+    let registryctl = Container {
+        name: "registryctl".to_string(),
+        image: Some(ctx.image("harbor-registryctl", |i| i.registryctl.clone())),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        ports: Some(vec![port("controller", HTTP_PORT)]),
+        env: Some(ctl_environment),
+        liveness_probe: Some(http_probe("/api/health", "controller", 30, 3)),
+        readiness_probe: Some(http_probe("/api/health", "controller", 1, 3)),
+        resources: Some(resources(
+            resources_of(|r| r.registryctl.as_ref()),
+            "20m",
+            "128Mi",
+            "512Mi",
+        )),
+        // Exception: same entrypoint (install_cert.sh) as the registry; root filesystem stays writable.
+        security_context: Some(container_security(false)),
+        volume_mounts: Some(vec![
+            data_mount(),
+            read_only_mount(
+                "registry-config",
+                "/etc/registry/config.yml",
+                Some("config.yml"),
+            ),
+            read_only_mount(
+                "registry-config",
+                "/etc/registryctl/config.yml",
+                Some("ctl-config.yml"),
+            ),
+        ]),
+        ..Default::default()
+    };
+    let pvc_storage = s3(ctx).is_none();
+    let data_volume = if pvc_storage {
+        pvc_volume("registry-data", &name)
+    } else {
+        empty_dir("registry-data")
+    };
+    let volumes = vec![
+        secret_volume(
+            "registry-htpasswd",
+            &generated_secret_name(ctx, secret::REGISTRY),
+            &[(secret::REGISTRY_HTPASSWD, "passwd")],
+        ),
+        secret_volume(
+            "registry-root-cert",
+            &generated_secret_name(ctx, secret::TOKEN),
+            &[(secret::TOKEN_CERT, "root.crt")],
+        ),
+        config_map_volume("registry-config", &name),
+        data_volume,
+    ];
+    let deployment = Deployment {
+        metadata: ctx.meta(COMPONENT),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            revision_history_limit: Some(3),
+            // A ReadWriteOnce image volume admits one pod: never run old and new side by side.
+            strategy: pvc_storage.then(|| DeploymentStrategy {
+                type_: Some("Recreate".to_string()),
+                ..Default::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
+                ..Default::default()
+            },
+            template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![registry, registryctl], volumes),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut objects = vec![RenderedObject::from_typed(&config)?];
+    if pvc_storage {
+        let volume = ctx
+            .spec
+            .storage
+            .as_ref()
+            .and_then(|s| s.pvc.clone())
+            .unwrap_or_else(|| VolumeSpec::sized("50Gi"));
+        objects.push(RenderedObject::from_typed(&pvc(
+            ctx.meta(COMPONENT),
+            &volume,
+        ))?);
+    }
+    objects.push(RenderedObject::from_typed(&ctx.service(
+        COMPONENT,
+        &[
+            ("registry", REGISTRY_PORT, REGISTRY_PORT),
+            ("controller", HTTP_PORT, HTTP_PORT),
+        ],
+    ))?);
+    objects.push(RenderedObject::from_typed(&deployment)?);
+    Ok(objects)
+}
