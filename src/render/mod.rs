@@ -2,18 +2,21 @@
 //! operator applies. Render never touches a client, a clock or randomness, and never imports `reconcile`.
 
 mod k3d;
+pub mod kyverno;
 pub mod labels;
 mod object;
 pub mod observed;
+pub mod policy;
 
 pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
 pub use object::{RenderedObject, apply_rank, sort_for_apply};
 pub use observed::Observed;
+pub use policy::{PolicyObserved, RenderedPolicy};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
-use crate::crd::{Registry, RegistryMode};
+use crate::crd::{ImagePolicy, Registry, RegistryMode};
 use crate::validate::{self, ValidationErrors};
 
 /// Why rendering failed.
@@ -31,6 +34,15 @@ pub enum RenderError {
     /// Harbor mode is not rendered by this build.
     #[error("spec.mode: {0} rendering is not available in this version")]
     ModeNotImplemented(&'static str),
+    /// The Kyverno policy kinds needed are not served (controller: `Ready=False`, reason `KyvernoNotInstalled`).
+    #[error("Kyverno is not installed: {0}")]
+    KyvernoNotInstalled(&'static str),
+    /// The referenced Registry reports an endpoint that cannot be used in a policy.
+    #[error("the Registry's endpoint {0:?} is not a registry host[:port][/path]")]
+    InvalidEndpoint(String),
+    /// restrictRegistries has nothing to allow yet (the Registry has no endpoint and allowedRegistries is empty).
+    #[error("spec.rules.restrictRegistries: no allowed registry yet (the Registry has no endpoint and spec.allowedRegistries is empty)")]
+    NoAllowedRegistries,
 }
 
 /// Everything a Registry turns into.
@@ -57,6 +69,11 @@ pub fn registry(registry: &Registry, observed: &Observed) -> Result<Rendered, Re
     };
     sort_for_apply(&mut rendered.objects);
     Ok(rendered)
+}
+
+/// Render an ImagePolicy into Kyverno policies of the engine that is served.
+pub fn image_policy(policy: &ImagePolicy, observed: &PolicyObserved) -> Result<RenderedPolicy, RenderError> {
+    policy::render(policy, observed)
 }
 
 /// Controller owner reference to `owner`, when it has a uid (objects read from a cluster do; a file

@@ -94,3 +94,15 @@ pub(crate) fn is_host(value: &str) -> bool {
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
     port_ok && !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
+
+/// `host[:port][/path]` where the path uses only image-reference characters (lowercase letters, digits,
+/// `.`, `_`, `-`), so the value is inert inside Kyverno wildcard patterns and CEL literals.
+pub(crate) fn is_registry_prefix(value: &str) -> bool {
+    let mut parts = value.split('/');
+    let host = parts.next().unwrap_or_default();
+    is_host(host)
+        && parts.all(|component| {
+            !component.is_empty()
+                && component.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
