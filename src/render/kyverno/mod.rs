@@ -9,12 +9,18 @@ use serde::Serialize;
 
 /// `kyverno.io/v1` ClusterPolicy.
 pub fn cluster_policy_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kyverno.io", "v1", "ClusterPolicy"), "clusterpolicies")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kyverno.io", "v1", "ClusterPolicy"),
+        "clusterpolicies",
+    )
 }
 
 /// `policies.kyverno.io/v1` ValidatingPolicy.
 pub fn validating_policy_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("policies.kyverno.io", "v1", "ValidatingPolicy"), "validatingpolicies")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("policies.kyverno.io", "v1", "ValidatingPolicy"),
+        "validatingpolicies",
+    )
 }
 
 /// `policies.kyverno.io/v1` ImageValidatingPolicy.

@@ -4,15 +4,21 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use super::cluster_policy::{LATEST_MESSAGE, builder_id_path, severities_above};
-use super::image_rules::{ALL_CONTAINERS_CEL, REGISTRY_CEL, TAG_CEL, cel_string_literal, registry_prefixes_cel};
+use super::image_rules::{
+    ALL_CONTAINERS_CEL, REGISTRY_CEL, TAG_CEL, cel_string_literal, registry_prefixes_cel,
+};
 use super::{Context, DISALLOW_LATEST_TAG, REQUIRE_SIGNATURES, RESTRICT_REGISTRIES, message};
 use crate::crd::{AttestationRule, SignatureRule};
 use crate::render::kyverno::cel_policy::{
-    CelValidation, CosignAttestor, CosignKey, CosignKeyless, CosignTransparencyLog, Enabled, Evaluation, ImageAttestation,
-    ImageAttestor, ImageReferenceMatch, ImageValidatingPolicy, ImageValidatingPolicySpec, InToto, KeylessIdentity,
-    MatchConstraints, ResourceRule, ValidatingPolicy, ValidatingPolicySpec, ValidationConfigurations, Variable,
+    CelValidation, CosignAttestor, CosignKey, CosignKeyless, CosignTransparencyLog, Enabled,
+    Evaluation, ImageAttestation, ImageAttestor, ImageReferenceMatch, ImageValidatingPolicy,
+    ImageValidatingPolicySpec, InToto, KeylessIdentity, MatchConstraints, ResourceRule,
+    ValidatingPolicy, ValidatingPolicySpec, ValidationConfigurations, Variable,
 };
-use crate::render::kyverno::{FailureAction, WebhookConfiguration, image_validating_policy_resource, validating_policy_resource};
+use crate::render::kyverno::{
+    FailureAction, WebhookConfiguration, image_validating_policy_resource,
+    validating_policy_resource,
+};
 use crate::render::{RenderError, RenderedObject};
 
 const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
@@ -20,7 +26,9 @@ const ATTESTOR: &str = "signer";
 const ALL_IMAGES_CEL: &str = "(has(images.containers) ? images.containers : []) + (has(images.initContainers) ? images.initContainers : []) + (has(images.ephemeralContainers) ? images.ephemeralContainers : [])";
 
 /// Build the CEL policies of every rule that is set, plus warnings for settings this API lacks.
-pub(super) fn render(context: &Context<'_>) -> Result<(Vec<RenderedObject>, Vec<String>), RenderError> {
+pub(super) fn render(
+    context: &Context<'_>,
+) -> Result<(Vec<RenderedObject>, Vec<String>), RenderError> {
     let rules = &context.policy.spec.rules;
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
@@ -29,33 +37,80 @@ pub(super) fn render(context: &Context<'_>) -> Result<(Vec<RenderedObject>, Vec<
             expression: format!("variables.allContainers.all(c, {TAG_CEL})"),
             message: message(rule.message.as_deref(), LATEST_MESSAGE),
         };
-        let policy = validating_policy(context, DISALLOW_LATEST_TAG, context.action(rule.failure_action), Vec::new(), validation);
-        objects.push(RenderedObject::from_value(validating_policy_resource(), serde_json::to_value(policy)?)?);
+        let policy = validating_policy(
+            context,
+            DISALLOW_LATEST_TAG,
+            context.action(rule.failure_action),
+            Vec::new(),
+            validation,
+        );
+        objects.push(RenderedObject::from_value(
+            validating_policy_resource(),
+            serde_json::to_value(policy)?,
+        )?);
     }
     if let Some(rule) = &rules.restrict_registries {
-        let default = format!("Images must come from {}.", context.allowed_registries.join(", "));
+        let default = format!(
+            "Images must come from {}.",
+            context.allowed_registries.join(", ")
+        );
         let validation = CelValidation {
             expression: format!("variables.allContainers.all(c, {REGISTRY_CEL})"),
             message: message(rule.message.as_deref(), &default),
         };
-        let prefixes = Variable { name: "allowedPrefixes".to_string(), expression: registry_prefixes_cel(&context.allowed_registries) };
-        let policy = validating_policy(context, RESTRICT_REGISTRIES, context.action(rule.failure_action), vec![prefixes], validation);
-        objects.push(RenderedObject::from_value(validating_policy_resource(), serde_json::to_value(policy)?)?);
+        let prefixes = Variable {
+            name: "allowedPrefixes".to_string(),
+            expression: registry_prefixes_cel(&context.allowed_registries),
+        };
+        let policy = validating_policy(
+            context,
+            RESTRICT_REGISTRIES,
+            context.action(rule.failure_action),
+            vec![prefixes],
+            validation,
+        );
+        objects.push(RenderedObject::from_value(
+            validating_policy_resource(),
+            serde_json::to_value(policy)?,
+        )?);
     }
     if let Some(signatures) = &rules.require_signatures {
         if signatures.cosign_oci11 {
             warnings.push("spec.rules.requireSignatures.cosignOCI11: ImageValidatingPolicy has no such switch; ignored".to_string());
         }
         let validation = CelValidation {
-            expression: format!("variables.allImages.all(image, verifyImageSignatures(image, [attestors.{ATTESTOR}]) > 0)"),
-            message: "Images must carry a valid cosign signature from the configured signer.".to_string(),
+            expression: format!(
+                "variables.allImages.all(image, verifyImageSignatures(image, [attestors.{ATTESTOR}]) > 0)"
+            ),
+            message: "Images must carry a valid cosign signature from the configured signer."
+                .to_string(),
         };
-        let policy = image_policy(context, REQUIRE_SIGNATURES, signatures, signatures.mutate_digest, None, vec![validation]);
-        objects.push(RenderedObject::from_value(image_validating_policy_resource(), serde_json::to_value(policy)?)?);
+        let policy = image_policy(
+            context,
+            REQUIRE_SIGNATURES,
+            signatures,
+            signatures.mutate_digest,
+            None,
+            vec![validation],
+        );
+        objects.push(RenderedObject::from_value(
+            image_validating_policy_resource(),
+            serde_json::to_value(policy)?,
+        )?);
         for (i, attestation) in rules.attestations.iter().enumerate() {
             let slug = format!("attestation-{i}");
-            let policy = image_policy(context, &slug, signatures, false, Some(attestation), attestation_validations(attestation));
-            objects.push(RenderedObject::from_value(image_validating_policy_resource(), serde_json::to_value(policy)?)?);
+            let policy = image_policy(
+                context,
+                &slug,
+                signatures,
+                false,
+                Some(attestation),
+                attestation_validations(attestation),
+            );
+            objects.push(RenderedObject::from_value(
+                image_validating_policy_resource(),
+                serde_json::to_value(policy)?,
+            )?);
         }
     }
     Ok((objects, warnings))
@@ -92,7 +147,10 @@ fn match_pods(context: &Context<'_>) -> MatchConstraints {
             operations: vec!["CREATE", "UPDATE"],
             resources: vec!["pods", "pods/ephemeralcontainers"],
         }],
-        namespace_selector: LabelSelector { match_expressions: Some(expressions), match_labels: None },
+        namespace_selector: LabelSelector {
+            match_expressions: Some(expressions),
+            match_labels: None,
+        },
     }
 }
 
@@ -103,13 +161,18 @@ fn validating_policy(
     extra_variables: Vec<Variable>,
     validation: CelValidation,
 ) -> ValidatingPolicy {
-    let mut variables = vec![Variable { name: "allContainers".to_string(), expression: ALL_CONTAINERS_CEL.to_string() }];
+    let mut variables = vec![Variable {
+        name: "allContainers".to_string(),
+        expression: ALL_CONTAINERS_CEL.to_string(),
+    }];
     variables.extend(extra_variables);
     ValidatingPolicy {
         metadata: context.metadata(slug),
         spec: ValidatingPolicySpec {
             validation_actions: actions(action),
-            evaluation: Evaluation { background: Enabled { enabled: true } },
+            evaluation: Evaluation {
+                background: Enabled { enabled: true },
+            },
             match_constraints: match_pods(context),
             variables,
             validations: vec![validation],
@@ -120,13 +183,31 @@ fn validating_policy(
 fn attestor(signatures: &SignatureRule) -> ImageAttestor {
     let key = signatures.keys.as_ref().map(|keys| CosignKey {
         data: keys.public_key.clone(),
-        kms: keys.secret_ref.as_ref().map(|s| format!("k8s://{}/{}", s.namespace, s.name)),
+        kms: keys
+            .secret_ref
+            .as_ref()
+            .map(|s| format!("k8s://{}/{}", s.namespace, s.name)),
     });
     let keyless = signatures.keyless.as_ref().map(|k| CosignKeyless {
-        identities: vec![KeylessIdentity { issuer: k.issuer.clone(), subject: k.subject.clone(), subject_reg_exp: k.subject_reg_exp.clone() }],
+        identities: vec![KeylessIdentity {
+            issuer: k.issuer.clone(),
+            subject: k.subject.clone(),
+            subject_reg_exp: k.subject_reg_exp.clone(),
+        }],
     });
-    let ctlog = signatures.keyless.as_ref().and_then(|k| k.rekor_url.clone()).map(|url| CosignTransparencyLog { url });
-    ImageAttestor { name: ATTESTOR.to_string(), cosign: CosignAttestor { key, keyless, ctlog } }
+    let ctlog = signatures
+        .keyless
+        .as_ref()
+        .and_then(|k| k.rekor_url.clone())
+        .map(|url| CosignTransparencyLog { url });
+    ImageAttestor {
+        name: ATTESTOR.to_string(),
+        cosign: CosignAttestor {
+            key,
+            keyless,
+            ctlog,
+        },
+    }
 }
 
 fn image_policy(
@@ -137,22 +218,45 @@ fn image_policy(
     attestation: Option<&AttestationRule>,
     validations: Vec<CelValidation>,
 ) -> ImageValidatingPolicy {
-    let action = context.action(attestation.map_or(signatures.failure_action, |a| a.failure_action.or(signatures.failure_action)));
+    let action = context.action(attestation.map_or(signatures.failure_action, |a| {
+        a.failure_action.or(signatures.failure_action)
+    }));
     ImageValidatingPolicy {
         metadata: context.metadata(slug),
         spec: ImageValidatingPolicySpec {
             validation_actions: actions(action),
-            evaluation: Evaluation { background: Enabled { enabled: false } },
-            webhook_configuration: WebhookConfiguration { failure_policy: None, timeout_seconds: 30 },
+            evaluation: Evaluation {
+                background: Enabled { enabled: false },
+            },
+            webhook_configuration: WebhookConfiguration {
+                failure_policy: None,
+                timeout_seconds: 30,
+            },
             match_constraints: match_pods(context),
-            match_image_references: context.signed_image_references().into_iter().map(|glob| ImageReferenceMatch { glob }).collect(),
+            match_image_references: context
+                .signed_image_references()
+                .into_iter()
+                .map(|glob| ImageReferenceMatch { glob })
+                .collect(),
             attestors: vec![attestor(signatures)],
             attestations: attestation
-                .map(|a| ImageAttestation { name: "statement".to_string(), intoto: InToto { predicate_type: a.predicate_type.clone() } })
+                .map(|a| ImageAttestation {
+                    name: "statement".to_string(),
+                    intoto: InToto {
+                        predicate_type: a.predicate_type.clone(),
+                    },
+                })
                 .into_iter()
                 .collect(),
-            validation_configurations: ValidationConfigurations { mutate_digest, verify_digest: signatures.verify_digest, required: true },
-            variables: vec![Variable { name: "allImages".to_string(), expression: ALL_IMAGES_CEL.to_string() }],
+            validation_configurations: ValidationConfigurations {
+                mutate_digest,
+                verify_digest: signatures.verify_digest,
+                required: true,
+            },
+            variables: vec![Variable {
+                name: "allImages".to_string(),
+                expression: ALL_IMAGES_CEL.to_string(),
+            }],
             validations,
         },
     }
@@ -161,8 +265,11 @@ fn image_policy(
 fn attestation_validations(attestation: &AttestationRule) -> Vec<CelValidation> {
     let payload = "extractPayload(image, attestations.statement)";
     let mut validations = vec![CelValidation {
-        expression: format!("variables.allImages.all(image, verifyAttestationSignatures(image, attestations.statement, [attestors.{ATTESTOR}]) > 0)"),
-        message: "Images must carry a signed attestation of the configured predicate type.".to_string(),
+        expression: format!(
+            "variables.allImages.all(image, verifyAttestationSignatures(image, attestations.statement, [attestors.{ATTESTOR}]) > 0)"
+        ),
+        message: "Images must carry a signed attestation of the configured predicate type."
+            .to_string(),
     }];
     if let Some(hours) = attestation.max_age_hours {
         // Kyverno's time library works on RFC 3339 strings.
@@ -193,7 +300,9 @@ fn attestation_validations(attestation: &AttestationRule) -> Vec<CelValidation> 
                 builder_id_path(&attestation.predicate_type),
                 cel_string_literal(pattern)
             ),
-            message: "The provenance builder id must match spec.rules.attestations[].builderIdPattern.".to_string(),
+            message:
+                "The provenance builder id must match spec.rules.attestations[].builderIdPattern."
+                    .to_string(),
         });
     }
     validations

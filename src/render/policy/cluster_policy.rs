@@ -7,9 +7,9 @@ use super::image_rules::{TAG_PATTERN, jmespath_raw_literal, registry_pattern};
 use super::{Context, DISALLOW_LATEST_TAG, REQUIRE_SIGNATURES, RESTRICT_REGISTRIES, message};
 use crate::crd::{AttestationRule, SignatureRule};
 use crate::render::kyverno::cluster_policy::{
-    AllConditions, Attestation, Attestor, AttestorSet, ClusterPolicy, ClusterPolicySpec, Condition, ImageVerification,
-    KeylessAttestor, MatchResources, Rekor, ResourceDescription, ResourceFilter, Rule, SecretReference,
-    StaticKeyAttestor, Validation,
+    AllConditions, Attestation, Attestor, AttestorSet, ClusterPolicy, ClusterPolicySpec, Condition,
+    ImageVerification, KeylessAttestor, MatchResources, Rekor, ResourceDescription, ResourceFilter,
+    Rule, SecretReference, StaticKeyAttestor, Validation,
 };
 use crate::render::kyverno::{FailureAction, WebhookConfiguration, cluster_policy_resource};
 use crate::render::{RenderError, RenderedObject};
@@ -30,7 +30,10 @@ pub(super) fn render(context: &Context<'_>) -> Result<Vec<RenderedObject>, Rende
         policies.push(validate_policy(context, DISALLOW_LATEST_TAG, validation));
     }
     if let Some(rule) = &rules.restrict_registries {
-        let default = format!("Images must come from {}.", context.allowed_registries.join(", "));
+        let default = format!(
+            "Images must come from {}.",
+            context.allowed_registries.join(", ")
+        );
         let validation = Validation {
             failure_action: context.action(rule.failure_action),
             message: message(rule.message.as_deref(), &default),
@@ -43,7 +46,9 @@ pub(super) fn render(context: &Context<'_>) -> Result<Vec<RenderedObject>, Rende
     }
     policies
         .into_iter()
-        .map(|policy| RenderedObject::from_value(cluster_policy_resource(), serde_json::to_value(policy)?))
+        .map(|policy| {
+            RenderedObject::from_value(cluster_policy_resource(), serde_json::to_value(policy)?)
+        })
         .collect()
 }
 
@@ -62,12 +67,18 @@ fn every_image(pattern: &str) -> Value {
 fn match_pods(context: &Context<'_>) -> (MatchResources, Option<MatchResources>) {
     let matched = MatchResources {
         any: vec![ResourceFilter {
-            resources: ResourceDescription { kinds: vec!["Pod".to_string()], namespaces: context.namespaces.clone() },
+            resources: ResourceDescription {
+                kinds: vec!["Pod".to_string()],
+                namespaces: context.namespaces.clone(),
+            },
         }],
     };
     let excluded = (!context.exclude_namespaces.is_empty()).then(|| MatchResources {
         any: vec![ResourceFilter {
-            resources: ResourceDescription { kinds: Vec::new(), namespaces: context.exclude_namespaces.clone() },
+            resources: ResourceDescription {
+                kinds: Vec::new(),
+                namespaces: context.exclude_namespaces.clone(),
+            },
         }],
     });
     (matched, excluded)
@@ -80,7 +91,13 @@ fn validate_policy(context: &Context<'_>, slug: &str, validation: Validation) ->
         spec: ClusterPolicySpec {
             background: true,
             webhook_configuration: None,
-            rules: vec![Rule { name: slug.to_string(), match_resources, exclude, validate: Some(validation), verify_images: Vec::new() }],
+            rules: vec![Rule {
+                name: slug.to_string(),
+                match_resources,
+                exclude,
+                validate: Some(validation),
+                verify_images: Vec::new(),
+            }],
         },
     }
 }
@@ -88,7 +105,10 @@ fn validate_policy(context: &Context<'_>, slug: &str, validation: Validation) ->
 fn attestors(signatures: &SignatureRule) -> Vec<AttestorSet> {
     let keys = signatures.keys.as_ref().map(|keys| StaticKeyAttestor {
         public_keys: keys.public_key.clone(),
-        secret: keys.secret_ref.as_ref().map(|s| SecretReference { name: s.name.clone(), namespace: s.namespace.clone() }),
+        secret: keys.secret_ref.as_ref().map(|s| SecretReference {
+            name: s.name.clone(),
+            namespace: s.namespace.clone(),
+        }),
     });
     let keyless = signatures.keyless.as_ref().map(|k| KeylessAttestor {
         issuer: k.issuer.clone(),
@@ -96,10 +116,16 @@ fn attestors(signatures: &SignatureRule) -> Vec<AttestorSet> {
         subject_reg_exp: k.subject_reg_exp.clone(),
         rekor: k.rekor_url.clone().map(|url| Rekor { url }),
     });
-    vec![AttestorSet { entries: vec![Attestor { keys, keyless }] }]
+    vec![AttestorSet {
+        entries: vec![Attestor { keys, keyless }],
+    }]
 }
 
-fn signature_policy(context: &Context<'_>, signatures: &SignatureRule, attestations: &[AttestationRule]) -> ClusterPolicy {
+fn signature_policy(
+    context: &Context<'_>,
+    signatures: &SignatureRule,
+    attestations: &[AttestationRule],
+) -> ClusterPolicy {
     let (match_resources, exclude) = match_pods(context);
     let references = context.signed_image_references();
     let signature_action = context.action(signatures.failure_action);
@@ -164,16 +190,25 @@ fn signature_policy(context: &Context<'_>, signatures: &SignatureRule, attestati
 /// Severities above `max`, as Trivy spells them.
 pub(crate) fn severities_above(max: crate::crd::Severity) -> Vec<&'static str> {
     use crate::crd::Severity;
-    [(Severity::Low, "LOW"), (Severity::Medium, "MEDIUM"), (Severity::High, "HIGH"), (Severity::Critical, "CRITICAL")]
-        .into_iter()
-        .filter(|(severity, _)| *severity > max)
-        .map(|(_, name)| name)
-        .collect()
+    [
+        (Severity::Low, "LOW"),
+        (Severity::Medium, "MEDIUM"),
+        (Severity::High, "HIGH"),
+        (Severity::Critical, "CRITICAL"),
+    ]
+    .into_iter()
+    .filter(|(severity, _)| *severity > max)
+    .map(|(_, name)| name)
+    .collect()
 }
 
 /// JMESPath path of the SLSA builder id: v0.x predicates keep it at `builder.id`, v1 under `runDetails`.
 pub(crate) fn builder_id_path(predicate_type: &str) -> &'static str {
-    if predicate_type.contains("/provenance/v0.") { "builder.id" } else { "runDetails.builder.id" }
+    if predicate_type.contains("/provenance/v0.") {
+        "builder.id"
+    } else {
+        "runDetails.builder.id"
+    }
 }
 
 fn attestation_conditions(attestation: &AttestationRule) -> Vec<AllConditions> {
@@ -196,19 +231,34 @@ fn attestation_conditions(attestation: &AttestationRule) -> Vec<AllConditions> {
             format!(" | [?{}]", tests.join(" || "))
         };
         all.push(Condition {
-            key: format!("{{{{ scanner.result.Results[].Vulnerabilities[]{filter} | length(@) }}}}"),
+            key: format!(
+                "{{{{ scanner.result.Results[].Vulnerabilities[]{filter} | length(@) }}}}"
+            ),
             operator: "Equals",
             value: json!(0),
             message: format!("the vulnerability scan must report no finding above {max:?}"),
         });
     }
-    if let Some(pattern) = attestation.builder_id_pattern.as_deref().and_then(jmespath_raw_literal) {
+    if let Some(pattern) = attestation
+        .builder_id_pattern
+        .as_deref()
+        .and_then(jmespath_raw_literal)
+    {
         all.push(Condition {
-            key: format!("{{{{ regex_match({pattern}, {}) }}}}", builder_id_path(&attestation.predicate_type)),
+            key: format!(
+                "{{{{ regex_match({pattern}, {}) }}}}",
+                builder_id_path(&attestation.predicate_type)
+            ),
             operator: "Equals",
             value: json!(true),
-            message: "the provenance builder id must match spec.rules.attestations[].builderIdPattern".to_string(),
+            message:
+                "the provenance builder id must match spec.rules.attestations[].builderIdPattern"
+                    .to_string(),
         });
     }
-    if all.is_empty() { Vec::new() } else { vec![AllConditions { all }] }
+    if all.is_empty() {
+        Vec::new()
+    } else {
+        vec![AllConditions { all }]
+    }
 }

@@ -12,17 +12,25 @@ pub const TAG_CEL: &str = "c.image.matches('^.+@.+:.+$') || ((c.image.matches('^
 /// Kyverno pattern an image must match to come from one of `registries` (`host[:port][/path]`).
 /// The `/` after each prefix keeps `harbor.x.localhost.evil.com/...` and `harbor.x.localhostx/...` out.
 pub fn registry_pattern(registries: &[String]) -> String {
-    registries.iter().map(|r| format!("{r}/?*")).collect::<Vec<_>>().join(" | ")
+    registries
+        .iter()
+        .map(|r| format!("{r}/?*"))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// CEL list literal of the allowed prefixes (each ending in `/`), used with `startsWith`.
 pub fn registry_prefixes_cel(registries: &[String]) -> String {
-    let items: Vec<String> = registries.iter().map(|r| cel_string_literal(&format!("{r}/"))).collect();
+    let items: Vec<String> = registries
+        .iter()
+        .map(|r| cel_string_literal(&format!("{r}/")))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
 /// CEL over a container `c` and the list `variables.allowedPrefixes` mirroring [`registry_pattern`].
-pub const REGISTRY_CEL: &str = "variables.allowedPrefixes.exists(p, c.image.startsWith(p) && size(c.image) > size(p))";
+pub const REGISTRY_CEL: &str =
+    "variables.allowedPrefixes.exists(p, c.image.startsWith(p) && size(c.image) > size(p))";
 
 /// Every container of a Pod: containers, initContainers, ephemeralContainers.
 pub const ALL_CONTAINERS_CEL: &str = "object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : []) + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : [])";
@@ -70,7 +78,10 @@ mod tests {
 
     #[test]
     fn jmespath_literal_refuses_quote_and_trailing_backslash() {
-        assert_eq!(jmespath_raw_literal(r"^https://x\.y/.+$").as_deref(), Some(r"'^https://x\.y/.+$'"));
+        assert_eq!(
+            jmespath_raw_literal(r"^https://x\.y/.+$").as_deref(),
+            Some(r"'^https://x\.y/.+$'")
+        );
         assert_eq!(jmespath_raw_literal("a') || true || ('"), None);
         assert_eq!(jmespath_raw_literal(r"abc\"), None);
     }
@@ -78,7 +89,10 @@ mod tests {
     #[test]
     fn registry_pattern_anchors_each_prefix_on_a_slash() {
         assert_eq!(
-            registry_pattern(&["harbor.ai-platform.localhost".into(), "ghcr.io/my-org".into()]),
+            registry_pattern(&[
+                "harbor.ai-platform.localhost".into(),
+                "ghcr.io/my-org".into()
+            ]),
             "harbor.ai-platform.localhost/?* | ghcr.io/my-org/?*"
         );
     }

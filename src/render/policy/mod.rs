@@ -54,7 +54,10 @@ pub struct RenderedPolicy {
 }
 
 /// Render an ImagePolicy: validate, choose the engine, build every policy.
-pub fn render(policy: &ImagePolicy, observed: &PolicyObserved) -> Result<RenderedPolicy, RenderError> {
+pub fn render(
+    policy: &ImagePolicy,
+    observed: &PolicyObserved,
+) -> Result<RenderedPolicy, RenderError> {
     validate::image_policy(policy)?;
     check_renderable(policy)?;
     let engine = choose_engine(policy.spec.engine, observed)?;
@@ -65,7 +68,12 @@ pub fn render(policy: &ImagePolicy, observed: &PolicyObserved) -> Result<Rendere
     };
     let policy_names = objects.iter().map(|o| o.name().to_string()).collect();
     let mut warnings = warnings;
-    if let Some(keyless) = policy.spec.rules.require_signatures.as_ref().and_then(|s| s.keyless.as_ref())
+    if let Some(keyless) = policy
+        .spec
+        .rules
+        .require_signatures
+        .as_ref()
+        .and_then(|s| s.keyless.as_ref())
         && keyless.ctlog_url.is_some()
     {
         warnings.push(
@@ -73,17 +81,32 @@ pub fn render(policy: &ImagePolicy, observed: &PolicyObserved) -> Result<Rendere
                 .to_string(),
         );
     }
-    Ok(RenderedPolicy { objects, engine, allowed_registries: context.allowed_registries.clone(), policy_names, warnings })
+    Ok(RenderedPolicy {
+        objects,
+        engine,
+        allowed_registries: context.allowed_registries.clone(),
+        policy_names,
+        warnings,
+    })
 }
 
 /// Which flavour to generate; `KyvernoNotInstalled` when the wanted kinds are not served.
-pub fn choose_engine(wanted: PolicyEngine, observed: &PolicyObserved) -> Result<ChosenEngine, RenderError> {
+pub fn choose_engine(
+    wanted: PolicyEngine,
+    observed: &PolicyObserved,
+) -> Result<ChosenEngine, RenderError> {
     match wanted {
         PolicyEngine::Auto if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
         PolicyEngine::Auto if observed.cel_policies_served => Ok(ChosenEngine::Cel),
-        PolicyEngine::Auto => Err(RenderError::KyvernoNotInstalled("neither ClusterPolicy (kyverno.io/v1) nor ValidatingPolicy (policies.kyverno.io/v1) is served")),
-        PolicyEngine::ClusterPolicy if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
-        PolicyEngine::ClusterPolicy => Err(RenderError::KyvernoNotInstalled("spec.engine is ClusterPolicy but clusterpolicies.kyverno.io/v1 is not served")),
+        PolicyEngine::Auto => Err(RenderError::KyvernoNotInstalled(
+            "neither ClusterPolicy (kyverno.io/v1) nor ValidatingPolicy (policies.kyverno.io/v1) is served",
+        )),
+        PolicyEngine::ClusterPolicy if observed.cluster_policy_served => {
+            Ok(ChosenEngine::ClusterPolicy)
+        }
+        PolicyEngine::ClusterPolicy => Err(RenderError::KyvernoNotInstalled(
+            "spec.engine is ClusterPolicy but clusterpolicies.kyverno.io/v1 is not served",
+        )),
         PolicyEngine::Cel if observed.cel_policies_served => Ok(ChosenEngine::Cel),
         PolicyEngine::Cel => Err(RenderError::KyvernoNotInstalled(
             "spec.engine is CEL but validatingpolicies/imagevalidatingpolicies.policies.kyverno.io/v1 are not served (Kyverno >= 1.17)",
@@ -95,12 +118,18 @@ pub fn choose_engine(wanted: PolicyEngine, observed: &PolicyObserved) -> Result<
 fn check_renderable(policy: &ImagePolicy) -> Result<(), RenderError> {
     let mut errors = Vec::new();
     let rules = &policy.spec.rules;
-    if let Some(secret) = rules.require_signatures.as_ref().and_then(|s| s.keys.as_ref()).and_then(|k| k.secret_ref.as_ref())
+    if let Some(secret) = rules
+        .require_signatures
+        .as_ref()
+        .and_then(|s| s.keys.as_ref())
+        .and_then(|k| k.secret_ref.as_ref())
         && secret.key != "cosign.pub"
     {
         errors.push(ValidationError {
             field: "spec.rules.requireSignatures.keys.secretRef.key".to_string(),
-            message: "Kyverno reads the key cosign.pub of the Secret; store the PEM key under cosign.pub".to_string(),
+            message:
+                "Kyverno reads the key cosign.pub of the Secret; store the PEM key under cosign.pub"
+                    .to_string(),
         });
     }
     for (i, attestation) in rules.attestations.iter().enumerate() {
@@ -113,7 +142,11 @@ fn check_renderable(policy: &ImagePolicy) -> Result<(), RenderError> {
             });
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors).into())
+    }
 }
 
 /// Everything the two flavours share, computed once.
@@ -132,7 +165,10 @@ pub(crate) struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(policy: &'a ImagePolicy, observed: &PolicyObserved) -> Result<Self, RenderError> {
         let mut allowed_registries: Vec<String> = Vec::new();
-        let endpoint = observed.registry_endpoint.as_deref().filter(|_| policy.spec.registry_ref.is_some());
+        let endpoint = observed
+            .registry_endpoint
+            .as_deref()
+            .filter(|_| policy.spec.registry_ref.is_some());
         if let Some(endpoint) = endpoint {
             let endpoint = endpoint.trim_end_matches('/');
             if !image_rules::is_registry_prefix(endpoint) {
@@ -151,9 +187,20 @@ impl<'a> Context<'a> {
         }
         let exclude_namespaces = match &policy.spec.exclude_namespaces {
             Some(list) => dedup(list.clone()),
-            None => dedup(vec!["kube-system".to_string(), observed.operator_namespace.clone()]),
+            None => dedup(vec![
+                "kube-system".to_string(),
+                observed.operator_namespace.clone(),
+            ]),
         };
-        let namespaces = dedup(policy.spec.namespaces.iter().filter(|n| !exclude_namespaces.contains(n)).cloned().collect());
+        let namespaces = dedup(
+            policy
+                .spec
+                .namespaces
+                .iter()
+                .filter(|n| !exclude_namespaces.contains(n))
+                .cloned()
+                .collect(),
+        );
         Ok(Self {
             policy,
             name: policy.name_any(),
@@ -171,7 +218,11 @@ impl<'a> Context<'a> {
 
     /// Metadata of the policy for one rule: labels and owner reference.
     pub fn metadata(&self, rule: &str) -> ObjectMeta {
-        let owner = Owner { kind: "ImagePolicy", name: &self.name, namespace: None };
+        let owner = Owner {
+            kind: "ImagePolicy",
+            name: &self.name,
+            namespace: None,
+        };
         let labels: BTreeMap<String, String> = owner.labels(APP, rule);
         ObjectMeta {
             name: Some(self.policy_name(rule)),
@@ -192,14 +243,24 @@ impl<'a> Context<'a> {
     /// Images that must be signed: the user's references, else everything from the allowed registries,
     /// else every image.
     pub fn signed_image_references(&self) -> Vec<String> {
-        let own = self.policy.spec.rules.require_signatures.as_ref().map(|s| s.image_references.clone()).unwrap_or_default();
+        let own = self
+            .policy
+            .spec
+            .rules
+            .require_signatures
+            .as_ref()
+            .map(|s| s.image_references.clone())
+            .unwrap_or_default();
         if !own.is_empty() {
             return own;
         }
         if self.allowed_registries.is_empty() {
             return vec!["*".to_string()];
         }
-        self.allowed_registries.iter().map(|r| format!("{r}/*")).collect()
+        self.allowed_registries
+            .iter()
+            .map(|r| format!("{r}/*"))
+            .collect()
     }
 }
 
