@@ -25,8 +25,13 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
+/// Render one sample; an ImagePolicy sample is rendered beside the Registry it references.
 fn render(file: &PathBuf) -> Vec<RenderedObject> {
-    render_files(std::slice::from_ref(file), None, "default")
+    let mut files = vec![file.clone()];
+    if file.ends_with("imagepolicy.yaml") {
+        files.insert(0, common::repo_root().join("config/samples/registry-k3d.yaml"));
+    }
+    render_files(&files, None, "default")
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
         .objects
 }
@@ -38,6 +43,16 @@ fn every_sample_renders_to_its_golden_yaml() {
         let yaml = to_yaml(&render(&file)).unwrap();
         insta::assert_snapshot!(format!("sample-{name}"), yaml);
     }
+}
+
+/// The README's main command: the whole samples directory at once (the ImagePolicy follows the
+/// K3d sample Registry it references).
+#[test]
+fn samples_directory_renders_as_the_readme_shows() {
+    let output = render_files(&[common::repo_root().join("config/samples")], None, "registry-operator-system").unwrap();
+    let kinds: Vec<String> = output.objects.iter().map(|o| o.resource.kind.clone()).collect();
+    assert!(kinds.contains(&"ClusterPolicy".to_string()), "{kinds:?}");
+    insta::assert_snapshot!("samples-directory", to_yaml(&output.objects).unwrap());
 }
 
 #[test]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use kube::ResourceExt;
 
 use super::input::{InputError, Manifest, read_manifests};
+use crate::crd::ImagePolicy;
 use crate::render::observed::ObservedHosting;
-use crate::render::{self, Observed, RenderedObject};
-use crate::validate;
+use crate::render::{self, Observed, PolicyObserved, RenderedObject};
 
 /// Why `render` failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,10 @@ pub fn render_manifests(
     namespace: &str,
 ) -> Result<RenderOutput, RenderCommandError> {
     let mut output = RenderOutput::default();
+    // Endpoints of the Registries rendered so far, so an ImagePolicy can follow one from the same files.
+    let mut endpoints: Vec<((String, String), Option<String>)> = Vec::new();
+    // ImagePolicies go after every Registry, whatever the file order, so they can follow its endpoint.
+    let mut policies = Vec::new();
     for manifest in manifests {
         match manifest {
             Manifest::Registry(mut registry) => {
@@ -127,18 +131,69 @@ pub fn render_manifests(
                 objects.extend(rendered.objects);
                 render::sort_for_apply(&mut objects);
                 output.objects.extend(objects);
+                endpoints.push((
+                    (
+                        registry.namespace().unwrap_or_default(),
+                        registry.name_any(),
+                    ),
+                    rendered.endpoint.clone(),
+                ));
             }
-            Manifest::ImagePolicy(policy) => {
-                let name = policy.name_any();
-                validate::image_policy(&policy).map_err(|e| RenderCommandError::Render {
-                    kind: "ImagePolicy",
-                    name: name.clone(),
-                    source: e.into(),
-                })?;
-                output.notes.push(format!("ImagePolicy {name}: valid; Kyverno policy rendering is not available in this version"));
-            }
+            Manifest::ImagePolicy(policy) => policies.push(policy),
             Manifest::ConfigMap(_) | Manifest::Other { .. } => {}
         }
     }
+    for policy in policies {
+        render_image_policy(&policy, &endpoints, namespace, &mut output)?;
+    }
     Ok(output)
+}
+
+/// Render one ImagePolicy offline: Kyverno's ClusterPolicy is assumed served, and the Registry's
+/// endpoint is taken from a Registry of the same input files when one matches `registryRef`.
+fn render_image_policy(
+    policy: &ImagePolicy,
+    endpoints: &[((String, String), Option<String>)],
+    namespace: &str,
+    output: &mut RenderOutput,
+) -> Result<(), RenderCommandError> {
+    let name = policy.name_any();
+    let registry_endpoint = policy.spec.registry_ref.as_ref().and_then(|reference| {
+        endpoints
+            .iter()
+            .find(|((ns, n), _)| *ns == reference.namespace && *n == reference.name)
+            .and_then(|(_, endpoint)| endpoint.clone())
+    });
+    if let (Some(reference), None) = (&policy.spec.registry_ref, &registry_endpoint) {
+        output.notes.push(format!(
+            "ImagePolicy {name}: Registry {}/{} is not in the input files (or has no endpoint); only spec.allowedRegistries are allowed",
+            reference.namespace, reference.name
+        ));
+    }
+    let observed = PolicyObserved {
+        registry_endpoint,
+        cluster_policy_served: true,
+        cel_policies_served: true,
+        operator_namespace: namespace.to_string(),
+    };
+    let rendered =
+        render::image_policy(policy, &observed).map_err(|source| RenderCommandError::Render {
+            kind: "ImagePolicy",
+            name: name.clone(),
+            source,
+        })?;
+    output.notes.push(format!(
+        "ImagePolicy {name}: engine {:?}, allowed registries [{}], policies [{}]",
+        rendered.engine,
+        rendered.allowed_registries.join(", "),
+        rendered.policy_names.join(", ")
+    ));
+    output.notes.extend(
+        rendered
+            .warnings
+            .iter()
+            .map(|w| format!("ImagePolicy {name}: warning: {w}")),
+    );
+    output.objects.extend(rendered.objects);
+    Ok(())
 }

@@ -4,20 +4,23 @@
 pub mod generated;
 mod harbor;
 mod k3d;
+pub mod kyverno;
 pub mod labels;
 mod object;
 pub mod observed;
+pub mod policy;
 
 pub use generated::{GeneratedSecret, PLACEHOLDER, SecretGenerator, placeholder_secrets};
 pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
 pub use object::{RenderedObject, apply_rank, sort_for_apply};
 pub use observed::{HarborObserved, Observed};
+pub use policy::{PolicyObserved, RenderedPolicy};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
-use crate::crd::{Registry, RegistryMode};
+use crate::crd::{ImagePolicy, Registry, RegistryMode};
 use crate::validate::{self, ValidationErrors};
 
 /// Why rendering failed.
@@ -32,6 +35,17 @@ pub enum RenderError {
     /// YAML output failed (a bug, not a user error).
     #[error("internal YAML error: {0}")]
     Yaml(#[from] yaml_serde::Error),
+    /// The Kyverno policy kinds needed are not served (controller: `Ready=False`, reason `KyvernoNotInstalled`).
+    #[error("Kyverno is not installed: {0}")]
+    KyvernoNotInstalled(&'static str),
+    /// The referenced Registry reports an endpoint that cannot be used in a policy.
+    #[error("the Registry's endpoint {0:?} is not a registry host[:port][/path]")]
+    InvalidEndpoint(String),
+    /// restrictRegistries has nothing to allow yet (the Registry has no endpoint and allowedRegistries is empty).
+    #[error(
+        "spec.rules.restrictRegistries: no allowed registry yet (the Registry has no endpoint and spec.allowedRegistries is empty)"
+    )]
+    NoAllowedRegistries,
 }
 
 /// Everything a Registry turns into.
@@ -62,6 +76,14 @@ pub fn registry(registry: &Registry, observed: &Observed) -> Result<Rendered, Re
     };
     sort_for_apply(&mut rendered.objects);
     Ok(rendered)
+}
+
+/// Render an ImagePolicy into Kyverno policies of the engine that is served.
+pub fn image_policy(
+    policy: &ImagePolicy,
+    observed: &PolicyObserved,
+) -> Result<RenderedPolicy, RenderError> {
+    policy::render(policy, observed)
 }
 
 /// Controller owner reference to `owner`, when it has a uid (objects read from a cluster do; a file

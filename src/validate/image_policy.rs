@@ -1,7 +1,10 @@
 //! Validation of an `ImagePolicy` spec, including the guard against Kyverno `{{ }}` injection.
 //! Pure; returns every broken rule with its field path.
 
-use super::{Errors, ValidationErrors, check_no_kyverno_expression, is_dns_label, is_host};
+use super::{
+    Errors, ValidationErrors, check_no_kyverno_expression, is_dns_label, is_host,
+    is_registry_prefix,
+};
 use crate::crd::ImagePolicy;
 
 /// Validate an ImagePolicy; `Err` lists every broken rule.
@@ -28,6 +31,11 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             is_host(host) && !registry.contains("://") && !registry.contains(char::is_whitespace),
             &field,
             "must be a registry host with optional port and path, e.g. ghcr.io/my-org (no scheme, no wildcard)",
+        );
+        errors.check(
+            !is_host(host) || is_registry_prefix(registry.trim_end_matches('/')),
+            &field,
+            "path may only hold lowercase letters, digits, '.', '_', '-' and '/' (no wildcard or pattern operator)",
         );
         check_no_kyverno_expression(&mut errors, &field, registry);
     }

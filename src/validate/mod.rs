@@ -114,3 +114,17 @@ pub(crate) fn is_host(value: &str) -> bool {
     });
     port_ok && !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
+
+/// `host[:port][/path]` where the path uses only image-reference characters (lowercase letters, digits,
+/// `.`, `_`, `-`), so the value is inert inside Kyverno wildcard patterns and CEL literals.
+pub(crate) fn is_registry_prefix(value: &str) -> bool {
+    let mut parts = value.split('/');
+    let host = parts.next().unwrap_or_default();
+    is_host(host)
+        && parts.all(|component| {
+            !component.is_empty()
+                && component.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+        })
+}

@@ -1,0 +1,287 @@
+//! ImagePolicy to Kyverno policies: picks the engine, computes the allowed registries and namespaces,
+//! then builds the ClusterPolicy or the CEL flavour. Pure; never reads the cluster or the clock.
+
+mod cel;
+mod cluster_policy;
+pub mod image_rules;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt;
+
+use super::labels::Owner;
+use super::{RenderError, RenderedObject, owner_reference};
+use crate::crd::{ChosenEngine, FailureAction, ImagePolicy, PolicyEngine};
+use crate::render::kyverno;
+use crate::validate::{self, ValidationError, ValidationErrors};
+
+/// The rule slugs, used in policy names and labels.
+pub const DISALLOW_LATEST_TAG: &str = "disallow-latest-tag";
+/// Slug of restrictRegistries.
+pub const RESTRICT_REGISTRIES: &str = "restrict-registries";
+/// Slug of requireSignatures.
+pub const REQUIRE_SIGNATURES: &str = "require-signatures";
+/// Label value `app.kubernetes.io/name` of every generated policy.
+const APP: &str = "image-policy";
+
+/// What the controller read from the cluster for one ImagePolicy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyObserved {
+    /// `status.endpoint` of the Registry named by `spec.registryRef`, when it has one.
+    pub registry_endpoint: Option<String>,
+    /// `clusterpolicies.kyverno.io` v1 is served.
+    pub cluster_policy_served: bool,
+    /// `validatingpolicies` and `imagevalidatingpolicies` of `policies.kyverno.io` v1 are served.
+    pub cel_policies_served: bool,
+    /// Namespace the operator runs in (excluded by default).
+    pub operator_namespace: String,
+}
+
+/// Everything an ImagePolicy turns into.
+#[derive(Clone, Debug)]
+pub struct RenderedPolicy {
+    /// Kyverno policies to apply (cluster-scoped).
+    pub objects: Vec<RenderedObject>,
+    /// Which flavour was generated.
+    pub engine: ChosenEngine,
+    /// Registry prefixes images may come from (the Registry's endpoint first).
+    pub allowed_registries: Vec<String>,
+    /// Names of the generated policies, in `objects` order.
+    pub policy_names: Vec<String>,
+    /// Settings Kyverno cannot express in the chosen flavour, for a condition message.
+    pub warnings: Vec<String>,
+}
+
+/// Render an ImagePolicy: validate, choose the engine, build every policy.
+pub fn render(
+    policy: &ImagePolicy,
+    observed: &PolicyObserved,
+) -> Result<RenderedPolicy, RenderError> {
+    validate::image_policy(policy)?;
+    check_renderable(policy)?;
+    let engine = choose_engine(policy.spec.engine, observed)?;
+    let context = Context::new(policy, observed)?;
+    let (objects, warnings) = match engine {
+        ChosenEngine::ClusterPolicy => (cluster_policy::render(&context)?, Vec::new()),
+        ChosenEngine::Cel => cel::render(&context)?,
+    };
+    let policy_names = objects.iter().map(|o| o.name().to_string()).collect();
+    let mut warnings = warnings;
+    if let Some(keyless) = policy
+        .spec
+        .rules
+        .require_signatures
+        .as_ref()
+        .and_then(|s| s.keyless.as_ref())
+        && keyless.ctlog_url.is_some()
+    {
+        warnings.push(
+            "spec.rules.requireSignatures.keyless.ctlogURL: Kyverno verifies SCTs with the CT log's public key, not a URL; ignored"
+                .to_string(),
+        );
+    }
+    Ok(RenderedPolicy {
+        objects,
+        engine,
+        allowed_registries: context.allowed_registries.clone(),
+        policy_names,
+        warnings,
+    })
+}
+
+/// Which flavour to generate; `KyvernoNotInstalled` when the wanted kinds are not served.
+pub fn choose_engine(
+    wanted: PolicyEngine,
+    observed: &PolicyObserved,
+) -> Result<ChosenEngine, RenderError> {
+    match wanted {
+        PolicyEngine::Auto if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
+        PolicyEngine::Auto if observed.cel_policies_served => Ok(ChosenEngine::Cel),
+        PolicyEngine::Auto => Err(RenderError::KyvernoNotInstalled(
+            "neither ClusterPolicy (kyverno.io/v1) nor ValidatingPolicy (policies.kyverno.io/v1) is served",
+        )),
+        PolicyEngine::ClusterPolicy if observed.cluster_policy_served => {
+            Ok(ChosenEngine::ClusterPolicy)
+        }
+        PolicyEngine::ClusterPolicy => Err(RenderError::KyvernoNotInstalled(
+            "spec.engine is ClusterPolicy but clusterpolicies.kyverno.io/v1 is not served",
+        )),
+        PolicyEngine::Cel if observed.cel_policies_served => Ok(ChosenEngine::Cel),
+        PolicyEngine::Cel => Err(RenderError::KyvernoNotInstalled(
+            "spec.engine is CEL but validatingpolicies/imagevalidatingpolicies.policies.kyverno.io/v1 are not served (Kyverno >= 1.17)",
+        )),
+    }
+}
+
+/// Rules Kyverno imposes on top of the ImagePolicy schema.
+fn check_renderable(policy: &ImagePolicy) -> Result<(), RenderError> {
+    let mut errors = Vec::new();
+    let rules = &policy.spec.rules;
+    if let Some(secret) = rules
+        .require_signatures
+        .as_ref()
+        .and_then(|s| s.keys.as_ref())
+        .and_then(|k| k.secret_ref.as_ref())
+        && secret.key != "cosign.pub"
+    {
+        errors.push(ValidationError {
+            field: "spec.rules.requireSignatures.keys.secretRef.key".to_string(),
+            message:
+                "Kyverno reads the key cosign.pub of the Secret; store the PEM key under cosign.pub"
+                    .to_string(),
+        });
+    }
+    for (i, attestation) in rules.attestations.iter().enumerate() {
+        if let Some(pattern) = &attestation.builder_id_pattern
+            && image_rules::jmespath_raw_literal(pattern).is_none()
+        {
+            errors.push(ValidationError {
+                field: format!("spec.rules.attestations[{i}].builderIdPattern"),
+                message: "must not contain ' or end with a backslash".to_string(),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors).into())
+    }
+}
+
+/// Everything the two flavours share, computed once.
+pub(crate) struct Context<'a> {
+    pub policy: &'a ImagePolicy,
+    pub name: String,
+    pub owner_reference: Option<OwnerReference>,
+    /// Registry prefixes without trailing slash, endpoint first.
+    pub allowed_registries: Vec<String>,
+    /// Namespaces checked (empty: all).
+    pub namespaces: Vec<String>,
+    /// Namespaces never checked.
+    pub exclude_namespaces: Vec<String>,
+}
+
+impl<'a> Context<'a> {
+    fn new(policy: &'a ImagePolicy, observed: &PolicyObserved) -> Result<Self, RenderError> {
+        let mut allowed_registries: Vec<String> = Vec::new();
+        let endpoint = observed
+            .registry_endpoint
+            .as_deref()
+            .filter(|_| policy.spec.registry_ref.is_some());
+        if let Some(endpoint) = endpoint {
+            let endpoint = endpoint.trim_end_matches('/');
+            if !image_rules::is_registry_prefix(endpoint) {
+                return Err(RenderError::InvalidEndpoint(endpoint.to_string()));
+            }
+            allowed_registries.push(endpoint.to_string());
+        }
+        for registry in &policy.spec.allowed_registries {
+            let registry = registry.trim_end_matches('/').to_string();
+            if !allowed_registries.contains(&registry) {
+                allowed_registries.push(registry);
+            }
+        }
+        if policy.spec.rules.restrict_registries.is_some() && allowed_registries.is_empty() {
+            return Err(RenderError::NoAllowedRegistries);
+        }
+        let exclude_namespaces = match &policy.spec.exclude_namespaces {
+            Some(list) => dedup(list.clone()),
+            None => dedup(vec![
+                "kube-system".to_string(),
+                observed.operator_namespace.clone(),
+            ]),
+        };
+        let namespaces = dedup(
+            policy
+                .spec
+                .namespaces
+                .iter()
+                .filter(|n| !exclude_namespaces.contains(n))
+                .cloned()
+                .collect(),
+        );
+        Ok(Self {
+            policy,
+            name: policy.name_any(),
+            owner_reference: owner_reference(policy),
+            allowed_registries,
+            namespaces,
+            exclude_namespaces,
+        })
+    }
+
+    /// Name of the policy for one rule, e.g. `ai-workloads-disallow-latest-tag`.
+    pub fn policy_name(&self, rule: &str) -> String {
+        format!("{}-{rule}", self.name)
+    }
+
+    /// Metadata of the policy for one rule: labels and owner reference.
+    pub fn metadata(&self, rule: &str) -> ObjectMeta {
+        let owner = Owner {
+            kind: "ImagePolicy",
+            name: &self.name,
+            namespace: None,
+        };
+        let labels: BTreeMap<String, String> = owner.labels(APP, rule);
+        ObjectMeta {
+            name: Some(self.policy_name(rule)),
+            labels: Some(labels),
+            owner_references: self.owner_reference.clone().map(|r| vec![r]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// A rule's reaction: its own, else the policy's.
+    pub fn action(&self, own: Option<FailureAction>) -> kyverno::FailureAction {
+        match own.unwrap_or(self.policy.spec.failure_action) {
+            FailureAction::Audit => kyverno::FailureAction::Audit,
+            FailureAction::Enforce => kyverno::FailureAction::Enforce,
+        }
+    }
+
+    /// Images that must be signed: the user's references, else everything from the allowed registries,
+    /// else every image.
+    pub fn signed_image_references(&self) -> Vec<String> {
+        let own = self
+            .policy
+            .spec
+            .rules
+            .require_signatures
+            .as_ref()
+            .map(|s| s.image_references.clone())
+            .unwrap_or_default();
+        if !own.is_empty() {
+            return own;
+        }
+        if self.allowed_registries.is_empty() {
+            return vec!["*".to_string()];
+        }
+        self.allowed_registries
+            .iter()
+            .map(|r| format!("{r}/*"))
+            .collect()
+    }
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list {
+        if !item.is_empty() && !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Make user text inert in a Kyverno message: Kyverno substitutes `{{ ... }}` variables and `$(...)`
+/// references in rule text, so braces are dropped and `$(` is broken up, whatever validation let through.
+pub fn safe_message(text: &str) -> String {
+    let without_braces: String = text.chars().filter(|c| *c != '{' && *c != '}').collect();
+    without_braces.replace("$(", "$ (")
+}
+
+/// The message of a basic rule: the user's (made safe) or the default.
+pub(crate) fn message(own: Option<&str>, default: &str) -> String {
+    own.map(safe_message).unwrap_or_else(|| default.to_string())
+}
