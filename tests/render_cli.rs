@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -26,8 +26,8 @@ fn samples() -> Vec<PathBuf> {
 }
 
 /// Render one sample; an ImagePolicy sample is rendered beside the Registry it references.
-fn render(file: &PathBuf) -> Vec<RenderedObject> {
-    let mut files = vec![file.clone()];
+fn render(file: &Path) -> Vec<RenderedObject> {
+    let mut files = vec![file.to_path_buf()];
     if file.ends_with("imagepolicy.yaml") {
         files.insert(0, common::repo_root().join("config/samples/registry-k3d.yaml"));
     }
