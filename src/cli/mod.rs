@@ -2,9 +2,11 @@
 //! Parses and prints; the logic lives in `render`, `validate` and `crd`.
 
 mod input;
+mod migrate_cmd;
 mod render_cmd;
 
 pub use input::{InputError, Manifest, read_manifests};
+pub use migrate_cmd::{MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate};
 pub use render_cmd::{render_manifests, render_files};
 
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Write the CustomResourceDefinitions generated from the Rust types.
     Crdgen(CrdgenArgs),
+    /// Copy every image (all platforms, signatures, referrers) from one registry to another, then verify.
+    Migrate(MigrateArgs),
 }
 
 /// Arguments of `render`.
