@@ -34,7 +34,7 @@ async fn copies_every_tag_losslessly_and_never_writes_the_source() {
     let dest = Distribution::start(None).await;
     let built = content::build(&source.host(), work.path(), 64).await;
     let before = listing(&source.url(), None).await;
-    assert!(before.contains_key(&format!("team-a/app:{}", built.signature_tag)));
+    assert!(before.contains_key(&format!("team-a/app:{}", built.signature_tag)), "{before:?} lacks {}", built.signature_tag);
     let watched_source = Proxy::start(&source.url(), ProxyConfig::default()).await;
 
     let args = ["--from", &watched_source.url(), "--to", &dest.url(), "--insecure", "--dest-project", "", "--output", "json"];

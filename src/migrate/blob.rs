@@ -101,6 +101,7 @@ impl BlobMover<'_> {
             match response.status() {
                 StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {}
                 StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => return Err(TransferError::PatchRefused),
+                StatusCode::NOT_FOUND => return Err(self.session_lost(&location)),
                 _ => return Err(self.destination.status_error(&Method::PATCH, location.path(), response).await.into()),
             }
             let next = self.destination.location(&response).unwrap_or(location);
@@ -115,12 +116,23 @@ impl BlobMover<'_> {
             url.query_pairs_mut().append_pair("digest", &blob.digest);
             self.destination.send_stream(Method::PUT, url, &scope, headers, body).await?
         };
-        if final_url.status() != StatusCode::CREATED && !final_url.status().is_success() {
+        if final_url.status() == StatusCode::NOT_FOUND {
+            // Typically a retried PUT whose first try completed: the loop checks whether the blob landed.
+            return Err(self.session_lost(final_url.url()));
+        }
+        if !final_url.status().is_success() {
             let path = final_url.url().path().to_string();
             return Err(self.destination.status_error(&Method::PUT, &path, final_url).await.into());
         }
         self.check_tally(&tally, blob)?;
         Ok(())
+    }
+
+    fn session_lost(&self, url: &Url) -> TransferError {
+        TransferError::Failed(MigrateError::Protocol {
+            registry: self.destination.name().to_string(),
+            message: format!("upload session {} unknown to the registry", url.path()),
+        })
     }
 
     fn check_tally(&self, tally: &Mutex<Tally>, blob: &BlobRef) -> Result<(), MigrateError> {

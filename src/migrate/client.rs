@@ -202,22 +202,23 @@ impl Registry {
         Ok(())
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder, scope: &str) -> reqwest::RequestBuilder {
+    /// Adds credentials; returns the bearer token sent, if any.
+    fn authorize(&self, request: reqwest::RequestBuilder, scope: &str) -> (reqwest::RequestBuilder, Option<String>) {
         let state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(token) = state.tokens.get(scope)
             && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
         {
             value.set_sensitive(true);
-            return request.header(header::AUTHORIZATION, value);
+            return (request.header(header::AUTHORIZATION, value), Some(token.clone()));
         }
         match (&self.credentials, state.basic) {
-            (Some(creds), true) => request.basic_auth(&creds.username, Some(creds.password())),
-            _ => request,
+            (Some(creds), true) => (request.basic_auth(&creds.username, Some(creds.password())), None),
+            _ => (request, None),
         }
     }
 
     /// Reacts to a 401: learns the scheme, fetches a token. `Err` when it cannot help.
-    async fn handle_unauthorized(&self, response: &Response, scope: &str) -> Result<(), MigrateError> {
+    async fn handle_unauthorized(&self, response: &Response, scope: &str, sent_token: Option<&str>) -> Result<(), MigrateError> {
         let (side, env) = self.side_names();
         let challenge = response
             .headers()
@@ -243,12 +244,11 @@ impl Registry {
             }
             Challenge::Bearer { realm, service, scopes } => {
                 let token = self.fetch_token(&realm, service.as_deref(), &scopes).await?;
-                let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-                if state.tokens.get(scope) == Some(&token) {
-                    // A fresh token that is refused again: the account lacks the permission.
+                if sent_token == Some(token.as_str()) {
+                    // The token service hands out the very token just refused: the account lacks the permission.
                     return Err(MigrateError::AuthRejected { registry: self.name.clone(), side, status: 401 });
                 }
-                state.tokens.insert(scope.to_string(), token);
+                self.auth.lock().unwrap_or_else(|p| p.into_inner()).tokens.insert(scope.to_string(), token);
                 Ok(())
             }
         }
@@ -332,11 +332,12 @@ impl Registry {
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
-            let outcome = self.authorize(request, scope).send().await;
+            let (request, sent_token) = self.authorize(request, scope);
+            let outcome = request.send().await;
             let transient = match outcome {
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && auth_rounds < 2 => {
                     auth_rounds += 1;
-                    self.handle_unauthorized(&response, scope).await?;
+                    self.handle_unauthorized(&response, scope, sent_token.as_deref()).await?;
                     continue;
                 }
                 Ok(response) => {
@@ -368,7 +369,7 @@ impl Registry {
     ) -> Result<Response, MigrateError> {
         self.check_method(&method)?;
         let request = self.http.request(method, url).headers(headers).body(body);
-        self.authorize(request, scope).send().await.map_err(|e| self.http_error(e))
+        self.authorize(request, scope).0.send().await.map_err(|e| self.http_error(e))
     }
 
     /// GET that must succeed (2xx) after retries.

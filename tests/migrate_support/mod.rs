@@ -14,6 +14,8 @@ use sha2::{Digest as _, Sha256};
 /// Whether docker-registry, skopeo and umoci are installed; prints SKIPPED (or panics when
 /// `REGISTRY_OPERATOR_REQUIRE_TOOLS=1`) when one is missing.
 pub fn tools_available() -> bool {
+    // The test's own HTTP clients need a TLS provider even for plain-HTTP use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     for tool in ["docker-registry", "skopeo", "umoci"] {
         let found = std::env::var_os("PATH")
             .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
@@ -54,7 +56,7 @@ pub async fn listing(base: &str, creds: Option<(&str, &str)>) -> BTreeMap<String
         }
     };
     let catalog: serde_json::Value =
-        serde_json::from_slice(&get(format!("{base}/v2/_catalog?n=10000")).send().await.expect("catalog").bytes().await.expect("body")).expect("json");
+        serde_json::from_slice(&get(format!("{base}/v2/_catalog?n=1000")).send().await.expect("catalog").bytes().await.expect("body")).expect("json");
     let mut out = BTreeMap::new();
     for repo in catalog["repositories"].as_array().cloned().unwrap_or_default() {
         let repo = repo.as_str().expect("repo name").to_string();
