@@ -10,19 +10,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.json_logs);
     match &cli.command {
-        Command::Render(args) => match cli::render_files(&args.files, args.observed.as_ref(), &args.namespace) {
-            Ok(output) => match registry_operator::render::to_yaml(&output.objects) {
-                Ok(yaml) => {
-                    print!("{yaml}");
-                    for note in &output.notes {
-                        eprintln!("# {}", note.trim_end().replace('\n', "\n#   "));
+        Command::Render(args) => {
+            match cli::render_files(&args.files, args.observed.as_ref(), &args.namespace) {
+                Ok(output) => match registry_operator::render::to_yaml(&output.objects) {
+                    Ok(yaml) => {
+                        print!("{yaml}");
+                        for note in &output.notes {
+                            eprintln!("# {}", note.trim_end().replace('\n', "\n#   "));
+                        }
+                        ExitCode::SUCCESS
                     }
-                    ExitCode::SUCCESS
-                }
+                    Err(e) => fail(&e),
+                },
                 Err(e) => fail(&e),
-            },
-            Err(e) => fail(&e),
-        },
+            }
+        }
         Command::Crdgen(args) => match cli::crdgen(args) {
             Ok(paths) => {
                 for path in paths {
@@ -45,7 +47,11 @@ fn main() -> ExitCode {
                 for problem in summary.failures.iter().chain(&summary.mismatches) {
                     eprintln!("error: {problem}");
                 }
-                if summary.is_complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                if summary.is_complete() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => fail(&e),
         },
@@ -58,8 +64,11 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -17,10 +17,19 @@ pub enum InputError {
     Io(PathBuf, std::io::Error),
     /// A document is not YAML.
     #[error("{file}: document {document}: {message}")]
-    Yaml { file: String, document: usize, message: String },
+    Yaml {
+        file: String,
+        document: usize,
+        message: String,
+    },
     /// A document does not match its kind's schema; the message names the field.
     #[error("{file}: {kind} {name}: {message}")]
-    Schema { file: String, kind: String, name: String, message: String },
+    Schema {
+        file: String,
+        kind: String,
+        name: String,
+        message: String,
+    },
     /// CRD generation failed (a bug).
     #[error("generating CRDs: {0}")]
     Generate(yaml_serde::Error),
@@ -62,11 +71,23 @@ pub fn parse_manifests(text: &str, file: &Path) -> Result<Vec<Manifest>, InputEr
         if value.is_null() {
             continue;
         }
-        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         let manifest = match (api_version.as_str(), kind.as_str()) {
-            ("registry.aisp.dev/v1alpha1", "Registry") => Manifest::Registry(Box::new(strict(&file, &kind, value)?)),
-            ("registry.aisp.dev/v1alpha1", "ImagePolicy") => Manifest::ImagePolicy(Box::new(strict(&file, &kind, value)?)),
+            ("registry.aisp.dev/v1alpha1", "Registry") => {
+                Manifest::Registry(Box::new(strict(&file, &kind, value)?))
+            }
+            ("registry.aisp.dev/v1alpha1", "ImagePolicy") => {
+                Manifest::ImagePolicy(Box::new(strict(&file, &kind, value)?))
+            }
             ("v1", "ConfigMap") => Manifest::ConfigMap(Box::new(strict(&file, &kind, value)?)),
             _ => Manifest::Other { api_version, kind },
         };
@@ -76,18 +97,27 @@ pub fn parse_manifests(text: &str, file: &Path) -> Result<Vec<Manifest>, InputEr
 }
 
 /// Deserialize, rejecting unknown fields and naming the path of any mismatch.
-fn strict<T: DeserializeOwned>(file: &str, kind: &str, value: serde_json::Value) -> Result<T, InputError> {
+fn strict<T: DeserializeOwned>(
+    file: &str,
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<T, InputError> {
     let name = value
         .pointer("/metadata/name")
         .and_then(|v| v.as_str())
         .unwrap_or("<unnamed>")
         .to_string();
-    let schema_error = |message: String| InputError::Schema { file: file.to_string(), kind: kind.to_string(), name: name.clone(), message };
+    let schema_error = |message: String| InputError::Schema {
+        file: file.to_string(),
+        kind: kind.to_string(),
+        name: name.clone(),
+        message,
+    };
     let mut unknown = Vec::new();
-    let result: Result<T, _> =
-        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&value, &mut |path: serde_ignored::Path<'_>| {
-            unknown.push(path.to_string())
-        }));
+    let result: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        &value,
+        &mut |path: serde_ignored::Path<'_>| unknown.push(path.to_string()),
+    ));
     let typed = result.map_err(|e| schema_error(describe(e)))?;
     // `apiVersion`/`kind` are consumed by the TypeMeta of the typed object; anything else is a typo.
     unknown.retain(|p| p != "apiVersion" && p != "kind");
@@ -101,12 +131,20 @@ fn strict<T: DeserializeOwned>(file: &str, kind: &str, value: serde_json::Value)
 fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = error.path().to_string();
     let inner = error.into_inner().to_string();
-    let prefix = if path == "." { String::new() } else { format!("{path}.") };
+    let prefix = if path == "." {
+        String::new()
+    } else {
+        format!("{path}.")
+    };
     if let Some(rest) = inner.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return format!("{prefix}{field}: required");
     }
-    if path == "." { inner } else { format!("{path}: {inner}") }
+    if path == "." {
+        inner
+    } else {
+        format!("{path}: {inner}")
+    }
 }
 
 #[cfg(test)]
@@ -123,20 +161,30 @@ mod tests {
             "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\nspec:\n  mode: Harbor\n  host: h\n  harbor:\n    storage:\n      s3: {credentialsSecretRef: {name: s}}\n",
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "test.yaml: Registry r: spec.harbor.storage.s3.bucket: required");
+        assert_eq!(
+            err.to_string(),
+            "test.yaml: Registry r: spec.harbor.storage.s3.bucket: required"
+        );
     }
 
     #[test]
     fn unknown_field_is_rejected_with_its_path() {
         let err = parse("apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\nspec:\n  mode: K3d\n  k3d: {adpot: Never}\n")
             .unwrap_err();
-        assert_eq!(err.to_string(), "test.yaml: Registry r: spec.k3d.adpot: unknown field");
+        assert_eq!(
+            err.to_string(),
+            "test.yaml: Registry r: spec.k3d.adpot: unknown field"
+        );
     }
 
     #[test]
     fn wrong_enum_value_names_field() {
         let err = parse("apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\nspec:\n  mode: Quay\n").unwrap_err();
-        assert!(err.to_string().contains("spec.mode: unknown variant `Quay`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("spec.mode: unknown variant `Quay`"),
+            "{err}"
+        );
     }
 
     #[test]

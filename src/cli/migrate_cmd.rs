@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::migrate::{self, Credentials, CredentialsError, Endpoint, MigrateError, MigrateOptions, Progress, Summary};
+use crate::migrate::{
+    self, Credentials, CredentialsError, Endpoint, MigrateError, MigrateOptions, Progress, Summary,
+};
 
 /// How the final summary is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,17 +72,34 @@ pub enum MigrateCommandError {
     Runtime(std::io::Error),
 }
 
-fn credentials(file: Option<&PathBuf>, env_prefix: &str, endpoint: &Endpoint) -> Result<Option<Credentials>, MigrateCommandError> {
+fn credentials(
+    file: Option<&PathBuf>,
+    env_prefix: &str,
+    endpoint: &Endpoint,
+) -> Result<Option<Credentials>, MigrateCommandError> {
     match file {
-        Some(path) => Ok(Some(Credentials::from_file(path, &endpoint.host().map_err(MigrateError::from)?)?)),
-        None => Ok(Credentials::from_env(env_prefix, |name| std::env::var(name).ok())),
+        Some(path) => Ok(Some(Credentials::from_file(
+            path,
+            &endpoint.host().map_err(MigrateError::from)?,
+        )?)),
+        None => Ok(Credentials::from_env(env_prefix, |name| {
+            std::env::var(name).ok()
+        })),
     }
 }
 
 /// The engine options for `args` (reads credential files and environment).
 pub fn migrate_options(args: &MigrateArgs) -> Result<MigrateOptions, MigrateCommandError> {
-    let mut from = Endpoint { url: args.from.clone(), credentials: None, insecure: args.insecure };
-    let mut to = Endpoint { url: args.to.clone(), credentials: None, insecure: args.insecure };
+    let mut from = Endpoint {
+        url: args.from.clone(),
+        credentials: None,
+        insecure: args.insecure,
+    };
+    let mut to = Endpoint {
+        url: args.to.clone(),
+        credentials: None,
+        insecure: args.insecure,
+    };
     from.base_url().map_err(MigrateError::from)?;
     to.base_url().map_err(MigrateError::from)?;
     from.credentials = credentials(args.from_creds_file.as_ref(), "MIGRATE_FROM", &from)?;
@@ -88,7 +107,12 @@ pub fn migrate_options(args: &MigrateArgs) -> Result<MigrateOptions, MigrateComm
     Ok(MigrateOptions {
         from,
         to,
-        repos: args.repos.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
+        repos: args
+            .repos
+            .iter()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
         dest_project: args.dest_project.clone(),
         concurrency: usize::from(args.concurrency),
         attempts: args.attempts,
@@ -99,7 +123,10 @@ pub fn migrate_options(args: &MigrateArgs) -> Result<MigrateOptions, MigrateComm
 /// Runs `migrate` to the end and returns the summary (complete or not).
 pub fn run_migrate(args: &MigrateArgs) -> Result<Summary, MigrateCommandError> {
     let options = migrate_options(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(MigrateCommandError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(MigrateCommandError::Runtime)?;
     let progress = Progress::new(std::io::stderr().is_terminal());
     Ok(runtime.block_on(migrate::run(&options, progress))?)
 }
@@ -118,12 +145,36 @@ mod tests {
 
     #[test]
     fn defaults_and_plain_http_rule() {
-        let args = parse(&["registry-operator", "migrate", "--from", "http://127.0.0.1:5000", "--to", "https://harbor.local"]);
-        assert_eq!((args.dest_project.as_str(), args.concurrency, args.output), ("library", 4, OutputFormat::Text));
-        assert!(matches!(migrate_options(&args), Err(MigrateCommandError::Migrate(MigrateError::Endpoint(_)))));
         let args = parse(&[
-            "registry-operator", "migrate", "--from", "http://127.0.0.1:5000", "--to", "harbor.local", "--insecure",
-            "--dest-project", "", "--repos", "a/*,b", "--output", "json",
+            "registry-operator",
+            "migrate",
+            "--from",
+            "http://127.0.0.1:5000",
+            "--to",
+            "https://harbor.local",
+        ]);
+        assert_eq!(
+            (args.dest_project.as_str(), args.concurrency, args.output),
+            ("library", 4, OutputFormat::Text)
+        );
+        assert!(matches!(
+            migrate_options(&args),
+            Err(MigrateCommandError::Migrate(MigrateError::Endpoint(_)))
+        ));
+        let args = parse(&[
+            "registry-operator",
+            "migrate",
+            "--from",
+            "http://127.0.0.1:5000",
+            "--to",
+            "harbor.local",
+            "--insecure",
+            "--dest-project",
+            "",
+            "--repos",
+            "a/*,b",
+            "--output",
+            "json",
         ]);
         let options = migrate_options(&args).expect("valid");
         assert_eq!(options.repos, ["a/*", "b"]);

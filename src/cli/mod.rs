@@ -6,8 +6,10 @@ mod migrate_cmd;
 mod render_cmd;
 
 pub use input::{InputError, Manifest, read_manifests};
-pub use migrate_cmd::{MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate};
-pub use render_cmd::{render_manifests, render_files};
+pub use migrate_cmd::{
+    MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate,
+};
+pub use render_cmd::{render_files, render_manifests};
 
 use std::path::PathBuf;
 

@@ -18,7 +18,11 @@ pub enum RenderCommandError {
     Input(#[from] InputError),
     /// An object is invalid or could not be rendered; the message names the field.
     #[error("{kind} {name}: {source}")]
-    Render { kind: &'static str, name: String, source: render::RenderError },
+    Render {
+        kind: &'static str,
+        name: String,
+        source: render::RenderError,
+    },
     /// The observed file holds something unusable.
     #[error("--observed: {0}")]
     Observed(String),
@@ -34,7 +38,11 @@ pub struct RenderOutput {
 }
 
 /// Render files as `registry-operator render` does.
-pub fn render_files(files: &[PathBuf], observed: Option<&PathBuf>, namespace: &str) -> Result<RenderOutput, RenderCommandError> {
+pub fn render_files(
+    files: &[PathBuf],
+    observed: Option<&PathBuf>,
+    namespace: &str,
+) -> Result<RenderOutput, RenderCommandError> {
     let manifests = read_manifests(files)?;
     let observed = match observed {
         Some(path) => observed_from(&read_manifests(std::slice::from_ref(path))?)?,
@@ -50,15 +58,21 @@ fn observed_from(manifests: &[Manifest]) -> Result<Observed, RenderCommandError>
             && config_map.namespace().as_deref() == Some("kube-public")
             && config_map.name_any() == "local-registry-hosting"
         {
-            observed.local_registry_hosting =
-                Some(ObservedHosting::from_config_map(config_map).map_err(RenderCommandError::Observed)?);
+            observed.local_registry_hosting = Some(
+                ObservedHosting::from_config_map(config_map)
+                    .map_err(RenderCommandError::Observed)?,
+            );
         }
     }
     Ok(observed)
 }
 
 /// Render already-parsed manifests.
-pub fn render_manifests(manifests: Vec<Manifest>, observed: &Observed, namespace: &str) -> Result<RenderOutput, RenderCommandError> {
+pub fn render_manifests(
+    manifests: Vec<Manifest>,
+    observed: &Observed,
+    namespace: &str,
+) -> Result<RenderOutput, RenderCommandError> {
     let mut output = RenderOutput::default();
     for manifest in manifests {
         match manifest {
@@ -66,15 +80,38 @@ pub fn render_manifests(manifests: Vec<Manifest>, observed: &Observed, namespace
                 if registry.metadata.namespace.is_none() {
                     registry.metadata.namespace = Some(namespace.to_string());
                 }
-                let id = format!("{}/{}", registry.namespace().unwrap_or_default(), registry.name_any());
-                let rendered = render::registry(&registry, observed)
-                    .map_err(|source| RenderCommandError::Render { kind: "Registry", name: id.clone(), source })?;
-                let how = if rendered.adopted { "adopted" } else { "hosted" };
-                output.notes.push(format!("Registry {id}: {how}, endpoint {}", rendered.endpoint.as_deref().unwrap_or("<none>")));
+                let id = format!(
+                    "{}/{}",
+                    registry.namespace().unwrap_or_default(),
+                    registry.name_any()
+                );
+                let rendered = render::registry(&registry, observed).map_err(|source| {
+                    RenderCommandError::Render {
+                        kind: "Registry",
+                        name: id.clone(),
+                        source,
+                    }
+                })?;
+                let how = if rendered.adopted {
+                    "adopted"
+                } else {
+                    "hosted"
+                };
+                output.notes.push(format!(
+                    "Registry {id}: {how}, endpoint {}",
+                    rendered.endpoint.as_deref().unwrap_or("<none>")
+                ));
                 if let Some(snippet) = &rendered.k3s_registries_yaml {
-                    output.notes.push(format!("Registry {id}: k3s registries.yaml:\n{snippet}"));
+                    output
+                        .notes
+                        .push(format!("Registry {id}: k3s registries.yaml:\n{snippet}"));
                 }
-                output.notes.extend(rendered.warnings.iter().map(|w| format!("Registry {id}: warning: {w}")));
+                output.notes.extend(
+                    rendered
+                        .warnings
+                        .iter()
+                        .map(|w| format!("Registry {id}: warning: {w}")),
+                );
                 output.objects.extend(rendered.objects);
             }
             Manifest::ImagePolicy(policy) => {

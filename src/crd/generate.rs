@@ -10,7 +10,11 @@ pub fn crd_files() -> Result<Vec<(String, String)>, yaml_serde::Error> {
     let mut files = Vec::new();
     for crd in [Registry::crd(), ImagePolicy::crd()] {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let file = format!("{}_{}.yaml", super::GROUP, name.split('.').next().unwrap_or(&name));
+        let file = format!(
+            "{}_{}.yaml",
+            super::GROUP,
+            name.split('.').next().unwrap_or(&name)
+        );
         files.push((file, yaml_serde::to_string(&crd)?));
     }
     let resources: Vec<String> = files.iter().map(|(f, _)| format!("  - {f}\n")).collect();

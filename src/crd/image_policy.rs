@@ -193,7 +193,11 @@ pub struct KeylessVerification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Regular expression the certificate subject must match.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "subjectRegExp")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "subjectRegExp"
+    )]
     pub subject_reg_exp: Option<String>,
     /// Rekor transparency log URL. Defaults to the public Sigstore Rekor.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "rekorURL")]
@@ -226,7 +230,9 @@ pub struct AttestationRule {
 }
 
 /// Vulnerability severity.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 pub enum Severity {
     /// No finding allowed at all.
     None,

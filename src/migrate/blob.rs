@@ -12,7 +12,8 @@ use reqwest::{Method, StatusCode, Url};
 use sha2::{Digest as _, Sha256};
 
 use super::MigrateError;
-use super::client::{Registry, push_scope};
+use super::api::push_scope;
+use super::client::Registry;
 use super::progress::Progress;
 
 /// A blob to move.
@@ -43,11 +44,19 @@ pub struct BlobMover<'a> {
 impl BlobMover<'_> {
     /// Copies `blob` from `source_repo` to `dest_repo`, retrying transient failures. `session` is an
     /// upload already opened (by a mount that fell back to upload).
-    pub async fn transfer(&self, source_repo: &str, dest_repo: &str, blob: &BlobRef, mut session: Option<Url>) -> Result<(), MigrateError> {
+    pub async fn transfer(
+        &self,
+        source_repo: &str,
+        dest_repo: &str,
+        blob: &BlobRef,
+        mut session: Option<Url>,
+    ) -> Result<(), MigrateError> {
         let policy = self.destination.retry_policy();
         let mut attempt = 0;
         loop {
-            let outcome = self.transfer_once(source_repo, dest_repo, blob, session.take()).await;
+            let outcome = self
+                .transfer_once(source_repo, dest_repo, blob, session.take())
+                .await;
             match outcome {
                 Ok(()) => return Ok(()),
                 Err(TransferError::PatchRefused) => {
@@ -55,13 +64,22 @@ impl BlobMover<'_> {
                     self.chunked.store(false, Ordering::Relaxed);
                     continue;
                 }
-                Err(TransferError::Failed(error)) if !error.is_transient() || attempt + 1 >= policy.attempts => return Err(error),
+                Err(TransferError::Failed(error))
+                    if !error.is_transient() || attempt + 1 >= policy.attempts =>
+                {
+                    return Err(error);
+                }
                 Err(TransferError::Failed(error)) => {
                     tracing::debug!(digest = %blob.digest, attempt, %error, "blob transfer failed; retrying");
                     tokio::time::sleep(policy.delay(attempt)).await;
                     attempt += 1;
                     // The failed attempt may have completed server-side (answer lost on the way back).
-                    if self.destination.blob_exists(dest_repo, &blob.digest).await.unwrap_or(false) {
+                    if self
+                        .destination
+                        .blob_exists(dest_repo, &blob.digest)
+                        .await
+                        .unwrap_or(false)
+                    {
                         return Ok(());
                     }
                 }
@@ -69,7 +87,13 @@ impl BlobMover<'_> {
         }
     }
 
-    async fn transfer_once(&self, source_repo: &str, dest_repo: &str, blob: &BlobRef, session: Option<Url>) -> Result<(), TransferError> {
+    async fn transfer_once(
+        &self,
+        source_repo: &str,
+        dest_repo: &str,
+        blob: &BlobRef,
+        session: Option<Url>,
+    ) -> Result<(), TransferError> {
         let response = self.source.blob_stream(source_repo, &blob.digest).await?;
         let location = match session {
             Some(url) => url,
@@ -89,7 +113,10 @@ impl BlobMover<'_> {
         let body = reqwest::Body::wrap_stream(stream);
         let scope = push_scope(dest_repo);
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
 
         let chunked = blob.size > 0 && self.chunked.load(Ordering::Relaxed);
@@ -97,12 +124,23 @@ impl BlobMover<'_> {
             if let Ok(range) = HeaderValue::from_str(&format!("0-{}", blob.size - 1)) {
                 headers.insert(header::CONTENT_RANGE, range);
             }
-            let response = self.destination.send_stream(Method::PATCH, location.clone(), &scope, headers, body).await?;
+            let response = self
+                .destination
+                .send_stream(Method::PATCH, location.clone(), &scope, headers, body)
+                .await?;
             match response.status() {
                 StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {}
-                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => return Err(TransferError::PatchRefused),
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+                    return Err(TransferError::PatchRefused);
+                }
                 StatusCode::NOT_FOUND => return Err(self.session_lost(&location)),
-                _ => return Err(self.destination.status_error(&Method::PATCH, location.path(), response).await.into()),
+                _ => {
+                    return Err(self
+                        .destination
+                        .status_error(&Method::PATCH, location.path(), response)
+                        .await
+                        .into());
+                }
             }
             let next = self.destination.location(&response).unwrap_or(location);
             self.check_tally(&tally, blob)?;
@@ -110,11 +148,21 @@ impl BlobMover<'_> {
             url.query_pairs_mut().append_pair("digest", &blob.digest);
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-            self.destination.send(Method::PUT, url.clone(), &scope, headers, Some(bytes::Bytes::new())).await?
+            self.destination
+                .send(
+                    Method::PUT,
+                    url.clone(),
+                    &scope,
+                    headers,
+                    Some(bytes::Bytes::new()),
+                )
+                .await?
         } else {
             let mut url = location;
             url.query_pairs_mut().append_pair("digest", &blob.digest);
-            self.destination.send_stream(Method::PUT, url, &scope, headers, body).await?
+            self.destination
+                .send_stream(Method::PUT, url, &scope, headers, body)
+                .await?
         };
         if final_url.status() == StatusCode::NOT_FOUND {
             // Typically a retried PUT whose first try completed: the loop checks whether the blob landed.
@@ -122,7 +170,11 @@ impl BlobMover<'_> {
         }
         if !final_url.status().is_success() {
             let path = final_url.url().path().to_string();
-            return Err(self.destination.status_error(&Method::PUT, &path, final_url).await.into());
+            return Err(self
+                .destination
+                .status_error(&Method::PUT, &path, final_url)
+                .await
+                .into());
         }
         self.check_tally(&tally, blob)?;
         Ok(())
@@ -140,7 +192,12 @@ impl BlobMover<'_> {
         let actual = format!("sha256:{}", hex::encode(tally.hasher.clone().finalize()));
         if actual != blob.digest || tally.bytes != blob.size {
             return Err(MigrateError::DigestMismatch {
-                what: format!("blob from {} ({} bytes, expected {})", self.source.name(), tally.bytes, blob.size),
+                what: format!(
+                    "blob from {} ({} bytes, expected {})",
+                    self.source.name(),
+                    tally.bytes,
+                    blob.size
+                ),
                 expected: blob.digest.clone(),
                 actual,
             });

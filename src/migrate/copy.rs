@@ -13,8 +13,9 @@ use futures::{FutureExt, StreamExt};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use tokio::sync::Semaphore;
 
+use super::api::{FetchedManifest, MountOutcome};
 use super::blob::{BlobMover, BlobRef};
-use super::client::{FetchedManifest, MountOutcome, Registry, RetryPolicy, Side};
+use super::client::{Registry, RetryPolicy, Side};
 use super::progress::Progress;
 use super::verify::{TagRecord, cosign_subject, verify};
 use super::{BlobCounts, ManifestCounts, MigrateError, MigrateOptions, Summary};
@@ -29,13 +30,22 @@ const REFERRERS_ABSENT: u8 = 2;
 /// problems land in `Summary::failures` / `Summary::mismatches`.
 pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary, MigrateError> {
     let started = Instant::now();
-    let retry = RetryPolicy { attempts: options.attempts, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(10) };
+    let retry = RetryPolicy {
+        attempts: options.attempts,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(10),
+    };
     let source = Registry::new(&options.from, Side::Source, retry)?;
     let destination = Registry::new(&options.to, Side::Destination, retry)?;
     source.ping().await?;
     destination.ping().await?;
     let filter = repo_filter(&options.repos)?;
-    let mut repos: Vec<String> = source.catalog().await?.into_iter().filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r))).collect();
+    let mut repos: Vec<String> = source
+        .catalog()
+        .await?
+        .into_iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r)))
+        .collect();
     repos.sort();
     repos.dedup();
 
@@ -51,7 +61,10 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
         chunked: AtomicBool::new(true),
         referrers: AtomicU8::new(REFERRERS_UNKNOWN),
     };
-    let mut summary = Summary { repos: repos.len() as u64, ..Summary::default() };
+    let mut summary = Summary {
+        repos: repos.len() as u64,
+        ..Summary::default()
+    };
     let listings: Vec<Result<(String, Vec<String>), MigrateError>> = futures::stream::iter(&repos)
         .map(|repo| async { source.tags(repo).await.map(|tags| (repo.clone(), tags)) })
         .buffered(options.concurrency.max(1))
@@ -62,7 +75,11 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
     for listing in listings {
         let (repo, tags) = listing?;
         for tag in tags {
-            let bucket = if cosign_subject(&tag).is_some() { &mut signatures } else { &mut plain };
+            let bucket = if cosign_subject(&tag).is_some() {
+                &mut signatures
+            } else {
+                &mut plain
+            };
             bucket.push((repo.clone(), tag));
         }
     }
@@ -81,7 +98,9 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
                         Err(_) => "failed",
                     };
                     copier.progress.tag_done(&repo, &tag, label);
-                    outcome.map(|(record, _)| record).map_err(|e| format!("{repo}:{tag}: {e}"))
+                    outcome
+                        .map(|(record, _)| record)
+                        .map_err(|e| format!("{repo}:{tag}: {e}"))
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -96,7 +115,8 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
     }
     summary.failures.sort();
     if options.verify {
-        let (verified, mismatches) = verify(&source, &destination, &records, options.concurrency).await;
+        let (verified, mismatches) =
+            verify(&source, &destination, &records, options.concurrency).await;
         summary.verified_tags = verified;
         summary.mismatches = mismatches;
     }
@@ -112,10 +132,19 @@ fn repo_filter(patterns: &[String]) -> Result<Option<globset::GlobSet>, MigrateE
     }
     let mut builder = globset::GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = globset::Glob::new(pattern).map_err(|e| MigrateError::BadPattern { pattern: pattern.clone(), message: e.to_string() })?;
+        let glob = globset::Glob::new(pattern).map_err(|e| MigrateError::BadPattern {
+            pattern: pattern.clone(),
+            message: e.to_string(),
+        })?;
         builder.add(glob);
     }
-    builder.build().map(Some).map_err(|e| MigrateError::BadPattern { pattern: patterns.join(","), message: e.to_string() })
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| MigrateError::BadPattern {
+            pattern: patterns.join(","),
+            message: e.to_string(),
+        })
 }
 
 #[derive(Default)]
@@ -135,9 +164,15 @@ impl Counts {
 
     fn fill(&self, summary: &mut Summary) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        summary.manifests = ManifestCounts { copied: get(&self.manifests_copied), skipped: get(&self.manifests_skipped) };
-        summary.blobs =
-            BlobCounts { copied: get(&self.blobs_copied), skipped: get(&self.blobs_skipped), mounted: get(&self.blobs_mounted) };
+        summary.manifests = ManifestCounts {
+            copied: get(&self.manifests_copied),
+            skipped: get(&self.manifests_skipped),
+        };
+        summary.blobs = BlobCounts {
+            copied: get(&self.blobs_copied),
+            skipped: get(&self.blobs_skipped),
+            mounted: get(&self.blobs_mounted),
+        };
         summary.bytes_copied = get(&self.bytes);
     }
 }
@@ -174,13 +209,26 @@ impl Copier<'_> {
     async fn copy_tag(&self, repo: &str, tag: &str) -> Result<(TagRecord, bool), MigrateError> {
         let manifest = self.source.manifest(repo, tag).await?;
         let dest_repo = self.options.dest_repo(repo);
-        let record = TagRecord { source_repo: repo.into(), dest_repo: dest_repo.clone(), tag: tag.into(), digest: manifest.digest.clone() };
-        if self.destination.manifest_digest(&dest_repo, tag).await?.as_deref() == Some(manifest.digest.as_str()) {
+        let record = TagRecord {
+            source_repo: repo.into(),
+            dest_repo: dest_repo.clone(),
+            tag: tag.into(),
+            digest: manifest.digest.clone(),
+        };
+        if self
+            .destination
+            .manifest_digest(&dest_repo, tag)
+            .await?
+            .as_deref()
+            == Some(manifest.digest.as_str())
+        {
             Counts::bump(&self.counts.manifests_skipped, 1);
-            self.copy_referrers(repo, &dest_repo, &manifest.digest, 0).await?;
+            self.copy_referrers(repo, &dest_repo, &manifest.digest, 0)
+                .await?;
             return Ok((record, false));
         }
-        self.copy_tree(repo, &dest_repo, manifest, Some(tag), 0).await?;
+        self.copy_tree(repo, &dest_repo, manifest, Some(tag), 0)
+            .await?;
         Ok((record, true))
     }
 
@@ -195,12 +243,24 @@ impl Copier<'_> {
     ) -> BoxFuture<'s, Result<(), MigrateError>> {
         async move {
             if depth > MAX_DEPTH {
-                return Err(MigrateError::Protocol { registry: self.source.name().into(), message: format!("{repo}: manifests nested too deep") });
+                return Err(MigrateError::Protocol {
+                    registry: self.source.name().into(),
+                    message: format!("{repo}: manifests nested too deep"),
+                });
             }
             let manifest = with_manifest_media_type(manifest);
             let key = format!("{dest_repo}@{}", manifest.digest);
-            let known = self.manifests_done.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
-            let present = known || self.destination.manifest_digest(dest_repo, &manifest.digest).await?.is_some();
+            let known = self
+                .manifests_done
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&key);
+            let present = known
+                || self
+                    .destination
+                    .manifest_digest(dest_repo, &manifest.digest)
+                    .await?
+                    .is_some();
             if present {
                 if !known {
                     Counts::bump(&self.counts.manifests_skipped, 1);
@@ -210,25 +270,39 @@ impl Copier<'_> {
                 match children(&manifest, &reference)? {
                     Children::Manifests(descriptors) => {
                         try_join_all(descriptors.iter().map(|d| async move {
-                            let child = self.source.manifest(repo, &d.digest().to_string()).await?;
-                            self.copy_tree(repo, dest_repo, child, None, depth + 1).await
+                            let child = self.source.manifest(repo, d.digest().as_ref()).await?;
+                            self.copy_tree(repo, dest_repo, child, None, depth + 1)
+                                .await
                         }))
                         .await?;
                     }
                     Children::Blobs(descriptors) => {
-                        try_join_all(descriptors.iter().map(|d| self.ensure_blob(repo, dest_repo, d))).await?;
+                        try_join_all(
+                            descriptors
+                                .iter()
+                                .map(|d| self.ensure_blob(repo, dest_repo, d)),
+                        )
+                        .await?;
                     }
                 }
                 let target = tag.unwrap_or(&manifest.digest);
-                self.destination.put_manifest(dest_repo, target, &manifest).await?;
+                self.destination
+                    .put_manifest(dest_repo, target, &manifest)
+                    .await?;
                 Counts::bump(&self.counts.manifests_copied, 1);
             }
-            self.manifests_done.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+            self.manifests_done
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
             if let Some(tag) = tag.filter(|_| present) {
-                self.destination.put_manifest(dest_repo, tag, &manifest).await?;
+                self.destination
+                    .put_manifest(dest_repo, tag, &manifest)
+                    .await?;
             }
             if !known {
-                self.copy_referrers(repo, dest_repo, &manifest.digest, depth).await?;
+                self.copy_referrers(repo, dest_repo, &manifest.digest, depth)
+                    .await?;
             }
             Ok(())
         }
@@ -236,19 +310,34 @@ impl Copier<'_> {
     }
 
     /// Copies the OCI 1.1 referrers of `digest`, when the source serves the referrers API.
-    fn copy_referrers<'s>(&'s self, repo: &'s str, dest_repo: &'s str, digest: &'s str, depth: u32) -> BoxFuture<'s, Result<(), MigrateError>> {
+    fn copy_referrers<'s>(
+        &'s self,
+        repo: &'s str,
+        dest_repo: &'s str,
+        digest: &'s str,
+        depth: u32,
+    ) -> BoxFuture<'s, Result<(), MigrateError>> {
         async move {
             if self.referrers.load(Ordering::Relaxed) == REFERRERS_ABSENT {
                 return Ok(());
             }
             let Some(descriptors) = self.source.referrers(repo, digest).await? else {
-                let _ = self.referrers.compare_exchange(REFERRERS_UNKNOWN, REFERRERS_ABSENT, Ordering::Relaxed, Ordering::Relaxed);
+                let _ = self.referrers.compare_exchange(
+                    REFERRERS_UNKNOWN,
+                    REFERRERS_ABSENT,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 return Ok(());
             };
             self.referrers.store(REFERRERS_SERVED, Ordering::Relaxed);
             for descriptor in descriptors {
-                let referrer = self.source.manifest(repo, &descriptor.digest().to_string()).await?;
-                self.copy_tree(repo, dest_repo, referrer, None, depth + 1).await?;
+                let referrer = self
+                    .source
+                    .manifest(repo, descriptor.digest().as_ref())
+                    .await?;
+                self.copy_tree(repo, dest_repo, referrer, None, depth + 1)
+                    .await?;
             }
             Ok(())
         }
@@ -256,11 +345,19 @@ impl Copier<'_> {
     }
 
     /// Makes blob `descriptor` exist in `dest_repo`: skip, mount, or stream it.
-    async fn ensure_blob(&self, repo: &str, dest_repo: &str, descriptor: &Descriptor) -> Result<(), MigrateError> {
+    async fn ensure_blob(
+        &self,
+        repo: &str,
+        dest_repo: &str,
+        descriptor: &Descriptor,
+    ) -> Result<(), MigrateError> {
         if is_foreign(descriptor) {
             return Ok(());
         }
-        let blob = BlobRef { digest: descriptor.digest().to_string(), size: descriptor.size() };
+        let blob = BlobRef {
+            digest: descriptor.digest().to_string(),
+            size: descriptor.size(),
+        };
         let lock = {
             let mut places = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(&places.entry(blob.digest.clone()).or_default().lock)
@@ -274,8 +371,19 @@ impl Copier<'_> {
             }
             place.and_then(|p| p.repos.iter().next().cloned())
         };
-        let _permit = self.transfers.acquire().await.map_err(|_| MigrateError::Protocol { registry: String::new(), message: "transfer pool closed".into() })?;
-        if self.destination.blob_exists(dest_repo, &blob.digest).await? {
+        let _permit = self
+            .transfers
+            .acquire()
+            .await
+            .map_err(|_| MigrateError::Protocol {
+                registry: String::new(),
+                message: "transfer pool closed".into(),
+            })?;
+        if self
+            .destination
+            .blob_exists(dest_repo, &blob.digest)
+            .await?
+        {
             Counts::bump(&self.counts.blobs_skipped, 1);
         } else {
             let mut session = None;
@@ -287,10 +395,17 @@ impl Copier<'_> {
                         return Ok(());
                     }
                     Ok(MountOutcome::UploadAt(url)) => session = Some(url),
-                    Err(error) => tracing::debug!(digest = %blob.digest, %error, "mount failed; uploading"),
+                    Err(error) => {
+                        tracing::debug!(digest = %blob.digest, %error, "mount failed; uploading")
+                    }
                 }
             }
-            let mover = BlobMover { source: self.source, destination: self.destination, progress: &self.progress, chunked: &self.chunked };
+            let mover = BlobMover {
+                source: self.source,
+                destination: self.destination,
+                progress: &self.progress,
+                chunked: &self.chunked,
+            };
             mover.transfer(repo, dest_repo, &blob, session).await?;
             Counts::bump(&self.counts.blobs_copied, 1);
             Counts::bump(&self.counts.bytes, blob.size);
@@ -301,18 +416,29 @@ impl Copier<'_> {
 
     fn remember(&self, digest: &str, dest_repo: &str) {
         let mut places = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
-        places.entry(digest.to_string()).or_default().repos.insert(dest_repo.to_string());
+        places
+            .entry(digest.to_string())
+            .or_default()
+            .repos
+            .insert(dest_repo.to_string());
     }
 }
 
 /// Non-distributable layers (with `urls`) live outside registries; they are not copied.
 fn is_foreign(descriptor: &Descriptor) -> bool {
     let media_type = descriptor.media_type().to_string();
-    descriptor.urls().as_ref().is_some_and(|u| !u.is_empty()) && (media_type.contains("foreign") || media_type.contains("nondistributable"))
+    descriptor.urls().as_ref().is_some_and(|u| !u.is_empty())
+        && (media_type.contains("foreign") || media_type.contains("nondistributable"))
 }
 
-const INDEX_TYPES: [&str; 2] = ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
-const IMAGE_TYPES: [&str; 2] = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const IMAGE_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
 const ARTIFACT_TYPE: &str = "application/vnd.oci.artifact.manifest.v1+json";
 
 /// Keeps the served `Content-Type` when it is a manifest type; otherwise (`application/json`, none)
@@ -324,18 +450,34 @@ fn with_manifest_media_type(mut manifest: FetchedManifest) -> FetchedManifest {
     if !known {
         let declared = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
             .ok()
-            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
-        let has_manifests = serde_json::from_slice::<serde_json::Value>(&manifest.bytes).ok().is_some_and(|v| v.get("manifests").is_some());
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
+        let has_manifests = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
+            .ok()
+            .is_some_and(|v| v.get("manifests").is_some());
         manifest.media_type = declared.unwrap_or_else(|| {
-            if has_manifests { INDEX_TYPES[0].to_string() } else { IMAGE_TYPES[0].to_string() }
+            if has_manifests {
+                INDEX_TYPES[0].to_string()
+            } else {
+                IMAGE_TYPES[0].to_string()
+            }
         });
     }
     manifest
 }
 
 fn children(manifest: &FetchedManifest, reference: &str) -> Result<Children, MigrateError> {
-    let unsupported = || MigrateError::UnsupportedManifest { reference: reference.into(), media_type: manifest.media_type.clone() };
-    let malformed = |e: serde_json::Error| MigrateError::Protocol { registry: reference.into(), message: format!("malformed manifest: {e}") };
+    let unsupported = || MigrateError::UnsupportedManifest {
+        reference: reference.into(),
+        media_type: manifest.media_type.clone(),
+    };
+    let malformed = |e: serde_json::Error| MigrateError::Protocol {
+        registry: reference.into(),
+        message: format!("malformed manifest: {e}"),
+    };
     let media_type = manifest.media_type.as_str();
     if INDEX_TYPES.contains(&media_type) {
         let index: ImageIndex = serde_json::from_slice(&manifest.bytes).map_err(malformed)?;
@@ -363,11 +505,17 @@ mod tests {
     use super::*;
 
     fn fetched(media_type: &str, json: &str) -> FetchedManifest {
-        FetchedManifest { bytes: bytes::Bytes::from(json.to_string()), media_type: media_type.into(), digest: "sha256:x".into() }
+        FetchedManifest {
+            bytes: bytes::Bytes::from(json.to_string()),
+            media_type: media_type.into(),
+            digest: "sha256:x".into(),
+        }
     }
 
-    const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const DIGEST_A: &str =
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const DIGEST_B: &str =
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
     #[test]
     fn image_children_are_config_then_layers() {
@@ -376,7 +524,9 @@ mod tests {
             "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"{DIGEST_A}"}},
             "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":3,"digest":"{DIGEST_B}"}}]}}"#
         );
-        let Ok(Children::Blobs(blobs)) = children(&fetched(IMAGE_TYPES[1], &json), "r") else { panic!("not an image") };
+        let Ok(Children::Blobs(blobs)) = children(&fetched(IMAGE_TYPES[1], &json), "r") else {
+            panic!("not an image")
+        };
         let digests: Vec<String> = blobs.iter().map(|d| d.digest().to_string()).collect();
         assert_eq!(digests, [DIGEST_A, DIGEST_B]);
     }
@@ -390,28 +540,49 @@ mod tests {
         );
         let manifest = with_manifest_media_type(fetched("application/json", &json));
         assert_eq!(manifest.media_type, INDEX_TYPES[0]);
-        let Ok(Children::Manifests(children)) = children(&manifest, "r") else { panic!("not an index") };
+        let Ok(Children::Manifests(children)) = children(&manifest, "r") else {
+            panic!("not an index")
+        };
         assert_eq!(children.len(), 2);
     }
 
     #[test]
     fn served_vendor_type_is_kept_and_unknown_types_are_refused() {
-        let manifest = with_manifest_media_type(fetched("application/vnd.docker.distribution.manifest.v1+prettyjws", "{}"));
-        assert_eq!(manifest.media_type, "application/vnd.docker.distribution.manifest.v1+prettyjws");
-        assert!(matches!(children(&manifest, "r"), Err(MigrateError::UnsupportedManifest { .. })));
+        let manifest = with_manifest_media_type(fetched(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            "{}",
+        ));
+        assert_eq!(
+            manifest.media_type,
+            "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        );
+        assert!(matches!(
+            children(&manifest, "r"),
+            Err(MigrateError::UnsupportedManifest { .. })
+        ));
     }
 
     #[test]
     fn repo_filter_globs() {
-        let filter = repo_filter(&["team-a/*".into(), "base".into()]).expect("valid").expect("some");
-        assert!(filter.is_match("team-a/app") && filter.is_match("base") && !filter.is_match("team-b/app"));
+        let filter = repo_filter(&["team-a/*".into(), "base".into()])
+            .expect("valid")
+            .expect("some");
+        assert!(
+            filter.is_match("team-a/app")
+                && filter.is_match("base")
+                && !filter.is_match("team-b/app")
+        );
         assert!(repo_filter(&["[".into()]).is_err());
         assert!(repo_filter(&[]).expect("valid").is_none());
     }
 
     #[test]
     fn dest_project_prefix() {
-        let endpoint = super::super::Endpoint { url: "x".into(), credentials: None, insecure: false };
+        let endpoint = super::super::Endpoint {
+            url: "x".into(),
+            credentials: None,
+            insecure: false,
+        };
         let mut options = MigrateOptions {
             from: endpoint.clone(),
             to: endpoint,

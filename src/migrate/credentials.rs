@@ -16,7 +16,10 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -34,7 +37,10 @@ pub enum CredentialsError {
 impl Credentials {
     /// Credentials from their parts.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials { username: username.into(), password: password.into() }
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
     }
 
     /// The secret; only for building an Authorization header.
@@ -45,8 +51,10 @@ impl Credentials {
     /// Reads `path`: a docker config (`{"auths": {"host": {"auth": base64(user:pass)}}}`, the entry for
     /// `registry_host` or the only entry) or a single `user:pass` line.
     pub fn from_file(path: &Path, registry_host: &str) -> Result<Self, CredentialsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CredentialsError::Io(path.to_path_buf(), e))?;
-        let format_error = |message: &str| CredentialsError::Format(path.to_path_buf(), message.to_string());
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CredentialsError::Io(path.to_path_buf(), e))?;
+        let format_error =
+            |message: &str| CredentialsError::Format(path.to_path_buf(), message.to_string());
         let trimmed = text.trim();
         if trimmed.starts_with('{') {
             let config: serde_json::Value =
@@ -58,19 +66,32 @@ impl Credentials {
             let entry = auths
                 .iter()
                 .find(|(key, _)| host_of(key) == registry_host)
-                .or_else(|| if auths.len() == 1 { auths.iter().next() } else { None })
+                .or_else(|| {
+                    if auths.len() == 1 {
+                        auths.iter().next()
+                    } else {
+                        None
+                    }
+                })
                 .map(|(_, v)| v)
-                .ok_or_else(|| format_error(&format!("no entry for {registry_host} in \"auths\"")))?;
-            if let (Some(user), Some(pass)) =
-                (entry.get("username").and_then(|v| v.as_str()), entry.get("password").and_then(|v| v.as_str()))
-            {
+                .ok_or_else(|| {
+                    format_error(&format!("no entry for {registry_host} in \"auths\""))
+                })?;
+            if let (Some(user), Some(pass)) = (
+                entry.get("username").and_then(|v| v.as_str()),
+                entry.get("password").and_then(|v| v.as_str()),
+            ) {
                 return Ok(Credentials::new(user, pass));
             }
-            let encoded = entry.get("auth").and_then(|v| v.as_str()).ok_or_else(|| format_error("entry has no \"auth\""))?;
+            let encoded = entry
+                .get("auth")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format_error("entry has no \"auth\""))?;
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .map_err(|_| format_error("\"auth\" is not base64"))?;
-            let pair = String::from_utf8(decoded).map_err(|_| format_error("\"auth\" is not UTF-8"))?;
+            let pair =
+                String::from_utf8(decoded).map_err(|_| format_error("\"auth\" is not UTF-8"))?;
             split_pair(&pair).ok_or_else(|| format_error("\"auth\" is not user:password"))
         } else {
             let line = trimmed.lines().next().unwrap_or_default();
@@ -110,7 +131,10 @@ mod tests {
     #[test]
     fn reads_user_pass_file() {
         let file = write("alice:s3cr:et\n");
-        assert_eq!(Credentials::from_file(file.path(), "x").expect("parse"), Credentials::new("alice", "s3cr:et"));
+        assert_eq!(
+            Credentials::from_file(file.path(), "x").expect("parse"),
+            Credentials::new("alice", "s3cr:et")
+        );
     }
 
     #[test]
@@ -119,7 +143,10 @@ mod tests {
         let file = write(&format!(
             r#"{{"auths": {{"other:5000": {{"auth": "eDp5"}}, "https://harbor.local/v2/": {{"auth": "{auth}"}}}}}}"#
         ));
-        assert_eq!(Credentials::from_file(file.path(), "harbor.local").expect("parse"), Credentials::new("bob", "pw"));
+        assert_eq!(
+            Credentials::from_file(file.path(), "harbor.local").expect("parse"),
+            Credentials::new("bob", "pw")
+        );
     }
 
     #[test]

@@ -4,17 +4,19 @@
 //! It speaks only the OCI distribution HTTP API: it knows nothing about Kubernetes or controllers,
 //! and it never writes to the source.
 
+mod api;
 mod auth;
 mod blob;
 mod client;
 mod copy;
 mod credentials;
+mod endpoint;
 mod progress;
 mod verify;
 
-pub use client::{Endpoint, EndpointError};
 pub use copy::run;
 pub use credentials::{Credentials, CredentialsError};
+pub use endpoint::{Endpoint, EndpointError};
 pub use progress::Progress;
 
 use serde::Serialize;
@@ -42,7 +44,11 @@ impl MigrateOptions {
     /// The destination repository for a source repository.
     pub fn dest_repo(&self, source_repo: &str) -> String {
         let project = self.dest_project.trim_matches('/');
-        if project.is_empty() { source_repo.to_string() } else { format!("{project}/{source_repo}") }
+        if project.is_empty() {
+            source_repo.to_string()
+        } else {
+            format!("{project}/{source_repo}")
+        }
     }
 }
 
@@ -121,28 +127,56 @@ impl Summary {
 pub enum MigrateError {
     /// Transport failure (connection refused/reset, timeout, TLS).
     #[error("{registry}: request failed: {source}")]
-    Http { registry: String, source: reqwest::Error },
+    Http {
+        registry: String,
+        source: reqwest::Error,
+    },
     /// The registry answered with an unexpected status.
     #[error("{registry}: {method} {path} returned {status}: {body}")]
-    Status { registry: String, method: String, path: String, status: u16, body: String },
+    Status {
+        registry: String,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
     /// The registry wants credentials and none were given.
-    #[error("{registry}: authentication required; give credentials with --{side}-creds-file or MIGRATE_{env}_USERNAME/PASSWORD")]
-    AuthRequired { registry: String, side: &'static str, env: &'static str },
+    #[error(
+        "{registry}: authentication required; give credentials with --{side}-creds-file or MIGRATE_{env}_USERNAME/PASSWORD"
+    )]
+    AuthRequired {
+        registry: String,
+        side: &'static str,
+        env: &'static str,
+    },
     /// The registry (or its token service) rejected the credentials.
-    #[error("{registry}: credentials rejected ({status}); check the username/password given for --{side}")]
-    AuthRejected { registry: String, side: &'static str, status: u16 },
+    #[error(
+        "{registry}: credentials rejected ({status}); check the username/password given for --{side}"
+    )]
+    AuthRejected {
+        registry: String,
+        side: &'static str,
+        status: u16,
+    },
     /// A malformed header or body.
     #[error("{registry}: {message}")]
     Protocol { registry: String, message: String },
     /// Content whose digest is not what it claims.
     #[error("{what}: expected digest {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: String, actual: String },
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     /// A guard: the source must never be written to.
     #[error("refusing {method} to the source registry {registry}: the source is read-only")]
     SourceWrite { registry: String, method: String },
     /// A manifest media type this tool cannot walk.
     #[error("{reference}: unsupported manifest media type {media_type}")]
-    UnsupportedManifest { reference: String, media_type: String },
+    UnsupportedManifest {
+        reference: String,
+        media_type: String,
+    },
     /// Bad `--repos` pattern.
     #[error("invalid --repos pattern {pattern}: {message}")]
     BadPattern { pattern: String, message: String },
@@ -156,7 +190,9 @@ impl MigrateError {
     pub fn is_transient(&self) -> bool {
         match self {
             MigrateError::Http { .. } => true,
-            MigrateError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            MigrateError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
             MigrateError::Protocol { .. } => true,
             _ => false,
         }

@@ -32,10 +32,17 @@ impl Progress {
         );
         let bytes = multi.add(ProgressBar::no_length());
         bytes.set_style(
-            ProgressStyle::with_template("  copied {bytes} ({bytes_per_sec})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template("  copied {bytes} ({bytes_per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         tags.enable_steady_tick(Duration::from_millis(200));
-        Progress { bars: Some(Arc::new(Bars { _multi: multi, tags, bytes })) }
+        Progress {
+            bars: Some(Arc::new(Bars {
+                _multi: multi,
+                tags,
+                bytes,
+            })),
+        }
     }
 
     /// More tags to do.

@@ -28,9 +28,17 @@ pub fn cosign_subject(tag: &str) -> Option<String> {
 }
 
 /// Checks every record; returns how many matched and a line per problem.
-pub async fn verify(source: &Registry, destination: &Registry, records: &[TagRecord], concurrency: usize) -> (u64, Vec<String>) {
-    let outcomes: Vec<Option<String>> =
-        futures::stream::iter(records).map(|record| check(source, destination, record)).buffer_unordered(concurrency.max(1)).collect().await;
+pub async fn verify(
+    source: &Registry,
+    destination: &Registry,
+    records: &[TagRecord],
+    concurrency: usize,
+) -> (u64, Vec<String>) {
+    let outcomes: Vec<Option<String>> = futures::stream::iter(records)
+        .map(|record| check(source, destination, record))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     let mut problems: Vec<String> = outcomes.iter().flatten().cloned().collect();
     problems.sort();
     ((outcomes.len() - problems.len()) as u64, problems)
@@ -38,14 +46,30 @@ pub async fn verify(source: &Registry, destination: &Registry, records: &[TagRec
 
 async fn check(source: &Registry, destination: &Registry, record: &TagRecord) -> Option<String> {
     let name = format!("{}:{}", record.dest_repo, record.tag);
-    match destination.manifest_digest(&record.dest_repo, &record.tag).await {
+    match destination
+        .manifest_digest(&record.dest_repo, &record.tag)
+        .await
+    {
         Ok(Some(digest)) if digest == record.digest => {}
-        Ok(Some(digest)) => return Some(format!("{name}: destination has {digest}, source has {}", record.digest)),
-        Ok(None) => return Some(format!("{name}: missing at destination (source has {})", record.digest)),
+        Ok(Some(digest)) => {
+            return Some(format!(
+                "{name}: destination has {digest}, source has {}",
+                record.digest
+            ));
+        }
+        Ok(None) => {
+            return Some(format!(
+                "{name}: missing at destination (source has {})",
+                record.digest
+            ));
+        }
         Err(error) => return Some(format!("{name}: cannot check: {error}")),
     }
     let subject = cosign_subject(&record.tag)?;
-    match destination.manifest_digest(&record.dest_repo, &subject).await {
+    match destination
+        .manifest_digest(&record.dest_repo, &subject)
+        .await
+    {
         Ok(Some(_)) => None,
         Ok(None) => match source.manifest_digest(&record.source_repo, &subject).await {
             Ok(None) => {
@@ -54,7 +78,10 @@ async fn check(source: &Registry, destination: &Registry, record: &TagRecord) ->
             }
             _ => Some(format!("{name}: subject {subject} missing at destination")),
         },
-        Err(error) => Some(format!("{name}: cannot check subject {subject}: {}", describe(&error))),
+        Err(error) => Some(format!(
+            "{name}: cannot check subject {subject}: {}",
+            describe(&error)
+        )),
     }
 }
 
@@ -69,9 +96,18 @@ mod tests {
     #[test]
     fn cosign_tags_name_their_subject() {
         let hex = "a".repeat(64);
-        assert_eq!(cosign_subject(&format!("sha256-{hex}.sig")), Some(format!("sha256:{hex}")));
-        assert_eq!(cosign_subject(&format!("sha256-{hex}.att")), Some(format!("sha256:{hex}")));
-        assert_eq!(cosign_subject(&format!("sha256-{hex}.sbom")), Some(format!("sha256:{hex}")));
+        assert_eq!(
+            cosign_subject(&format!("sha256-{hex}.sig")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(
+            cosign_subject(&format!("sha256-{hex}.att")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(
+            cosign_subject(&format!("sha256-{hex}.sbom")),
+            Some(format!("sha256:{hex}"))
+        );
         assert_eq!(cosign_subject(&format!("sha256-{hex}")), None);
         assert_eq!(cosign_subject("sha256-abc.sig"), None);
         assert_eq!(cosign_subject("latest"), None);

@@ -78,7 +78,12 @@ struct K3sMirror {
 /// A k3s `registries.yaml` that mirrors `endpoint` over plain HTTP (k3d registries serve no TLS).
 fn k3s_registries_yaml(endpoint: &str) -> Result<String, RenderError> {
     let registries = K3sRegistries {
-        mirrors: BTreeMap::from([(endpoint, K3sMirror { endpoint: vec![format!("http://{endpoint}")] })]),
+        mirrors: BTreeMap::from([(
+            endpoint,
+            K3sMirror {
+                endpoint: vec![format!("http://{endpoint}")],
+            },
+        )]),
     };
     Ok(yaml_serde::to_string(&registries)?)
 }
@@ -87,11 +92,18 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
     let spec = registry.spec.k3d.clone().unwrap_or_default();
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
-    let owner = Owner { kind: "Registry", name: &name, namespace: Some(&namespace) };
+    let owner = Owner {
+        kind: "Registry",
+        name: &name,
+        namespace: Some(&namespace),
+    };
     let mut warnings = Vec::new();
 
     if let Some(announced) = &observed.local_registry_hosting {
-        let ours = announced.written_by.as_ref().map(|(ns, n)| (ns.as_str(), n.as_str()));
+        let ours = announced
+            .written_by
+            .as_ref()
+            .map(|(ns, n)| (ns.as_str(), n.as_str()));
         match ours {
             None if spec.adopt == AdoptPolicy::Auto => {
                 let endpoint = registry
@@ -115,23 +127,43 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
 
     let object_name = format!("{name}-distribution");
     let service_host = format!("{object_name}.{namespace}.svc.cluster.local:{PORT}");
-    let endpoint = registry.spec.host.clone().unwrap_or_else(|| service_host.clone());
+    let endpoint = registry
+        .spec
+        .host
+        .clone()
+        .unwrap_or_else(|| service_host.clone());
     let meta = |object_name: &str, object_namespace: &str, owned: bool| ObjectMeta {
         name: Some(object_name.to_string()),
         namespace: Some(object_namespace.to_string()),
         labels: Some(owner.labels(APP, COMPONENT)),
-        owner_references: owned.then(|| owner_reference(registry)).flatten().map(|o| vec![o]),
+        owner_references: owned
+            .then(|| owner_reference(registry))
+            .flatten()
+            .map(|o| vec![o]),
         ..Default::default()
     };
 
     let mut objects = vec![
-        RenderedObject::from_typed(&pvc(meta(&object_name, &namespace, true), spec.storage.as_ref()))?,
-        RenderedObject::from_typed(&service(meta(&object_name, &namespace, true), owner.pod_selector(APP, COMPONENT)))?,
-        RenderedObject::from_typed(&deployment(meta(&object_name, &namespace, true), &owner, &spec, &object_name))?,
+        RenderedObject::from_typed(&pvc(
+            meta(&object_name, &namespace, true),
+            spec.storage.as_ref(),
+        ))?,
+        RenderedObject::from_typed(&service(
+            meta(&object_name, &namespace, true),
+            owner.pod_selector(APP, COMPONENT),
+        ))?,
+        RenderedObject::from_typed(&deployment(
+            meta(&object_name, &namespace, true),
+            &owner,
+            &spec,
+            &object_name,
+        ))?,
     ];
     let announce = match &observed.local_registry_hosting {
         None => true,
-        Some(announced) => announced.written_by.as_ref() == Some(&(namespace.clone(), name.clone())),
+        Some(announced) => {
+            announced.written_by.as_ref() == Some(&(namespace.clone(), name.clone()))
+        }
     };
     if announce {
         let hosting = LocalRegistryHosting {
@@ -143,7 +175,10 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         // Cross-namespace owner references are not allowed; the finalizer deletes this ConfigMap.
         let config_map = ConfigMap {
             metadata: meta(KEP_1755_NAME, KEP_1755_NAMESPACE, false),
-            data: Some(BTreeMap::from([(KEP_1755_KEY.to_string(), yaml_serde::to_string(&hosting)?)])),
+            data: Some(BTreeMap::from([(
+                KEP_1755_KEY.to_string(),
+                yaml_serde::to_string(&hosting)?,
+            )])),
             ..Default::default()
         };
         objects.push(RenderedObject::from_typed(&config_map)?);
@@ -198,20 +233,31 @@ fn default_resources() -> ResourceRequirements {
             ("cpu".to_string(), Quantity("10m".to_string())),
             ("memory".to_string(), Quantity("50Mi".to_string())),
         ])),
-        limits: Some(BTreeMap::from([("memory".to_string(), Quantity("64Mi".to_string()))])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity("64Mi".to_string()),
+        )])),
         ..Default::default()
     }
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.to_string(), value: Some(value.to_string()), ..Default::default() }
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..Default::default()
+    }
 }
 
 fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.to_string(), key: key.to_string(), optional: Some(false) }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -239,8 +285,14 @@ pub(crate) fn restricted_container_security() -> SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), ..Default::default() }),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_string(), ..Default::default() }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -254,13 +306,25 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
     if let Some(cache) = &spec.cache {
         environment.push(env("REGISTRY_PROXY_REMOTEURL", &cache.remote_url));
         if let Some(credentials) = &cache.credentials_secret_ref {
-            environment.push(env_from_secret("REGISTRY_PROXY_USERNAME", &credentials.name, &credentials.username_key));
-            environment.push(env_from_secret("REGISTRY_PROXY_PASSWORD", &credentials.name, &credentials.password_key));
+            environment.push(env_from_secret(
+                "REGISTRY_PROXY_USERNAME",
+                &credentials.name,
+                &credentials.username_key,
+            ));
+            environment.push(env_from_secret(
+                "REGISTRY_PROXY_PASSWORD",
+                &credentials.name,
+                &credentials.password_key,
+            ));
         }
     }
     let container = Container {
         name: "registry".to_string(),
-        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_DISTRIBUTION_IMAGE.to_string())),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DISTRIBUTION_IMAGE.to_string()),
+        ),
         image_pull_policy: Some("IfNotPresent".to_string()),
         ports: Some(vec![ContainerPort {
             name: Some("registry".to_string()),
@@ -274,8 +338,16 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
-            VolumeMount { name: "data".to_string(), mount_path: DATA_DIR.to_string(), ..Default::default() },
-            VolumeMount { name: "tmp".to_string(), mount_path: "/tmp".to_string(), ..Default::default() },
+            VolumeMount {
+                name: "data".to_string(),
+                mount_path: DATA_DIR.to_string(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".to_string(),
+                mount_path: "/tmp".to_string(),
+                ..Default::default()
+            },
         ]),
         ..Default::default()
     };
@@ -285,10 +357,19 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             // One writer per ReadWriteOnce volume: never run old and new pods side by side.
-            strategy: Some(DeploymentStrategy { type_: Some("Recreate".to_string()), ..Default::default() }),
-            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_string()),
+                ..Default::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: metadata.labels.clone(), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: metadata.labels.clone(),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -297,7 +378,10 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
                         run_as_user: Some(RUN_AS),
                         run_as_group: Some(RUN_AS),
                         fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_string(), ..Default::default() }),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_string(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     containers: vec![container],
@@ -310,7 +394,11 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
                             }),
                             ..Default::default()
                         },
-                        Volume { name: "tmp".to_string(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+                        Volume {
+                            name: "tmp".to_string(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
                     ]),
                     ..Default::default()
                 }),

@@ -32,7 +32,10 @@ impl Owner<'_> {
     /// Labels that select every object this owner manages (what prune lists by).
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("app.kubernetes.io/managed-by".to_string(), MANAGER.to_string()),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                MANAGER.to_string(),
+            ),
             (OWNER_KIND.to_string(), self.kind.to_string()),
             (OWNER_NAME.to_string(), self.name.to_string()),
             (
@@ -55,8 +58,14 @@ impl Owner<'_> {
     pub fn pod_selector(&self, app: &str, component: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), app.to_string()),
-            ("app.kubernetes.io/instance".to_string(), self.name.to_string()),
-            ("app.kubernetes.io/component".to_string(), component.to_string()),
+            (
+                "app.kubernetes.io/instance".to_string(),
+                self.name.to_string(),
+            ),
+            (
+                "app.kubernetes.io/component".to_string(),
+                component.to_string(),
+            ),
         ])
     }
 
@@ -75,7 +84,11 @@ mod tests {
 
     #[test]
     fn labels_contain_recommended_keys_and_selector() {
-        let owner = Owner { kind: "Registry", name: "platform", namespace: Some("registry") };
+        let owner = Owner {
+            kind: "Registry",
+            name: "platform",
+            namespace: Some("registry"),
+        };
         let labels = owner.labels("distribution", "registry");
         for key in [
             "app.kubernetes.io/name",
@@ -97,7 +110,11 @@ mod tests {
 
     #[test]
     fn cluster_scoped_owner_uses_marker_namespace() {
-        let owner = Owner { kind: "ImagePolicy", name: "p", namespace: None };
+        let owner = Owner {
+            kind: "ImagePolicy",
+            name: "p",
+            namespace: None,
+        };
         assert_eq!(owner.selector_labels()[OWNER_NAMESPACE], CLUSTER_SCOPE);
     }
 }

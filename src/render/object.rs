@@ -1,8 +1,8 @@
 //! `RenderedObject`: a typed object erased to a `DynamicObject` plus its API resource, and the apply order.
 //! Pure conversion; no client here.
 
-use kube::api::{ApiResource, DynamicObject};
 use kube::Resource;
+use kube::api::{ApiResource, DynamicObject};
 use serde::Serialize;
 
 use super::RenderError;
@@ -26,7 +26,10 @@ impl RenderedObject {
     }
 
     /// Wrap an object of a kind without k8s-openapi types (CNPG, Kyverno), given its API resource.
-    pub fn from_value(resource: ApiResource, value: serde_json::Value) -> Result<Self, RenderError> {
+    pub fn from_value(
+        resource: ApiResource,
+        value: serde_json::Value,
+    ) -> Result<Self, RenderError> {
         let mut object: DynamicObject = serde_json::from_value(value)?;
         object.types = Some(kube::api::TypeMeta {
             api_version: resource.api_version.clone(),
@@ -47,7 +50,12 @@ impl RenderedObject {
 
     /// `Kind/namespace/name`, for logs and tests.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}", self.resource.kind, self.namespace().unwrap_or("-"), self.name())
+        format!(
+            "{}/{}/{}",
+            self.resource.kind,
+            self.namespace().unwrap_or("-"),
+            self.name()
+        )
     }
 
     /// Position in the apply order: configuration and storage before the workloads that mount them,

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::k3d::{LocalRegistryHosting, KEP_1755_KEY};
+use super::k3d::{KEP_1755_KEY, LocalRegistryHosting};
 use super::labels;
 
 /// Facts about the cluster that render needs.
@@ -30,11 +30,15 @@ impl ObservedHosting {
             .data
             .as_ref()
             .and_then(|d| d.get(KEP_1755_KEY))
-            .ok_or_else(|| format!("kube-public/local-registry-hosting: key {KEP_1755_KEY} missing"))?;
+            .ok_or_else(|| {
+                format!("kube-public/local-registry-hosting: key {KEP_1755_KEY} missing")
+            })?;
         let hosting: LocalRegistryHosting = yaml_serde::from_str(raw)
             .map_err(|e| format!("kube-public/local-registry-hosting: {KEP_1755_KEY}: {e}"))?;
         let object_labels = config_map.metadata.labels.clone().unwrap_or_default();
-        let ours = object_labels.get("app.kubernetes.io/managed-by").map(String::as_str)
+        let ours = object_labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
             == Some(labels::MANAGER);
         let written_by = match (
             ours,
@@ -44,6 +48,9 @@ impl ObservedHosting {
             (true, Some(ns), Some(name)) => Some((ns.clone(), name.clone())),
             _ => None,
         };
-        Ok(Self { hosting, written_by })
+        Ok(Self {
+            hosting,
+            written_by,
+        })
     }
 }

@@ -10,8 +10,16 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
     let rules = &spec.rules;
     let mut errors = Errors::default();
     if let Some(reference) = &spec.registry_ref {
-        errors.check(is_dns_label(&reference.namespace), "spec.registryRef.namespace", "must be a namespace name");
-        errors.check(!reference.name.is_empty(), "spec.registryRef.name", "required");
+        errors.check(
+            is_dns_label(&reference.namespace),
+            "spec.registryRef.namespace",
+            "must be a namespace name",
+        );
+        errors.check(
+            !reference.name.is_empty(),
+            "spec.registryRef.name",
+            "required",
+        );
     }
     for (i, registry) in spec.allowed_registries.iter().enumerate() {
         let field = format!("spec.allowedRegistries[{i}]");
@@ -23,14 +31,23 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         );
         check_no_kyverno_expression(&mut errors, &field, registry);
     }
-    let namespace_lists = [("spec.namespaces", Some(&spec.namespaces)), ("spec.excludeNamespaces", spec.exclude_namespaces.as_ref())];
+    let namespace_lists = [
+        ("spec.namespaces", Some(&spec.namespaces)),
+        ("spec.excludeNamespaces", spec.exclude_namespaces.as_ref()),
+    ];
     for (name, list) in namespace_lists {
         for (i, namespace) in list.into_iter().flatten().enumerate() {
-            errors.check(is_dns_label(namespace), &format!("{name}[{i}]"), "must be a namespace name");
+            errors.check(
+                is_dns_label(namespace),
+                &format!("{name}[{i}]"),
+                "must be a namespace name",
+            );
         }
     }
     errors.check(
-        rules.restrict_registries.is_none() || spec.registry_ref.is_some() || !spec.allowed_registries.is_empty(),
+        rules.restrict_registries.is_none()
+            || spec.registry_ref.is_some()
+            || !spec.allowed_registries.is_empty(),
         "spec.rules.restrictRegistries",
         "needs spec.registryRef or spec.allowedRegistries",
     );
@@ -39,9 +56,16 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         "spec.rules.attestations",
         "needs spec.rules.requireSignatures, whose keys or keyless identity verify the attestations",
     );
-    for (field, rule) in [("disallowLatestTag", &rules.disallow_latest_tag), ("restrictRegistries", &rules.restrict_registries)] {
+    for (field, rule) in [
+        ("disallowLatestTag", &rules.disallow_latest_tag),
+        ("restrictRegistries", &rules.restrict_registries),
+    ] {
         if let Some(message) = rule.as_ref().and_then(|r| r.message.as_deref()) {
-            check_no_kyverno_expression(&mut errors, &format!("spec.rules.{field}.message"), message);
+            check_no_kyverno_expression(
+                &mut errors,
+                &format!("spec.rules.{field}.message"),
+                message,
+            );
         }
     }
     if let Some(signatures) = &rules.require_signatures {
@@ -51,7 +75,11 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             "set exactly one of keys or keyless",
         );
         for (i, reference) in signatures.image_references.iter().enumerate() {
-            check_no_kyverno_expression(&mut errors, &format!("spec.rules.requireSignatures.imageReferences[{i}]"), reference);
+            check_no_kyverno_expression(
+                &mut errors,
+                &format!("spec.rules.requireSignatures.imageReferences[{i}]"),
+                reference,
+            );
         }
         if let Some(keys) = &signatures.keys {
             errors.check(
@@ -65,12 +93,20 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
                     "spec.rules.requireSignatures.keys.publicKey",
                     "must be a PEM public key (-----BEGIN PUBLIC KEY-----)",
                 );
-                check_no_kyverno_expression(&mut errors, "spec.rules.requireSignatures.keys.publicKey", pem);
+                check_no_kyverno_expression(
+                    &mut errors,
+                    "spec.rules.requireSignatures.keys.publicKey",
+                    pem,
+                );
             }
         }
         if let Some(keyless) = &signatures.keyless {
             let field = "spec.rules.requireSignatures.keyless";
-            errors.check(!keyless.issuer.is_empty(), &format!("{field}.issuer"), "required");
+            errors.check(
+                !keyless.issuer.is_empty(),
+                &format!("{field}.issuer"),
+                "required",
+            );
             errors.check(
                 keyless.subject.is_some() != keyless.subject_reg_exp.is_some(),
                 field,
@@ -92,12 +128,24 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
     }
     for (i, attestation) in rules.attestations.iter().enumerate() {
         let field = format!("spec.rules.attestations[{i}]");
-        errors.check(!attestation.predicate_type.is_empty(), &format!("{field}.predicateType"), "required");
-        check_no_kyverno_expression(&mut errors, &format!("{field}.predicateType"), &attestation.predicate_type);
+        errors.check(
+            !attestation.predicate_type.is_empty(),
+            &format!("{field}.predicateType"),
+            "required",
+        );
+        check_no_kyverno_expression(
+            &mut errors,
+            &format!("{field}.predicateType"),
+            &attestation.predicate_type,
+        );
         if let Some(pattern) = &attestation.builder_id_pattern {
             check_no_kyverno_expression(&mut errors, &format!("{field}.builderIdPattern"), pattern);
         }
-        errors.check(attestation.max_age_hours != Some(0), &format!("{field}.maxAgeHours"), "must be at least 1");
+        errors.check(
+            attestation.max_age_hours != Some(0),
+            &format!("{field}.maxAgeHours"),
+            "must be at least 1",
+        );
     }
     errors.finish()
 }

@@ -48,7 +48,10 @@ pub(crate) struct Errors(Vec<ValidationError>);
 
 impl Errors {
     pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ValidationError { field: field.into(), message: message.into() });
+        self.0.push(ValidationError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     pub(crate) fn check(&mut self, ok: bool, field: &str, message: &str) {
@@ -58,21 +61,31 @@ impl Errors {
     }
 
     pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
-        if self.0.is_empty() { Ok(()) } else { Err(ValidationErrors(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.0))
+        }
     }
 }
 
 /// Kyverno evaluates `{{ ... }}` in policy text; user text must never reach it as an expression.
 pub(crate) fn check_no_kyverno_expression(errors: &mut Errors, field: &str, value: &str) {
     if value.contains("{{") || value.contains("}}") {
-        errors.add(field, "must not contain '{{' or '}}' (Kyverno variable syntax); use plain text");
+        errors.add(
+            field,
+            "must not contain '{{' or '}}' (Kyverno variable syntax); use plain text",
+        );
     }
 }
 
 /// An image reference as container runtimes accept it (`[host[:port]/]path[:tag][@digest]`).
 pub(crate) fn check_image_reference(errors: &mut Errors, field: &str, value: &str) {
     if let Err(e) = value.parse::<oci_spec::distribution::Reference>() {
-        errors.add(field, format!("{value:?} is not a valid image reference ({e})"));
+        errors.add(
+            field,
+            format!("{value:?} is not a valid image reference ({e})"),
+        );
     }
 }
 
@@ -80,7 +93,9 @@ pub(crate) fn check_image_reference(errors: &mut Errors, field: &str, value: &st
 pub(crate) fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-')
 }
@@ -91,6 +106,11 @@ pub(crate) fn is_host(value: &str) -> bool {
         Some((name, port)) => (name, Some(port)),
         None => (value, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
     port_ok && !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }

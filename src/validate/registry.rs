@@ -9,8 +9,16 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     let spec = &registry.spec;
     let mut errors = Errors::default();
     match &spec.host {
-        Some(host) => errors.check(is_host(host), "spec.host", "must be a lowercase DNS name with an optional :port"),
-        None => errors.check(spec.mode != RegistryMode::Harbor, "spec.host", "required when spec.mode is Harbor"),
+        Some(host) => errors.check(
+            is_host(host),
+            "spec.host",
+            "must be a lowercase DNS name with an optional :port",
+        ),
+        None => errors.check(
+            spec.mode != RegistryMode::Harbor,
+            "spec.host",
+            "required when spec.mode is Harbor",
+        ),
     }
     if let Some(k3d) = &spec.k3d {
         if let Some(image) = &k3d.image {
@@ -23,7 +31,11 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
                 "must start with https:// or http://",
             );
             if let Some(credentials) = &cache.credentials_secret_ref {
-                errors.check(is_dns_subdomain(&credentials.name), "spec.k3d.cache.credentialsSecretRef.name", "must be a Secret name");
+                errors.check(
+                    is_dns_subdomain(&credentials.name),
+                    "spec.k3d.cache.credentialsSecretRef.name",
+                    "must be a Secret name",
+                );
             }
         }
     }
@@ -36,7 +48,11 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
             "spec.migration.concurrency",
             "must be between 1 and 64",
         );
-        errors.check(is_dns_label(&migration.destination_project), "spec.migration.destinationProject", "must be a lowercase Harbor project name");
+        errors.check(
+            is_dns_label(&migration.destination_project),
+            "spec.migration.destinationProject",
+            "must be a lowercase Harbor project name",
+        );
     }
     errors.finish()
 }
@@ -47,8 +63,16 @@ fn is_dns_subdomain(value: &str) -> bool {
 
 /// `(major, minor, patch)` of `2.15.0` or `v2.15.0`.
 pub fn parse_version(version: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = version.strip_prefix('v').unwrap_or(version).split('.').map(str::parse::<u32>);
-    let parsed = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
+    let mut parts = version
+        .strip_prefix('v')
+        .unwrap_or(version)
+        .split('.')
+        .map(str::parse::<u32>);
+    let parsed = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
     parts.next().is_none().then_some(parsed)
 }
 
@@ -67,7 +91,10 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
         errors.add("spec.harbor.notary", "Notary was removed in Harbor 2.9; sign images with cosign and verify them with an ImagePolicy");
     }
     if harbor.chartmuseum.is_some() {
-        errors.add("spec.harbor.chartmuseum", "ChartMuseum was removed in Harbor 2.8; Harbor stores Helm charts as OCI artifacts");
+        errors.add(
+            "spec.harbor.chartmuseum",
+            "ChartMuseum was removed in Harbor 2.8; Harbor stores Helm charts as OCI artifacts",
+        );
     }
     if let Some(images) = &harbor.images {
         let named = [
@@ -93,14 +120,38 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             "set exactly one of managed or external",
         );
         if let Some(managed) = &database.managed {
-            errors.check((1..=9).contains(&managed.instances), "spec.harbor.database.managed.instances", "must be between 1 and 9");
+            errors.check(
+                (1..=9).contains(&managed.instances),
+                "spec.harbor.database.managed.instances",
+                "must be between 1 and 9",
+            );
         }
         if let Some(external) = &database.external {
-            errors.check(!external.host.is_empty(), "spec.harbor.database.external.host", "required");
-            errors.check(!external.username.is_empty(), "spec.harbor.database.external.username", "required");
-            errors.check((1..=65535).contains(&external.port), "spec.harbor.database.external.port", "must be between 1 and 65535");
-            errors.check(!external.database.is_empty(), "spec.harbor.database.external.database", "required");
-            errors.check(!external.password_secret_ref.name.is_empty(), "spec.harbor.database.external.passwordSecretRef.name", "required");
+            errors.check(
+                !external.host.is_empty(),
+                "spec.harbor.database.external.host",
+                "required",
+            );
+            errors.check(
+                !external.username.is_empty(),
+                "spec.harbor.database.external.username",
+                "required",
+            );
+            errors.check(
+                (1..=65535).contains(&external.port),
+                "spec.harbor.database.external.port",
+                "must be between 1 and 65535",
+            );
+            errors.check(
+                !external.database.is_empty(),
+                "spec.harbor.database.external.database",
+                "required",
+            );
+            errors.check(
+                !external.password_secret_ref.name.is_empty(),
+                "spec.harbor.database.external.passwordSecretRef.name",
+                "required",
+            );
         }
     }
     if let Some(redis) = &harbor.redis {
@@ -110,28 +161,44 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             "set only one of internal or external",
         );
         if let Some(external) = &redis.external {
-            errors.check(!external.addr.is_empty(), "spec.harbor.redis.external.addr", "required");
+            errors.check(
+                !external.addr.is_empty(),
+                "spec.harbor.redis.external.addr",
+                "required",
+            );
             errors.check(
                 external.mode != RedisMode::Cluster,
                 "spec.harbor.redis.external.mode",
                 "Harbor does not support Redis Cluster; use Standalone or Sentinel",
             );
             errors.check(
-                external.mode != RedisMode::Sentinel || external.sentinel_master_set.as_deref().is_some_and(|s| !s.is_empty()),
+                external.mode != RedisMode::Sentinel
+                    || external
+                        .sentinel_master_set
+                        .as_deref()
+                        .is_some_and(|s| !s.is_empty()),
                 "spec.harbor.redis.external.sentinelMasterSet",
                 "required when mode is Sentinel",
             );
         }
     }
     if let Some(storage) = &harbor.storage {
-        errors.check(!(storage.pvc.is_some() && storage.s3.is_some()), "spec.harbor.storage", "set only one of pvc or s3");
+        errors.check(
+            !(storage.pvc.is_some() && storage.s3.is_some()),
+            "spec.harbor.storage",
+            "set only one of pvc or s3",
+        );
         if let Some(s3) = &storage.s3 {
             errors.check(
                 (3..=63).contains(&s3.bucket.len()) && s3.bucket.split('.').all(is_dns_label),
                 "spec.harbor.storage.s3.bucket",
                 "required: a bucket name of 3 to 63 lowercase letters, digits, '-' or '.'",
             );
-            errors.check(!s3.region.is_empty(), "spec.harbor.storage.s3.region", "required");
+            errors.check(
+                !s3.region.is_empty(),
+                "spec.harbor.storage.s3.region",
+                "required",
+            );
             if let Some(endpoint) = &s3.endpoint {
                 errors.check(
                     endpoint.starts_with("http://") || endpoint.starts_with("https://"),
@@ -139,16 +206,32 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                     "must start with http:// or https://",
                 );
             }
-            errors.check(is_dns_subdomain(&s3.credentials_secret_ref.name), "spec.harbor.storage.s3.credentialsSecretRef.name", "must be a Secret name");
+            errors.check(
+                is_dns_subdomain(&s3.credentials_secret_ref.name),
+                "spec.harbor.storage.s3.credentialsSecretRef.name",
+                "must be a Secret name",
+            );
         }
     }
     if let Some(expose) = &harbor.expose {
-        errors.check(is_dns_subdomain(&expose.ingress_class_name), "spec.harbor.expose.ingressClassName", "must be an IngressClass name");
+        errors.check(
+            is_dns_subdomain(&expose.ingress_class_name),
+            "spec.harbor.expose.ingressClassName",
+            "must be an IngressClass name",
+        );
         if let Some(tls) = &expose.tls_secret_name {
-            errors.check(is_dns_subdomain(tls), "spec.harbor.expose.tlsSecretName", "must be a Secret name");
+            errors.check(
+                is_dns_subdomain(tls),
+                "spec.harbor.expose.tlsSecretName",
+                "must be a Secret name",
+            );
         }
     }
     if let Some(admin) = &harbor.admin_password_secret_ref {
-        errors.check(is_dns_subdomain(&admin.name), "spec.harbor.adminPasswordSecretRef.name", "must be a Secret name");
+        errors.check(
+            is_dns_subdomain(&admin.name),
+            "spec.harbor.adminPasswordSecretRef.name",
+            "must be a Secret name",
+        );
     }
 }

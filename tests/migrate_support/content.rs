@@ -7,8 +7,15 @@ use std::process::Command;
 use super::sha256;
 
 fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Random bytes from a small seeded generator (no wall-clock randomness in tests).
@@ -49,12 +56,54 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
         path.to_str().expect("utf-8").to_string()
     };
     run("umoci", &["new", "--image", &image("base")]);
-    run("umoci", &["insert", "--image", &image("base"), &file("base.bin", 300_000, 1), "/base.bin"]);
+    run(
+        "umoci",
+        &[
+            "insert",
+            "--image",
+            &image("base"),
+            &file("base.bin", 300_000, 1),
+            "/base.bin",
+        ],
+    );
     for (tag, seed) in [("app-a", 2u64), ("app-b", 3), ("app-a2", 4)] {
-        run("umoci", &["config", "--image", &image("base"), "--tag", tag, "--config.label", &format!("variant={tag}")]);
-        run("umoci", &["insert", "--image", &image(tag), &file(&format!("{tag}.bin"), 100_000, seed), "/app.bin"]);
+        run(
+            "umoci",
+            &[
+                "config",
+                "--image",
+                &image("base"),
+                "--tag",
+                tag,
+                "--config.label",
+                &format!("variant={tag}"),
+            ],
+        );
+        run(
+            "umoci",
+            &[
+                "insert",
+                "--image",
+                &image(tag),
+                &file(&format!("{tag}.bin"), 100_000, seed),
+                "/app.bin",
+            ],
+        );
     }
-    run("umoci", &["config", "--image", &image("app-a"), "--tag", "arm", "--architecture", "arm64", "--config.label", "arch=arm64"]);
+    run(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image("app-a"),
+            "--tag",
+            "arm",
+            "--architecture",
+            "arm64",
+            "--config.label",
+            "arch=arm64",
+        ],
+    );
     let mut pushes = vec![
         ("base", "shared/base:v1"),
         ("base", "shared/base:latest"),
@@ -66,13 +115,29 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
     ];
     if big_layer_mib > 0 {
         run("umoci", &["new", "--image", &image("big")]);
-        run("umoci", &["insert", "--image", &image("big"), &file("big.bin", big_layer_mib << 20, 9), "/big.bin"]);
+        run(
+            "umoci",
+            &[
+                "insert",
+                "--image",
+                &image("big"),
+                &file("big.bin", big_layer_mib << 20, 9),
+                "/big.bin",
+            ],
+        );
         pushes.push(("big", "big/blob:v1"));
     }
     for (local, remote) in &pushes {
         run(
             "skopeo",
-            &["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &format!("oci:{}", image(local)), &format!("docker://{host}/{remote}")],
+            &[
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                &format!("oci:{}", image(local)),
+                &format!("docker://{host}/{remote}"),
+            ],
         );
     }
     let http = reqwest::Client::new();
@@ -82,7 +147,12 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
         let url = format!("{base}/v2/{repo}/manifests/{tag}");
         let http = http.clone();
         async move {
-            let response = http.get(url).header("accept", "application/vnd.oci.image.manifest.v1+json").send().await.expect("get");
+            let response = http
+                .get(url)
+                .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                .send()
+                .await
+                .expect("get");
             response.bytes().await.expect("bytes").to_vec()
         }
     };
@@ -97,7 +167,15 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
         ]
     });
     let index_bytes = serde_json::to_vec_pretty(&index).expect("json");
-    put_manifest(&http, &base, "multi/app", "latest", "application/vnd.oci.image.index.v1+json", &index_bytes).await;
+    put_manifest(
+        &http,
+        &base,
+        "multi/app",
+        "latest",
+        "application/vnd.oci.image.index.v1+json",
+        &index_bytes,
+    )
+    .await;
 
     let subject = fetch("team-a/app:v1").await;
     let payload = serde_json::to_vec(&serde_json::json!({
@@ -117,24 +195,62 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
     });
     let signature_tag = format!("{}.sig", sha256(&subject).replace(':', "-"));
     let signature_bytes = serde_json::to_vec(&signature).expect("json");
-    put_manifest(&http, &base, "team-a/app", &signature_tag, "application/vnd.oci.image.manifest.v1+json", &signature_bytes).await;
+    put_manifest(
+        &http,
+        &base,
+        "team-a/app",
+        &signature_tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &signature_bytes,
+    )
+    .await;
 
-    let mut tags: Vec<String> = pushes.iter().map(|(_, remote)| remote.to_string()).collect();
+    let mut tags: Vec<String> = pushes
+        .iter()
+        .map(|(_, remote)| remote.to_string())
+        .collect();
     tags.push("multi/app:latest".into());
-    Content { tags, index_digest: sha256(&index_bytes), platform_digests: vec![sha256(&amd64), sha256(&arm64)], signature_tag }
+    Content {
+        tags,
+        index_digest: sha256(&index_bytes),
+        platform_digests: vec![sha256(&amd64), sha256(&arm64)],
+        signature_tag,
+    }
 }
 
 async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) {
-    let response = http.post(format!("{base}/v2/{repo}/blobs/uploads/")).send().await.expect("start upload");
+    let response = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("start upload");
     assert_eq!(response.status().as_u16(), 202);
-    let location = response.headers()["location"].to_str().expect("location").to_string();
-    let mut url = reqwest::Url::parse(base).expect("base").join(&location).expect("join");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let mut url = reqwest::Url::parse(base)
+        .expect("base")
+        .join(&location)
+        .expect("join");
     url.query_pairs_mut().append_pair("digest", &sha256(bytes));
-    let response = http.put(url).body(bytes.to_vec()).send().await.expect("put blob");
+    let response = http
+        .put(url)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("put blob");
     assert_eq!(response.status().as_u16(), 201);
 }
 
-async fn put_manifest(http: &reqwest::Client, base: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+async fn put_manifest(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) {
     let response = http
         .put(format!("{base}/v2/{repo}/manifests/{reference}"))
         .header("content-type", media_type)
@@ -142,5 +258,10 @@ async fn put_manifest(http: &reqwest::Client, base: &str, repo: &str, reference:
         .send()
         .await
         .expect("put manifest");
-    assert_eq!(response.status().as_u16(), 201, "{:?}", response.text().await);
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{:?}",
+        response.text().await
+    );
 }

@@ -21,9 +21,13 @@ pub fn tools_available() -> bool {
             .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
         if !found {
             if std::env::var("REGISTRY_OPERATOR_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("{tool} not found (install: apt-get install -y docker-registry skopeo umoci)");
+                panic!(
+                    "{tool} not found (install: apt-get install -y docker-registry skopeo umoci)"
+                );
             }
-            println!("SKIPPED: {tool} not found (install: apt-get install -y docker-registry skopeo umoci)");
+            println!(
+                "SKIPPED: {tool} not found (install: apt-get install -y docker-registry skopeo umoci)"
+            );
             return false;
         }
     }
@@ -55,16 +59,42 @@ pub async fn listing(base: &str, creds: Option<(&str, &str)>) -> BTreeMap<String
             None => request,
         }
     };
-    let catalog: serde_json::Value =
-        serde_json::from_slice(&get(format!("{base}/v2/_catalog?n=1000")).send().await.expect("catalog").bytes().await.expect("body")).expect("json");
+    let catalog: serde_json::Value = serde_json::from_slice(
+        &get(format!("{base}/v2/_catalog?n=1000"))
+            .send()
+            .await
+            .expect("catalog")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
     let mut out = BTreeMap::new();
-    for repo in catalog["repositories"].as_array().cloned().unwrap_or_default() {
+    for repo in catalog["repositories"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         let repo = repo.as_str().expect("repo name").to_string();
-        let tags: serde_json::Value =
-            serde_json::from_slice(&get(format!("{base}/v2/{repo}/tags/list")).send().await.expect("tags").bytes().await.expect("body")).expect("json");
+        let tags: serde_json::Value = serde_json::from_slice(
+            &get(format!("{base}/v2/{repo}/tags/list"))
+                .send()
+                .await
+                .expect("tags")
+                .bytes()
+                .await
+                .expect("body"),
+        )
+        .expect("json");
         for tag in tags["tags"].as_array().cloned().unwrap_or_default() {
             let tag = tag.as_str().expect("tag").to_string();
-            let bytes = get(format!("{base}/v2/{repo}/manifests/{tag}")).send().await.expect("manifest").bytes().await.expect("bytes");
+            let bytes = get(format!("{base}/v2/{repo}/manifests/{tag}"))
+                .send()
+                .await
+                .expect("manifest")
+                .bytes()
+                .await
+                .expect("bytes");
             out.insert(format!("{repo}:{tag}"), sha256(&bytes));
         }
     }
@@ -78,7 +108,10 @@ pub fn skopeo_digest(host: &str, image: &str, creds: Option<&str>) -> Option<Str
     if let Some(creds) = creds {
         command.args(["--creds", creds]);
     }
-    let output = command.arg(format!("docker://{host}/{image}")).output().expect("run skopeo");
+    let output = command
+        .arg(format!("docker://{host}/{image}"))
+        .output()
+        .expect("run skopeo");
     output.status.success().then(|| sha256(&output.stdout))
 }
 

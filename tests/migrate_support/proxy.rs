@@ -59,7 +59,9 @@ const TOKEN: &str = "test-token-7f3a";
 impl Proxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str, config: ProxyConfig) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State {
             upstream: upstream.to_string(),
@@ -70,16 +72,25 @@ impl Proxy {
             token_requests: Mutex::new(Vec::new()),
             gate_released: tokio::sync::Notify::new(),
         });
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
         let task_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let state = Arc::clone(&task_state);
                 let client = client.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), client.clone(), port, request));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let service = hyper::service::service_fn(move |request| {
+                        handle(Arc::clone(&state), client.clone(), port, request)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -120,7 +131,11 @@ impl Drop for Proxy {
 }
 
 fn full(status: StatusCode, body: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|e: Infallible| match e {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|e: Infallible| match e {})
+            .boxed(),
+    );
     *response.status_mut() = status;
     response
 }
@@ -133,26 +148,61 @@ fn roll(state: &State) -> f64 {
     (*rng % 1_000_000) as f64 / 1_000_000.0
 }
 
-async fn handle(state: Arc<State>, client: reqwest::Client, port: u16, request: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+async fn handle(
+    state: Arc<State>,
+    client: reqwest::Client,
+    port: u16,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let method = request.method().to_string();
-    let path_and_query = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let path = request.uri().path().to_string();
     let config = state.config.lock().expect("lock").clone();
-    let record = |status: u16| state.seen.lock().expect("lock").push(Seen { method: method.clone(), path: path_and_query.clone(), status });
+    let record = |status: u16| {
+        state.seen.lock().expect("lock").push(Seen {
+            method: method.clone(),
+            path: path_and_query.clone(),
+            status,
+        })
+    };
 
     if let Some((user, pass)) = &config.bearer_credentials {
         if path == "/token" {
             let expected = format!("Basic {}", base64_encode(&format!("{user}:{pass}")));
-            let ok = request.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+            let ok = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                == Some(expected.as_str());
             state.token_requests.lock().expect("lock").push(ok);
-            return Ok(if ok { full(StatusCode::OK, &format!("{{\"token\":\"{TOKEN}\"}}")) } else { full(StatusCode::UNAUTHORIZED, "{}") });
+            return Ok(if ok {
+                full(StatusCode::OK, &format!("{{\"token\":\"{TOKEN}\"}}"))
+            } else {
+                full(StatusCode::UNAUTHORIZED, "{}")
+            });
         }
         let bearer = format!("Bearer {TOKEN}");
-        if request.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
+        if request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            != Some(bearer.as_str())
+        {
             record(401);
-            let mut response = full(StatusCode::UNAUTHORIZED, "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
-            let challenge = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:any:pull,push\"");
-            response.headers_mut().insert("www-authenticate", challenge.parse().expect("header"));
+            let mut response = full(
+                StatusCode::UNAUTHORIZED,
+                "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+            );
+            let challenge = format!(
+                "Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:any:pull,push\""
+            );
+            response
+                .headers_mut()
+                .insert("www-authenticate", challenge.parse().expect("header"));
             return Ok(response);
         }
     }
@@ -169,10 +219,15 @@ async fn handle(state: Arc<State>, client: reqwest::Client, port: u16, request: 
         return Ok(full(StatusCode::SERVICE_UNAVAILABLE, "injected failure"));
     }
 
-    let mut forward = client.request(request.method().clone(), format!("{}{path_and_query}", state.upstream));
+    let mut forward = client.request(
+        request.method().clone(),
+        format!("{}{path_and_query}", state.upstream),
+    );
     for (name, value) in request.headers() {
-        let skip = matches!(name.as_str(), "connection" | "transfer-encoding" | "keep-alive")
-            || (config.bearer_credentials.is_some() && name == "authorization");
+        let skip = matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "keep-alive"
+        ) || (config.bearer_credentials.is_some() && name == "authorization");
         if !skip {
             forward = forward.header(name, value);
         }
@@ -183,7 +238,11 @@ async fn handle(state: Arc<State>, client: reqwest::Client, port: u16, request: 
             Err(e) => Some(Err(std::io::Error::other(e))),
         }
     });
-    let upstream = match forward.body(reqwest::Body::wrap_stream(body_stream)).send().await {
+    let upstream = match forward
+        .body(reqwest::Body::wrap_stream(body_stream))
+        .send()
+        .await
+    {
         Ok(response) => response,
         Err(_) => {
             record(502);
@@ -192,25 +251,43 @@ async fn handle(state: Arc<State>, client: reqwest::Client, port: u16, request: 
     };
     let status = upstream.status().as_u16();
     if method == "PUT" && status == 201 && path.contains("/blobs/uploads/") {
-        let digest = path_and_query.split("digest=").nth(1).map(|d| d.split('&').next().unwrap_or(d).replace("%3A", ":"));
-        let repo = path.trim_start_matches("/v2/").split("/blobs/uploads/").next().unwrap_or_default().to_string();
+        let digest = path_and_query
+            .split("digest=")
+            .nth(1)
+            .map(|d| d.split('&').next().unwrap_or(d).replace("%3A", ":"));
+        let repo = path
+            .trim_start_matches("/v2/")
+            .split("/blobs/uploads/")
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if let Some(digest) = digest {
             state.finalized.lock().expect("lock").push((repo, digest));
         }
     }
     if dice < config.fail_rate {
         record(502);
-        return Ok(full(StatusCode::BAD_GATEWAY, "injected failure after forwarding"));
+        return Ok(full(
+            StatusCode::BAD_GATEWAY,
+            "injected failure after forwarding",
+        ));
     }
     record(status);
     let mut response = Response::builder().status(status);
     for (name, value) in upstream.headers() {
-        if !matches!(name.as_str(), "connection" | "transfer-encoding" | "keep-alive") {
+        if !matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "keep-alive"
+        ) {
             response = response.header(name, value);
         }
     }
-    let stream = upstream.bytes_stream().map(|chunk| chunk.map(Frame::data).map_err(std::io::Error::other));
-    Ok(response.body(BodyExt::boxed(StreamBody::new(stream))).unwrap_or_else(|_| full(StatusCode::BAD_GATEWAY, "bad response")))
+    let stream = upstream
+        .bytes_stream()
+        .map(|chunk| chunk.map(Frame::data).map_err(std::io::Error::other));
+    Ok(response
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| full(StatusCode::BAD_GATEWAY, "bad response")))
 }
 
 fn base64_encode(text: &str) -> String {

@@ -24,7 +24,10 @@ impl Distribution {
             let hash = bcrypt::hash(pass, 4).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("write htpasswd");
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write config");
@@ -35,10 +38,19 @@ impl Distribution {
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let registry = Distribution { port, child, _dir: dir };
+        let registry = Distribution {
+            port,
+            child,
+            _dir: dir,
+        };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if client.get(format!("{}/v2/", registry.url())).send().await.is_ok() {
+            if client
+                .get(format!("{}/v2/", registry.url()))
+                .send()
+                .await
+                .is_ok()
+            {
                 return registry;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
