@@ -73,9 +73,10 @@ measure() { # label cmd... -> "label seconds rss_kib"
 }
 
 skopeo_all() {
+  set -e
   for repo in $REPOS; do
     parent=$(dirname "$repo"); dest="127.0.0.1:$DST_SKOPEO"; [ "$parent" = . ] || dest="$dest/$parent"
-    skopeo sync -q --all --preserve-digests --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
+    skopeo sync --all --preserve-digests --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
       "127.0.0.1:$SRC/$repo" "$dest" >/dev/null
   done
 }

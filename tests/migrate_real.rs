@@ -362,3 +362,82 @@ async fn bearer_token_challenge_flow() {
     .await;
     assert!(!ok && stderr.contains("credentials rejected"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_untagged_oci_referrers_when_the_source_serves_the_api() {
+    if !tools_available() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = Distribution::start(None).await;
+    let dest = Distribution::start(None).await;
+    content::build(&source.host(), work.path(), 0).await;
+    let http = reqwest::Client::new();
+    let subject = http
+        .get(format!("{}/v2/team-b/app/manifests/v1", source.url()))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    let (empty, sbom) = (b"{}".to_vec(), b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec());
+    content::push_blob(&http, &source.url(), "team-b/app", &empty).await;
+    content::push_blob(&http, &source.url(), "team-b/app", &sbom).await;
+    let referrer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": migrate_support::sha256(&empty), "size": empty.len()},
+        "layers": [{"mediaType": "application/spdx+json", "digest": migrate_support::sha256(&sbom), "size": sbom.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": migrate_support::sha256(&subject), "size": subject.len()}
+    }))
+    .expect("json");
+    let referrer_digest = migrate_support::sha256(&referrer);
+    content::put_manifest(
+        &http,
+        &source.url(),
+        "team-b/app",
+        &referrer_digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        &referrer,
+    )
+    .await;
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": referrer_digest, "size": referrer.len(), "artifactType": "application/spdx+json"}]
+    }))
+    .expect("json");
+    let serving = Proxy::start(
+        &source.url(),
+        ProxyConfig {
+            referrers: Some((migrate_support::sha256(&subject), index)),
+            ..ProxyConfig::default()
+        },
+    )
+    .await;
+
+    let args = [
+        "--from",
+        &serving.url(),
+        "--to",
+        &dest.url(),
+        "--insecure",
+        "--dest-project",
+        "",
+        "--repos",
+        "team-b/*",
+    ];
+    let (ok, _, stderr) = run_migrate(&args, &[]).await;
+    assert!(ok, "migrate failed: {stderr}");
+    assert_eq!(
+        skopeo_digest(&dest.host(), &format!("team-b/app@{referrer_digest}"), None),
+        Some(referrer_digest.clone())
+    );
+    assert!(
+        skopeo_digest(&dest.host(), "team-a/app:v1", None).is_none(),
+        "--repos must exclude team-a"
+    );
+}

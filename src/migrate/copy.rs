@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, try_join_all};
 use futures::{FutureExt, StreamExt};
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::Descriptor;
 use tokio::sync::Semaphore;
 
 use super::api::{FetchedManifest, MountOutcome};
 use super::blob::{BlobMover, BlobRef};
 use super::client::{Registry, RetryPolicy, Side};
+use super::manifest::{Children, children, with_manifest_media_type};
 use super::progress::Progress;
 use super::verify::{TagRecord, cosign_subject, verify};
 use super::{BlobCounts, ManifestCounts, MigrateError, MigrateOptions, Summary};
@@ -57,6 +58,7 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
         counts: Counts::default(),
         blobs: Mutex::new(HashMap::new()),
         manifests_done: Mutex::new(HashSet::new()),
+        manifest_locks: Mutex::new(HashMap::new()),
         transfers: Semaphore::new(options.concurrency.max(1)),
         chunked: AtomicBool::new(true),
         referrers: AtomicU8::new(REFERRERS_UNKNOWN),
@@ -185,12 +187,6 @@ struct BlobPlaces {
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// What a manifest points at.
-enum Children {
-    Manifests(Vec<Descriptor>),
-    Blobs(Vec<Descriptor>),
-}
-
 struct Copier<'a> {
     options: &'a MigrateOptions,
     source: &'a Registry,
@@ -199,6 +195,8 @@ struct Copier<'a> {
     counts: Counts,
     blobs: Mutex<HashMap<String, BlobPlaces>>,
     manifests_done: Mutex<HashSet<String>>,
+    /// Serialises work on one manifest so tags sharing it do not walk it twice at once.
+    manifest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     transfers: Semaphore,
     chunked: AtomicBool,
     referrers: AtomicU8,
@@ -250,6 +248,14 @@ impl Copier<'_> {
             }
             let manifest = with_manifest_media_type(manifest);
             let key = format!("{dest_repo}@{}", manifest.digest);
+            let lock = Arc::clone(
+                self.manifest_locks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key.clone())
+                    .or_default(),
+            );
+            let _serialised = lock.lock().await;
             let known = self
                 .manifests_done
                 .lock()
@@ -431,136 +437,9 @@ fn is_foreign(descriptor: &Descriptor) -> bool {
         && (media_type.contains("foreign") || media_type.contains("nondistributable"))
 }
 
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-const IMAGE_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
-const ARTIFACT_TYPE: &str = "application/vnd.oci.artifact.manifest.v1+json";
-
-/// Keeps the served `Content-Type` when it is a manifest type; otherwise (`application/json`, none)
-/// takes the manifest's own `mediaType`, so the destination stores what the source stores.
-fn with_manifest_media_type(mut manifest: FetchedManifest) -> FetchedManifest {
-    let known = INDEX_TYPES.contains(&manifest.media_type.as_str())
-        || IMAGE_TYPES.contains(&manifest.media_type.as_str())
-        || manifest.media_type.starts_with("application/vnd.");
-    if !known {
-        let declared = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
-            .ok()
-            .and_then(|v| {
-                v.get("mediaType")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            });
-        let has_manifests = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
-            .ok()
-            .is_some_and(|v| v.get("manifests").is_some());
-        manifest.media_type = declared.unwrap_or_else(|| {
-            if has_manifests {
-                INDEX_TYPES[0].to_string()
-            } else {
-                IMAGE_TYPES[0].to_string()
-            }
-        });
-    }
-    manifest
-}
-
-fn children(manifest: &FetchedManifest, reference: &str) -> Result<Children, MigrateError> {
-    let unsupported = || MigrateError::UnsupportedManifest {
-        reference: reference.into(),
-        media_type: manifest.media_type.clone(),
-    };
-    let malformed = |e: serde_json::Error| MigrateError::Protocol {
-        registry: reference.into(),
-        message: format!("malformed manifest: {e}"),
-    };
-    let media_type = manifest.media_type.as_str();
-    if INDEX_TYPES.contains(&media_type) {
-        let index: ImageIndex = serde_json::from_slice(&manifest.bytes).map_err(malformed)?;
-        Ok(Children::Manifests(index.manifests().clone()))
-    } else if IMAGE_TYPES.contains(&media_type) {
-        let image: ImageManifest = serde_json::from_slice(&manifest.bytes).map_err(malformed)?;
-        let mut blobs = vec![image.config().clone()];
-        blobs.extend(image.layers().iter().cloned());
-        Ok(Children::Blobs(blobs))
-    } else if media_type == ARTIFACT_TYPE {
-        #[derive(serde::Deserialize)]
-        struct Artifact {
-            #[serde(default)]
-            blobs: Vec<Descriptor>,
-        }
-        let artifact: Artifact = serde_json::from_slice(&manifest.bytes).map_err(malformed)?;
-        Ok(Children::Blobs(artifact.blobs))
-    } else {
-        Err(unsupported())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fetched(media_type: &str, json: &str) -> FetchedManifest {
-        FetchedManifest {
-            bytes: bytes::Bytes::from(json.to_string()),
-            media_type: media_type.into(),
-            digest: "sha256:x".into(),
-        }
-    }
-
-    const DIGEST_A: &str =
-        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    const DIGEST_B: &str =
-        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-    #[test]
-    fn image_children_are_config_then_layers() {
-        let json = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-            "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"{DIGEST_A}"}},
-            "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":3,"digest":"{DIGEST_B}"}}]}}"#
-        );
-        let Ok(Children::Blobs(blobs)) = children(&fetched(IMAGE_TYPES[1], &json), "r") else {
-            panic!("not an image")
-        };
-        let digests: Vec<String> = blobs.iter().map(|d| d.digest().to_string()).collect();
-        assert_eq!(digests, [DIGEST_A, DIGEST_B]);
-    }
-
-    #[test]
-    fn index_children_are_every_platform() {
-        let json = format!(
-            r#"{{"schemaVersion":2,"manifests":[
-            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"{DIGEST_A}","platform":{{"architecture":"amd64","os":"linux"}}}},
-            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"{DIGEST_B}","platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#
-        );
-        let manifest = with_manifest_media_type(fetched("application/json", &json));
-        assert_eq!(manifest.media_type, INDEX_TYPES[0]);
-        let Ok(Children::Manifests(children)) = children(&manifest, "r") else {
-            panic!("not an index")
-        };
-        assert_eq!(children.len(), 2);
-    }
-
-    #[test]
-    fn served_vendor_type_is_kept_and_unknown_types_are_refused() {
-        let manifest = with_manifest_media_type(fetched(
-            "application/vnd.docker.distribution.manifest.v1+prettyjws",
-            "{}",
-        ));
-        assert_eq!(
-            manifest.media_type,
-            "application/vnd.docker.distribution.manifest.v1+prettyjws"
-        );
-        assert!(matches!(
-            children(&manifest, "r"),
-            Err(MigrateError::UnsupportedManifest { .. })
-        ));
-    }
 
     #[test]
     fn repo_filter_globs() {

@@ -11,6 +11,7 @@ mod client;
 mod copy;
 mod credentials;
 mod endpoint;
+mod manifest;
 mod progress;
 mod verify;
 

@@ -218,7 +218,7 @@ pub async fn build(host: &str, work: &Path, big_layer_mib: usize) -> Content {
     }
 }
 
-async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) {
+pub async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) {
     let response = http
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
         .send()
@@ -243,7 +243,7 @@ async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8])
     assert_eq!(response.status().as_u16(), 201);
 }
 
-async fn put_manifest(
+pub async fn put_manifest(
     http: &reqwest::Client,
     base: &str,
     repo: &str,

@@ -26,6 +26,9 @@ pub struct ProxyConfig {
     pub gate_after_uploads: Option<usize>,
     /// Require `Bearer` tokens, issued at `/token` for these basic credentials.
     pub bearer_credentials: Option<(String, String)>,
+    /// Serve the OCI 1.1 referrers API: (subject digest, referrers index JSON); other digests get
+    /// an empty index. Without it, referrers requests reach the registry (which may not serve them).
+    pub referrers: Option<(String, Vec<u8>)>,
 }
 
 /// One request seen.
@@ -55,6 +58,8 @@ pub struct Proxy {
 }
 
 const TOKEN: &str = "test-token-7f3a";
+const EMPTY_INDEX: &str =
+    r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
 
 impl Proxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`).
@@ -205,6 +210,24 @@ async fn handle(
                 .insert("www-authenticate", challenge.parse().expect("header"));
             return Ok(response);
         }
+    }
+    if let Some((subject, index)) = &config.referrers
+        && let Some(digest) = path.split("/referrers/").nth(1)
+    {
+        record(200);
+        let body = if digest == subject {
+            String::from_utf8_lossy(index).into_owned()
+        } else {
+            EMPTY_INDEX.to_string()
+        };
+        let mut response = full(StatusCode::OK, &body);
+        response.headers_mut().insert(
+            "content-type",
+            "application/vnd.oci.image.index.v1+json"
+                .parse()
+                .expect("header"),
+        );
+        return Ok(response);
     }
     if let Some(limit) = config.gate_after_uploads
         && state.finalized.lock().expect("lock").len() >= limit
