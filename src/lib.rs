@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod crd;
+pub mod migrate;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;

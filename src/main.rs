@@ -35,6 +35,27 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Migrate(args) => match cli::run_migrate(&args) {
+            Ok(summary) => {
+                if args.output == cli::OutputFormat::Json {
+                    match serde_json::to_string(&summary) {
+                        Ok(json) => println!("{json}"),
+                        Err(e) => return fail(&e),
+                    }
+                } else {
+                    println!("{}", summary.human());
+                }
+                for problem in summary.failures.iter().chain(&summary.mismatches) {
+                    eprintln!("error: {problem}");
+                }
+                if summary.is_complete() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => fail(&e),
+        },
         Command::Crdgen(args) => match cli::crdgen(&args) {
             Ok(paths) => {
                 for path in paths {

@@ -29,7 +29,10 @@ fn samples() -> Vec<PathBuf> {
 fn render(file: &Path) -> Vec<RenderedObject> {
     let mut files = vec![file.to_path_buf()];
     if file.ends_with("imagepolicy.yaml") {
-        files.insert(0, common::repo_root().join("config/samples/registry-k3d.yaml"));
+        files.insert(
+            0,
+            common::repo_root().join("config/samples/registry-k3d.yaml"),
+        );
     }
     render_files(&files, None, "default")
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
@@ -49,8 +52,17 @@ fn every_sample_renders_to_its_golden_yaml() {
 /// K3d sample Registry it references).
 #[test]
 fn samples_directory_renders_as_the_readme_shows() {
-    let output = render_files(&[common::repo_root().join("config/samples")], None, "registry-operator-system").unwrap();
-    let kinds: Vec<String> = output.objects.iter().map(|o| o.resource.kind.clone()).collect();
+    let output = render_files(
+        &[common::repo_root().join("config/samples")],
+        None,
+        "registry-operator-system",
+    )
+    .unwrap();
+    let kinds: Vec<String> = output
+        .objects
+        .iter()
+        .map(|o| o.resource.kind.clone())
+        .collect();
     assert!(kinds.contains(&"ClusterPolicy".to_string()), "{kinds:?}");
     insta::assert_snapshot!("samples-directory", to_yaml(&output.objects).unwrap());
 }

@@ -2,9 +2,13 @@
 //! Parses and prints; the logic lives in `render`, `validate` and `crd`.
 
 mod input;
+mod migrate_cmd;
 mod render_cmd;
 
 pub use input::{InputError, Manifest, read_manifests};
+pub use migrate_cmd::{
+    MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate,
+};
 pub use render_cmd::{render_files, render_manifests};
 
 use std::path::PathBuf;
@@ -32,6 +36,8 @@ pub enum Command {
     Crdgen(CrdgenArgs),
     /// Run the operator against a cluster.
     Run(RunArgs),
+    /// Copy every image (all platforms, signatures, referrers) from one registry to another, then verify.
+    Migrate(MigrateArgs),
 }
 
 /// Arguments of `run`.
