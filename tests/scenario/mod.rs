@@ -45,21 +45,24 @@ impl Operator {
         let http_port = free_port();
         let log_path = log_dir.join(format!("operator-{http_port}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
+        // Short timings for tests; `extra` may override any of them.
+        let defaults = [
+            ("--requeue", "300ms"),
+            ("--resync", "1s"),
+            ("--backoff-base", "100ms"),
+            ("--backoff-max", "1s"),
+            ("--operator-namespace", "registry-operator-system"),
+        ];
         let child = Command::new(env!("CARGO_BIN_EXE_registry-operator"))
             .args(["--json-logs", "run", "--kubeconfig"])
             .arg(server.kubeconfig_path())
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
-            .args([
-                "--requeue",
-                "300ms",
-                "--resync",
-                "1s",
-                "--backoff-base",
-                "100ms",
-                "--backoff-max",
-                "1s",
-            ])
-            .args(["--operator-namespace", "registry-operator-system"])
+            .args(
+                defaults
+                    .iter()
+                    .filter(|(flag, _)| !extra.contains(flag))
+                    .flat_map(|(flag, value)| [*flag, *value]),
+            )
             .args(extra)
             .env("RUST_LOG", "info,registry_operator=debug")
             .stdout(Stdio::null())
