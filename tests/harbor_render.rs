@@ -180,9 +180,13 @@ fn managed_database_gates_core_and_jobservice_until_ready_or_existing() {
     );
     assert!(
         waiting
-            .warnings
-            .iter()
-            .any(|w| w.contains("waiting for the database"))
+            .held_back
+            .as_deref()
+            .is_some_and(|w| w.contains("waiting for the database"))
+    );
+    assert!(
+        waiting.warnings.is_empty(),
+        "waiting is progress, not a warning"
     );
 
     let existing = Observed {

@@ -110,6 +110,9 @@ pub fn render_manifests(
                         .notes
                         .push(format!("Registry {id}: k3s registries.yaml:\n{snippet}"));
                 }
+                if let Some(waiting) = &rendered.held_back {
+                    output.notes.push(format!("Registry {id}: {waiting}"));
+                }
                 if let Some(version) = &rendered.harbor_version {
                     output
                         .notes

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod children;
 pub mod context;
+pub mod harbor;
 pub mod http;
 pub mod metrics;
 pub mod registry;
@@ -144,7 +145,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let synced = SyncTracker::default();
     let mut stores = ChildStores::default();
     let mut child_streams = Vec::new();
-    for resource in children::core_child_kinds() {
+    let mut kinds = children::core_child_kinds();
+    if harbor::cnpg_served(&client).await {
+        kinds.push(crate::render::cnpg_cluster_resource());
+    } else {
+        info!("CloudNativePG is not installed; managed Harbor databases report CNPGNotInstalled");
+    }
+    for resource in kinds {
         let writer = Writer::new(resource.clone());
         stores.insert(resource.clone(), writer.as_reader());
         let api = Api::<DynamicObject>::all_with(client.clone(), &resource);

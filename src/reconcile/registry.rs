@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use super::apply::{self, ApplyError, FIELD_MANAGER};
 use super::children::readiness;
 use super::context::Context;
+use super::harbor;
 use super::status::{DesiredCondition, is_true, merge_conditions};
 use crate::crd::{Registry, RegistryPhase, RegistryStatus, Retention, condition};
 use crate::render::labels::{self, Owner};
@@ -50,6 +51,9 @@ pub enum ReconcileError {
     /// The finalizer machinery failed (adding/removing the finalizer).
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A Harbor step (generated Secrets) failed.
+    #[error(transparent)]
+    Harbor(#[from] super::harbor::HarborError),
     /// Render failed for a reason that is not the user's (a bug).
     #[error("render: {0}")]
     Render(RenderError),
@@ -65,6 +69,7 @@ impl ReconcileError {
             Self::Cleanup(_) => "CleanupFailed",
             Self::Finalizer(_) => "FinalizerFailed",
             Self::Render(_) => "RenderFailed",
+            Self::Harbor(_) => "SecretsFailed",
         }
     }
 }
@@ -136,6 +141,9 @@ async fn read_observed(
             }
         }
     }
+    if registry.spec.mode == crate::crd::RegistryMode::Harbor {
+        observed.harbor = super::harbor::observe(registry, &ctx.client, &ctx.stores).await;
+    }
     Ok((observed, problem))
 }
 
@@ -167,6 +175,33 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
         Err(other) => return Err(ReconcileError::Render(other)),
     };
 
+    if harbor::needs_cnpg(&rendered)
+        && !ctx.stores.watches(&render::cnpg_cluster_resource())
+        && !harbor::cnpg_served(&ctx.client).await
+    {
+        let message = "spec.harbor.database.managed needs CloudNativePG: install its operator (the postgresql.cnpg.io/v1 Cluster CRD) or set spec.harbor.database.external";
+        let conditions = [
+            DesiredCondition::new(condition::READY, false, "CNPGNotInstalled", message),
+            DesiredCondition::new(
+                condition::PROGRESSING,
+                false,
+                "CNPGNotInstalled",
+                "nothing applied",
+            ),
+            DesiredCondition::new(condition::DEGRADED, false, "AsExpected", ""),
+        ];
+        let status = RegistryStatus {
+            phase: Some(RegistryPhase::Degraded),
+            ..status_base(registry)
+        };
+        write_status(registry, ctx, status, &conditions).await?;
+        return Ok(Action::requeue(ctx.settings.resync));
+    }
+    let created =
+        harbor::ensure_secrets(&ctx.client, registry, &rendered.generated_secrets).await?;
+    if !created.is_empty() {
+        info!(registry = %id, secrets = ?created, "generated secrets created (values are never logged)");
+    }
     let report = apply::apply_all(&ctx.client, &ctx.stores, &rendered.objects).await?;
     for key in &report.applied {
         ctx.metrics
@@ -198,6 +233,8 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
         .filter_map(|object| readiness(&object.resource, ctx.stores.live(object).as_ref()))
         .filter_map(Result::err)
         .collect();
+    let mut waiting = waiting;
+    waiting.extend(rendered.held_back.clone());
     let ready = waiting.is_empty();
     let mut warnings = rendered.warnings.clone();
     warnings.extend(observed_problem);
@@ -206,11 +243,18 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
     } else {
         waiting.join("; ")
     };
-    let conditions = [
+    let held_for_database = rendered.held_back.is_some();
+    let mut conditions = vec![
         DesiredCondition::new(
             condition::READY,
             ready,
-            if ready { "Available" } else { "Provisioning" },
+            if ready {
+                "Available"
+            } else if held_for_database {
+                "WaitingForDatabase"
+            } else {
+                "Provisioning"
+            },
             ready_message,
         ),
         DesiredCondition::new(
@@ -247,8 +291,12 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
         endpoint: rendered.endpoint.clone(),
         mode: Some(registry.spec.mode),
         k3s_registries_yaml: rendered.k3s_registries_yaml.clone(),
+        harbor_version: rendered.harbor_version.clone(),
         ..status_base(registry)
     };
+    if registry.spec.mode == crate::crd::RegistryMode::Harbor {
+        conditions.extend(harbor::conditions(registry, &rendered, &ctx.stores));
+    }
     write_status(registry, ctx, status, &conditions).await?;
     Ok(if ready {
         Action::requeue(ctx.settings.resync)

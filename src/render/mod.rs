@@ -65,6 +65,9 @@ pub struct Rendered {
     pub generated_secrets: Vec<GeneratedSecret>,
     /// Harbor version these objects run (Harbor mode).
     pub harbor_version: Option<String>,
+    /// What render holds back until the cluster catches up (e.g. Harbor core until its database is
+    /// Ready); progress, not a fault.
+    pub held_back: Option<String>,
 }
 
 /// Render a Registry: validate, then build every child for its mode.

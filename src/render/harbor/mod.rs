@@ -54,7 +54,7 @@ fn generated_secret_name(ctx: &Ctx<'_>, what: &str) -> String {
 pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendered, RenderError> {
     let ctx = Ctx::new(registry);
     let mut objects: Vec<RenderedObject> = Vec::new();
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
 
     let managed_database = ctx
         .spec
@@ -81,12 +81,13 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         if ctx.exporter_enabled() {
             objects.extend(exporter::objects(&ctx)?);
         }
-    } else {
-        warnings.push(format!(
+    }
+    let held_back = (!database_usable).then(|| {
+        format!(
             "waiting for the database {} to be Ready before starting core and jobservice",
             common::database_cluster_name(&ctx.name)
-        ));
-    }
+        )
+    });
     objects.push(ingress::ingress(&ctx)?);
 
     Ok(Rendered {
@@ -97,6 +98,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         warnings,
         generated_secrets: generated_secrets(&ctx),
         harbor_version: Some(ctx.version.clone()),
+        held_back,
     })
 }
 
