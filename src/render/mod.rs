@@ -6,11 +6,13 @@ mod harbor;
 mod k3d;
 pub mod kyverno;
 pub mod labels;
+pub mod migration;
 mod object;
 pub mod observed;
 pub mod policy;
 
 pub use generated::{GeneratedSecret, PLACEHOLDER, SecretGenerator, placeholder_secrets};
+pub use harbor::admin_password_ref as harbor_admin_password_ref;
 pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
 pub use object::{RenderedObject, apply_rank, sort_for_apply};

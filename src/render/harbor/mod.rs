@@ -165,3 +165,8 @@ fn admin_password(ctx: &Ctx<'_>) -> (String, String) {
         ),
     }
 }
+
+/// `(secret name, key)` of a Harbor Registry's admin password (for the migration Job's credentials).
+pub fn admin_password_ref(registry: &Registry) -> (String, String) {
+    admin_password(&Ctx::new(registry))
+}
