@@ -26,6 +26,8 @@ use crate::render::labels::{self, Owner};
 use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
 
 const CONTROLLER: &str = "image-policy";
+/// Longest wait for the first list of the Registry and Kyverno caches before a reconcile gives up.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 const INSTALL_KYVERNO: &str = "install Kyverno 1.13 or newer (kyverno.io/v1 ClusterPolicy) or 1.17 or newer (policies.kyverno.io/v1 ValidatingPolicy and ImageValidatingPolicy)";
 
 /// What the ImagePolicy controller shares between reconciles, on top of the common [`Context`].
@@ -54,6 +56,9 @@ pub enum PolicyReconcileError {
     /// Render failed for a reason that is not the user's (a bug).
     #[error("render: {0}")]
     Render(RenderError),
+    /// The Registry or Kyverno watch caches have not completed their first list yet.
+    #[error("watch caches not synced after {0:?}")]
+    CachesNotSynced(Duration),
 }
 
 impl PolicyReconcileError {
@@ -64,6 +69,7 @@ impl PolicyReconcileError {
             Self::Apply(_) => "ApplyFailed",
             Self::Status(_) => "StatusFailed",
             Self::Render(_) => "RenderFailed",
+            Self::CachesNotSynced(_) => "CachesNotSynced",
         }
     }
 }
@@ -74,7 +80,9 @@ fn policy_id(policy: &ImagePolicy) -> String {
 }
 
 /// The ImagePolicy owning a generated Kyverno policy, from its owner labels.
-pub fn owning_image_policy(object: DynamicObject) -> Option<ObjectRef<DeserializeGuard<ImagePolicy>>> {
+pub fn owning_image_policy(
+    object: DynamicObject,
+) -> Option<ObjectRef<DeserializeGuard<ImagePolicy>>> {
     let labels = object.metadata.labels.as_ref()?;
     if labels.get(labels::OWNER_KIND)? != "ImagePolicy" {
         return None;
@@ -124,7 +132,12 @@ pub fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<
     use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = policy.meta();
     let mut hasher = DefaultHasher::new();
-    (meta.generation, meta.deletion_timestamp.is_some(), &meta.uid).hash(&mut hasher);
+    (
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.uid,
+    )
+        .hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -175,9 +188,20 @@ fn registry_endpoint(policy: &ImagePolicy, ctx: &PolicyContext) -> Option<String
     registry.status.as_ref()?.endpoint.clone()
 }
 
-async fn reconcile(policy: &ImagePolicy, ctx: &PolicyContext) -> Result<Action, PolicyReconcileError> {
+async fn reconcile(
+    policy: &ImagePolicy,
+    ctx: &PolicyContext,
+) -> Result<Action, PolicyReconcileError> {
     let id = policy.name_any();
     let settings = &ctx.base.settings;
+    // An empty cache would read as "no endpoint" and "nothing deployed": a restart would flap the
+    // status and re-apply every policy.
+    tokio::time::timeout(CACHE_SYNC_WAIT, async {
+        let _ = ctx.registries.wait_until_ready().await;
+        ctx.base.stores.wait_until_ready().await;
+    })
+    .await
+    .map_err(|_| PolicyReconcileError::CachesNotSynced(CACHE_SYNC_WAIT))?;
     let served = ctx
         .discovery
         .served(&ctx.base.client)
@@ -233,7 +257,8 @@ async fn reconcile(policy: &ImagePolicy, ctx: &PolicyContext) -> Result<Action, 
         ..ImagePolicyStatus::default()
     };
     write_status(policy, ctx, status, &conditions).await?;
-    Ok(Action::requeue(if ready {
+    // Unwatched kinds have no cache to compare with, so each pass re-applies: keep those rare.
+    Ok(Action::requeue(if ready || !unwatched.is_empty() {
         settings.resync
     } else {
         settings.requeue_not_ready
@@ -275,10 +300,7 @@ fn rendered_conditions(
     let (reason, message) = if ready {
         (
             "PoliciesReady",
-            format!(
-                "{} Kyverno policies ready{allowed}",
-                rendered.objects.len()
-            ),
+            format!("{} Kyverno policies ready{allowed}", rendered.objects.len()),
         )
     } else if !failing.is_empty() {
         ("PolicyNotReady", failing.join("; "))
@@ -323,11 +345,7 @@ async fn not_rendered(
 ) -> Result<Action, PolicyReconcileError> {
     let settings = &ctx.base.settings;
     let (reason, message, action) = match &error {
-        RenderError::Invalid(errors) => (
-            "InvalidSpec",
-            errors.to_string(),
-            Action::await_change(),
-        ),
+        RenderError::Invalid(errors) => ("InvalidSpec", errors.to_string(), Action::await_change()),
         RenderError::KyvernoNotInstalled(what) => (
             "KyvernoNotInstalled",
             format!("{what}; {INSTALL_KYVERNO}"),
@@ -439,4 +457,92 @@ async fn write_status(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ImagePolicySpec, RegistryStatus};
+    use kube::runtime::{reflector, watcher};
+
+    fn registry(endpoint: Option<&str>, message: &str) -> DeserializeGuard<Registry> {
+        let mut registry: Registry = serde_json::from_value(json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "platform", "namespace": "registry", "uid": "u1"},
+            "spec": {"mode": "K3d"},
+        }))
+        .unwrap();
+        registry.status = Some(RegistryStatus {
+            endpoint: endpoint.map(str::to_string),
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "Provisioning".into(),
+                message: message.into(),
+                observed_generation: None,
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+            ..RegistryStatus::default()
+        });
+        DeserializeGuard(Ok(registry))
+    }
+
+    #[test]
+    fn only_endpoint_changes_pass_the_registry_predicate() {
+        let before = registry_endpoint_predicate(&registry(Some("a:5000"), "waiting"));
+        let status_only = registry_endpoint_predicate(&registry(Some("a:5000"), "still waiting"));
+        let moved = registry_endpoint_predicate(&registry(Some("harbor.localhost"), "waiting"));
+        assert_eq!(before, status_only);
+        assert_ne!(before, moved);
+    }
+
+    #[test]
+    fn registry_events_map_to_the_policies_referencing_it() {
+        let (store, mut writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
+        let policy = |name: &str, registry: Option<(&str, &str)>| {
+            let mut spec: ImagePolicySpec = serde_json::from_value(json!({})).unwrap();
+            spec.registry_ref = registry.map(|(namespace, name)| crate::crd::RegistryRef {
+                name: name.into(),
+                namespace: namespace.into(),
+            });
+            DeserializeGuard(Ok(ImagePolicy::new(name, spec)))
+        };
+        for guard in [
+            policy("follows", Some(("registry", "platform"))),
+            policy("other-namespace", Some(("elsewhere", "platform"))),
+            policy("static", None),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(guard));
+        }
+        let mapped: Vec<String> = policies_referencing(&store, &registry(None, ""))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(mapped, ["follows"]);
+    }
+
+    #[test]
+    fn generated_policies_map_to_their_image_policy_only() {
+        let owner = Owner {
+            kind: "ImagePolicy",
+            name: "ai-workloads",
+            namespace: None,
+        };
+        let mut object = DynamicObject::new(
+            "ai-workloads-restrict-registries",
+            &crate::render::kyverno::cluster_policy_resource(),
+        );
+        object.metadata.labels = Some(owner.selector_labels());
+        assert_eq!(
+            owning_image_policy(object.clone()).map(|r| r.name),
+            Some("ai-workloads".to_string())
+        );
+        let registry_owner = Owner {
+            kind: "Registry",
+            name: "ai-workloads",
+            namespace: Some("registry"),
+        };
+        object.metadata.labels = Some(registry_owner.selector_labels());
+        assert!(owning_image_policy(object).is_none());
+    }
 }

@@ -28,8 +28,7 @@ pub struct KyvernoServed {
 impl KyvernoServed {
     /// Ask the API server (two small discovery GETs); a group that is not there answers 404.
     pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
-        let cluster_policy =
-            served_plurals(client, &cluster_policy_resource().api_version).await?;
+        let cluster_policy = served_plurals(client, &cluster_policy_resource().api_version).await?;
         let cel = served_plurals(client, &validating_policy_resource().api_version).await?;
         Ok(Self {
             cluster_policy: cluster_policy
@@ -148,11 +147,11 @@ pub fn policy_readiness(resource: &ApiResource, live: Option<&DynamicObject>) ->
             }
         }
         (_, Some(true)) => PolicyReadiness::Ready,
-        (condition, Some(false)) => PolicyReadiness::NotReady(
-            condition
-                .map(describe)
-                .unwrap_or_else(|| format!("{} {name}: Kyverno reports it not ready", resource.kind)),
-        ),
+        (condition, Some(false)) => {
+            PolicyReadiness::NotReady(condition.map(describe).unwrap_or_else(|| {
+                format!("{} {name}: Kyverno reports it not ready", resource.kind)
+            }))
+        }
         _ => PolicyReadiness::Pending(format!(
             "{} {name}: Kyverno has not reported readiness yet",
             resource.kind

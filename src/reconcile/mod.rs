@@ -223,7 +223,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     .reflect(endpoint_writer)
     .inspect(synced.observer())
     .applied_objects()
-    .predicate_filter(image_policy::registry_endpoint_predicate, Default::default());
+    .predicate_filter(
+        image_policy::registry_endpoint_predicate,
+        Default::default(),
+    );
     let mut policy_controller = Controller::for_stream(policies, policy_reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal()

@@ -40,7 +40,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Start `registry-operator run` against `server` with short timings.
+    /// Start `registry-operator run` against `server` with short timings; a timing flag in `extra`
+    /// replaces its short default.
     pub fn start(server: &FakeApiServer, log_dir: &Path, extra: &[&str]) -> Self {
         let http_port = free_port();
         let log_path = log_dir.join(format!("operator-{http_port}.log"));
@@ -49,16 +50,17 @@ impl Operator {
             .args(["--json-logs", "run", "--kubeconfig"])
             .arg(server.kubeconfig_path())
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
-            .args([
-                "--requeue",
-                "300ms",
-                "--resync",
-                "1s",
-                "--backoff-base",
-                "100ms",
-                "--backoff-max",
-                "1s",
-            ])
+            .args(
+                [
+                    ("--requeue", "300ms"),
+                    ("--resync", "1s"),
+                    ("--backoff-base", "100ms"),
+                    ("--backoff-max", "1s"),
+                ]
+                .into_iter()
+                .filter(|(flag, _)| !extra.contains(flag))
+                .flat_map(|(flag, value)| [flag, value]),
+            )
             .args(["--operator-namespace", "registry-operator-system"])
             .args(extra)
             .env("RUST_LOG", "info,registry_operator=debug")
