@@ -477,12 +477,21 @@ fn a_restarted_operator_rewrites_nothing_for_a_ready_policy() {
     });
     operator.kill();
 
-    // A new process starts from empty caches; it must wait for them instead of re-applying.
+    // A new process starts from empty caches; it must wait for them instead of re-applying. The
+    // slow first list of ClusterPolicies opens the window where an unsynced cache looks empty.
     server.reset_log();
+    server.set_faults(
+        support::Faults::failing(0.0, &[])
+            .verbs(&["list"])
+            .kinds(&["ClusterPolicy"])
+            .latency(Duration::from_millis(1500)),
+    );
     let operator = Operator::start(&server, logs.path(), &[]);
-    wait_for("the restarted operator reconciled the policy twice", T, || {
-        (policy_reconciles(&operator) >= 2).then_some(())
-    });
+    wait_for(
+        "the restarted operator reconciled the policy twice",
+        T,
+        || (policy_reconciles(&operator) >= 2).then_some(()),
+    );
     let log = server.request_log();
     let writes = log.writes();
     assert_eq!(server.writes(), 0, "writes after restart: {writes:?}");
