@@ -351,6 +351,39 @@ fn invalid_spec_is_reported_with_its_field_and_nothing_is_applied() {
 }
 
 #[test]
+fn a_policy_waits_for_its_registry_endpoint_and_applies_nothing_meanwhile() {
+    let server = server_with(&[ApiResourceSpec::kyverno_cluster_policy()]);
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(image_policy(
+        "ai-workloads",
+        json!({
+            "registryRef": {"name": "platform", "namespace": NS},
+            "rules": {"disallowLatestTag": {}, "restrictRegistries": {}},
+        }),
+    ));
+    let waiting = wait_reason(&server, "ai-workloads", "WaitingForRegistryEndpoint");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry/platform"),
+        "{waiting}"
+    );
+    assert_eq!(
+        policy_condition(&server, "ai-workloads", "Progressing").unwrap()["status"],
+        "True"
+    );
+    assert!(server.list_objects("clusterpolicies", None).is_empty());
+
+    server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
+    let policy = wait_for("restrict-registries ClusterPolicy", T, || {
+        server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")
+    });
+    assert!(allowed_patterns(&policy).contains(K3D_ENDPOINT));
+}
+
+#[test]
 fn ready_mirrors_kyverno_and_steady_state_writes_nothing() {
     let server = server_with(&[ApiResourceSpec::kyverno_cluster_policy()]);
     let logs = tempfile::tempdir().unwrap();

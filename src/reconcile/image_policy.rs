@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::apply::{self, ApplyError, FIELD_MANAGER};
 use super::context::Context;
-use super::kyverno::{DiscoveryCache, PolicyReadiness, policy_readiness};
+use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
 use super::status::{DesiredCondition, is_true, merge_conditions};
 use crate::crd::{ImagePolicy, ImagePolicyStatus, Registry, Retention, condition};
 use crate::render::labels::{self, Owner};
@@ -349,7 +349,8 @@ async fn not_rendered(
         RenderError::KyvernoNotInstalled(what) => (
             "KyvernoNotInstalled",
             format!("{what}; {INSTALL_KYVERNO}"),
-            Action::requeue(settings.resync.max(Duration::from_secs(1))),
+            // Notice Kyverno being installed as soon as the discovery cache expires.
+            Action::requeue(settings.resync.min(DISCOVERY_TTL)),
         ),
         RenderError::NoAllowedRegistries => (
             "WaitingForRegistryEndpoint",
@@ -370,19 +371,23 @@ async fn not_rendered(
         _ => return Err(PolicyReconcileError::Render(error)),
     };
     info!(image_policy = %policy.name_any(), reason, %message, "nothing applied");
+    // Waiting is progress; a missing Kyverno or a bad endpoint is the cluster's fault (Degraded); an
+    // invalid spec is the user's, as for Registries.
+    let waiting = reason == "WaitingForRegistryEndpoint";
+    let degraded = matches!(reason, "KyvernoNotInstalled" | "InvalidEndpoint");
     let conditions = [
-        DesiredCondition::new(condition::READY, false, reason, message),
+        DesiredCondition::new(condition::READY, false, reason, message.clone()),
         DesiredCondition::new(
             condition::PROGRESSING,
-            reason == "WaitingForRegistryEndpoint",
+            waiting,
             reason,
-            "",
+            if waiting { message.as_str() } else { "" },
         ),
         DesiredCondition::new(
             condition::DEGRADED,
-            reason != "WaitingForRegistryEndpoint",
+            degraded,
             reason,
-            "",
+            if degraded { message.as_str() } else { "" },
         ),
     ];
     let current = policy.status().cloned().unwrap_or_default();
