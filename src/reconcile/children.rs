@@ -63,6 +63,13 @@ impl ChildStores {
         store.get(&reference).map(|o| (*o).clone())
     }
 
+    /// Wait until every cache has completed its first list (a cache whose writer is gone counts as done).
+    pub async fn wait_until_ready(&self) {
+        for (_, store) in self.stores.values() {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+
     /// The cached copy of a rendered object.
     pub fn live(&self, object: &RenderedObject) -> Option<DynamicObject> {
         self.get(&object.resource, object.namespace(), object.name())

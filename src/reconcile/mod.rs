@@ -6,6 +6,8 @@ pub mod children;
 pub mod context;
 pub mod harbor;
 pub mod http;
+pub mod image_policy;
+pub mod kyverno;
 pub mod metrics;
 pub mod registry;
 pub mod status;
@@ -27,10 +29,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, Resource};
 use tracing::{info, warn};
 
-use crate::crd::Registry;
+use crate::crd::{ImagePolicy, Registry};
 use crate::render::labels;
 use children::ChildStores;
 use context::{Context, Settings};
+use image_policy::PolicyContext;
+use kyverno::{DiscoveryCache, KyvernoServed};
 use metrics::Metrics;
 
 /// Label selector of everything the operator manages; children are watched through it only.
@@ -165,6 +169,29 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         child_streams.push((resource, stream));
     }
 
+    // Kyverno kinds are watched only when served at start: a watch on a missing kind fails forever.
+    let kyverno_served = match KyvernoServed::discover(&client).await {
+        Ok(served) => served,
+        Err(error) => {
+            warn!(%error, "Kyverno discovery failed at start; generated policies are not watched");
+            KyvernoServed::default()
+        }
+    };
+    let mut policy_child_streams = Vec::new();
+    for resource in kyverno_served.kinds() {
+        let writer = Writer::new(resource.clone());
+        stores.insert(resource.clone(), writer.as_reader());
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let watch_config = watcher::Config::default()
+            .labels(&managed_selector())
+            .page_size(config.page_size);
+        let stream = reflector::reflector(writer, watcher(api, watch_config))
+            .default_backoff()
+            .inspect(synced.observer())
+            .touched_objects();
+        policy_child_streams.push((resource, stream));
+    }
+
     let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
     let registries = watcher(
         Api::<DeserializeGuard<Registry>>::all(client.clone()),
@@ -182,6 +209,45 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         controller = controller.watches_stream_with(stream, owning_registry, resource);
     }
 
+    let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
+    let policies = watcher(
+        Api::<DeserializeGuard<ImagePolicy>>::all(client.clone()),
+        watcher::Config::default().page_size(config.page_size),
+    )
+    .default_backoff()
+    .reflect(policy_writer)
+    .inspect(synced.observer())
+    .applied_objects()
+    .predicate_filter(image_policy::image_policy_predicate, Default::default());
+    // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
+    // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
+    let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
+    let endpoint_changes = watcher(
+        Api::<DeserializeGuard<Registry>>::all(client.clone()),
+        watcher::Config::default().page_size(config.page_size),
+    )
+    .default_backoff()
+    .reflect(endpoint_writer)
+    .inspect(synced.observer())
+    .applied_objects()
+    .predicate_filter(
+        image_policy::registry_endpoint_predicate,
+        Default::default(),
+    );
+    let mut policy_controller = Controller::for_stream(policies, policy_reader.clone())
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .shutdown_on_signal()
+        .watches_stream(endpoint_changes, move |registry| {
+            image_policy::policies_referencing(&policy_reader, &registry)
+        });
+    for (resource, stream) in policy_child_streams {
+        policy_controller = policy_controller.watches_stream_with(
+            stream,
+            image_policy::owning_image_policy,
+            resource,
+        );
+    }
+
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -196,6 +262,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         metrics.clone(),
         recorder,
     ));
+    let policy_ctx = Arc::new(PolicyContext {
+        base: ctx.clone(),
+        registries: endpoint_reader,
+        discovery: DiscoveryCache::default(),
+    });
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(
@@ -220,17 +291,31 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     info!(
         concurrency = config.concurrency,
-        "registry controller starting"
+        kyverno_cluster_policy = kyverno_served.cluster_policy,
+        kyverno_cel_policies = kyverno_served.cel_policies,
+        "registry and image-policy controllers starting"
     );
-    controller
+    let registries = controller
         .run(reconcile_guarded, error_policy_guarded, ctx)
         .for_each(|result| {
             if let Err(error) = result {
-                warn!(%error, "controller event");
+                warn!(%error, "registry controller event");
             }
             future::ready(())
-        })
-        .await;
+        });
+    let image_policies = policy_controller
+        .run(
+            image_policy::reconcile_guarded,
+            image_policy::error_policy_guarded,
+            policy_ctx,
+        )
+        .for_each(|result| {
+            if let Err(error) = result {
+                warn!(%error, "image-policy controller event");
+            }
+            future::ready(())
+        });
+    future::join(registries, image_policies).await;
     info!("shutting down");
     ready.store(false, Ordering::Relaxed);
     readiness.abort();

@@ -1,0 +1,553 @@
+//! The ImagePolicy controller's reconcile: discover Kyverno → read the Registry endpoint (watch cache)
+//! → render → apply → prune → status mirroring Kyverno's readiness. Renders nothing itself and never
+//! GETs what a watch cache already holds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::object::HasStatus;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::apply::{self, ApplyError, FIELD_MANAGER};
+use super::context::Context;
+use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
+use super::status::{DesiredCondition, is_true, merge_conditions};
+use crate::crd::{ImagePolicy, ImagePolicyStatus, Registry, Retention, condition};
+use crate::render::labels::{self, Owner};
+use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
+
+const CONTROLLER: &str = "image-policy";
+/// Longest wait for the first list of the Registry and Kyverno caches before a reconcile gives up.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
+const INSTALL_KYVERNO: &str = "install Kyverno 1.13 or newer (kyverno.io/v1 ClusterPolicy) or 1.17 or newer (policies.kyverno.io/v1 ValidatingPolicy and ImageValidatingPolicy)";
+
+/// What the ImagePolicy controller shares between reconciles, on top of the common [`Context`].
+pub struct PolicyContext {
+    /// Client, child caches (Kyverno kinds included when served at start), settings, metrics, events.
+    pub base: Arc<Context>,
+    /// Watch cache of Registries, fed by the same stream that triggers on endpoint changes, so a
+    /// reconcile triggered by a change always reads the changed endpoint.
+    pub registries: Store<DeserializeGuard<Registry>>,
+    /// Kyverno discovery, cached for a short time.
+    pub discovery: DiscoveryCache,
+}
+
+/// Why an ImagePolicy reconcile failed; all are transient and retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyReconcileError {
+    /// Kyverno discovery failed (not a 404: the API server did not answer).
+    #[error("discovering Kyverno: {0}")]
+    Discovery(kube::Error),
+    /// Applying or pruning the generated policies failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Writing the status failed.
+    #[error("writing status: {0}")]
+    Status(kube::Error),
+    /// Render failed for a reason that is not the user's (a bug).
+    #[error("render: {0}")]
+    Render(RenderError),
+    /// The Registry or Kyverno watch caches have not completed their first list yet.
+    #[error("watch caches not synced after {0:?}")]
+    CachesNotSynced(Duration),
+}
+
+impl PolicyReconcileError {
+    /// Short CamelCase reason for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Discovery(_) => "DiscoveryFailed",
+            Self::Apply(_) => "ApplyFailed",
+            Self::Status(_) => "StatusFailed",
+            Self::Render(_) => "RenderFailed",
+            Self::CachesNotSynced(_) => "CachesNotSynced",
+        }
+    }
+}
+
+/// Backoff key of an ImagePolicy (kept apart from Registry keys, which are `namespace/name`).
+fn policy_id(policy: &ImagePolicy) -> String {
+    format!("ImagePolicy/{}", policy.name_any())
+}
+
+/// The ImagePolicy owning a generated Kyverno policy, from its owner labels.
+pub fn owning_image_policy(
+    object: DynamicObject,
+) -> Option<ObjectRef<DeserializeGuard<ImagePolicy>>> {
+    let labels = object.metadata.labels.as_ref()?;
+    if labels.get(labels::OWNER_KIND)? != "ImagePolicy" {
+        return None;
+    }
+    Some(ObjectRef::new(labels.get(labels::OWNER_NAME)?))
+}
+
+/// Every ImagePolicy in `policies` whose `spec.registryRef` names `registry`.
+pub fn policies_referencing(
+    policies: &Store<DeserializeGuard<ImagePolicy>>,
+    registry: &DeserializeGuard<Registry>,
+) -> Vec<ObjectRef<DeserializeGuard<ImagePolicy>>> {
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    policies
+        .state()
+        .iter()
+        .filter(|guard| {
+            guard.0.as_ref().is_ok_and(|policy| {
+                policy
+                    .spec
+                    .registry_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name && r.namespace == namespace)
+            })
+        })
+        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+        .collect()
+}
+
+/// Registry events matter to ImagePolicies only when the endpoint changes (or a Registry appears).
+pub fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let endpoint = registry
+        .0
+        .as_ref()
+        .ok()
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.endpoint.clone());
+    let mut hasher = DefaultHasher::new();
+    (&registry.meta().uid, endpoint).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// ImagePolicies reconcile again on spec changes only (their own status writes are ignored).
+pub fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = policy.meta();
+    let mut hasher = DefaultHasher::new();
+    (
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.uid,
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Controller entry point: skips objects that do not deserialize (logged), reconciles the rest.
+pub async fn reconcile_guarded(
+    guard: Arc<DeserializeGuard<ImagePolicy>>,
+    ctx: Arc<PolicyContext>,
+) -> Result<Action, PolicyReconcileError> {
+    match &guard.0 {
+        Ok(policy) => {
+            let started = Instant::now();
+            let result = reconcile(policy, &ctx).await;
+            ctx.base
+                .metrics
+                .reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+            if result.is_ok() {
+                ctx.base.reset_backoff(&policy_id(policy));
+            }
+            result
+        }
+        Err(invalid) => {
+            warn!(name = ?invalid.metadata.name, error = %invalid.error, "ImagePolicy does not deserialize; skipped until it changes");
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Transient failures back off per object (reset on success); the failure is counted and logged.
+pub fn error_policy_guarded(
+    guard: Arc<DeserializeGuard<ImagePolicy>>,
+    error: &PolicyReconcileError,
+    ctx: Arc<PolicyContext>,
+) -> Action {
+    ctx.base.metrics.failed(CONTROLLER, error.reason());
+    let name = guard.name_any();
+    let delay = ctx.base.next_backoff(&format!("ImagePolicy/{name}"));
+    warn!(image_policy = %name, reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// `status.endpoint` of the Registry named by `spec.registryRef`, from the watch cache.
+fn registry_endpoint(policy: &ImagePolicy, ctx: &PolicyContext) -> Option<String> {
+    let reference = policy.spec.registry_ref.as_ref()?;
+    let registry = ctx
+        .registries
+        .get(&ObjectRef::new(&reference.name).within(&reference.namespace))?;
+    let registry = registry.0.as_ref().ok()?;
+    registry.status.as_ref()?.endpoint.clone()
+}
+
+async fn reconcile(
+    policy: &ImagePolicy,
+    ctx: &PolicyContext,
+) -> Result<Action, PolicyReconcileError> {
+    let id = policy.name_any();
+    let settings = &ctx.base.settings;
+    // An empty cache would read as "no endpoint" and "nothing deployed": a restart would flap the
+    // status and re-apply every policy.
+    tokio::time::timeout(CACHE_SYNC_WAIT, async {
+        let _ = ctx.registries.wait_until_ready().await;
+        ctx.base.stores.wait_until_ready().await;
+    })
+    .await
+    .map_err(|_| PolicyReconcileError::CachesNotSynced(CACHE_SYNC_WAIT))?;
+    let served = ctx
+        .discovery
+        .served(&ctx.base.client)
+        .await
+        .map_err(PolicyReconcileError::Discovery)?;
+    let observed = PolicyObserved {
+        registry_endpoint: registry_endpoint(policy, ctx),
+        cluster_policy_served: served.cluster_policy,
+        cel_policies_served: served.cel_policies,
+        operator_namespace: settings.operator_namespace.clone(),
+    };
+    let rendered = match render::image_policy(policy, &observed) {
+        Ok(rendered) => rendered,
+        Err(error) => return not_rendered(policy, ctx, error).await,
+    };
+
+    let unwatched: Vec<String> = rendered
+        .objects
+        .iter()
+        .filter(|o| !ctx.base.stores.watches(&o.resource))
+        .map(|o| o.resource.kind.clone())
+        .collect();
+    let stores = &ctx.base.stores;
+    let report = apply::apply_all(&ctx.base.client, stores, &rendered.objects).await?;
+    for key in &report.applied {
+        ctx.base
+            .metrics
+            .applied(key.split('/').next().unwrap_or_default());
+    }
+    let owner = Owner {
+        kind: "ImagePolicy",
+        name: &id,
+        namespace: None,
+    };
+    let pruned = apply::prune(
+        &ctx.base.client,
+        stores,
+        &owner.selector_labels(),
+        &rendered.objects,
+        Retention::Delete,
+        &policy_id(policy),
+    )
+    .await?;
+    if !report.applied.is_empty() || !pruned.is_empty() {
+        info!(image_policy = %id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "policies reconciled");
+    }
+
+    let (conditions, ready) = rendered_conditions(&rendered, ctx, &unwatched);
+    let status = ImagePolicyStatus {
+        engine: Some(rendered.engine),
+        policies: rendered.policy_names.clone(),
+        allowed_registries: rendered.allowed_registries.clone(),
+        ..ImagePolicyStatus::default()
+    };
+    write_status(policy, ctx, status, &conditions).await?;
+    // Unwatched kinds have no cache to compare with, so each pass re-applies: keep those rare.
+    Ok(Action::requeue(if ready || !unwatched.is_empty() {
+        settings.resync
+    } else {
+        settings.requeue_not_ready
+    }))
+}
+
+/// Conditions after a successful apply: Ready mirrors Kyverno's readiness of every generated policy.
+fn rendered_conditions(
+    rendered: &RenderedPolicy,
+    ctx: &PolicyContext,
+    unwatched: &[String],
+) -> ([DesiredCondition; 3], bool) {
+    let mut pending = Vec::new();
+    let mut failing = Vec::new();
+    for object in &rendered.objects {
+        match policy_readiness(&object.resource, ctx.base.stores.live(object).as_ref()) {
+            PolicyReadiness::Ready => {}
+            PolicyReadiness::NotReady(message) => failing.push(message),
+            PolicyReadiness::Pending(message) => pending.push(message),
+        }
+    }
+    let mut problems = rendered.warnings.clone();
+    if !unwatched.is_empty() {
+        problems.push(format!(
+            "Kyverno was installed after the operator started; restart the operator so it watches {}",
+            unwatched.join(", ")
+        ));
+    }
+    problems.extend(failing.iter().cloned());
+    let ready = pending.is_empty() && failing.is_empty() && unwatched.is_empty();
+    let allowed = if rendered.allowed_registries.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; images allowed from {}",
+            rendered.allowed_registries.join(", ")
+        )
+    };
+    let (reason, message) = if ready {
+        (
+            "PoliciesReady",
+            format!("{} Kyverno policies ready{allowed}", rendered.objects.len()),
+        )
+    } else if !failing.is_empty() {
+        ("PolicyNotReady", failing.join("; "))
+    } else if !unwatched.is_empty() {
+        ("RestartRequired", problems.join("; "))
+    } else {
+        ("WaitingForKyverno", pending.join("; "))
+    };
+    let conditions = [
+        DesiredCondition::new(condition::READY, ready, reason, message),
+        DesiredCondition::new(
+            condition::PROGRESSING,
+            !pending.is_empty(),
+            if pending.is_empty() {
+                "Reconciled"
+            } else {
+                "WaitingForKyverno"
+            },
+            pending.join("; "),
+        ),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            !problems.is_empty(),
+            if problems.is_empty() {
+                "AsExpected"
+            } else if !failing.is_empty() {
+                "PolicyNotReady"
+            } else {
+                "Warnings"
+            },
+            problems.join("; "),
+        ),
+    ];
+    (conditions, ready)
+}
+
+/// Render refused: report why, apply and prune nothing.
+async fn not_rendered(
+    policy: &ImagePolicy,
+    ctx: &PolicyContext,
+    error: RenderError,
+) -> Result<Action, PolicyReconcileError> {
+    let settings = &ctx.base.settings;
+    let (reason, message, action) = match &error {
+        RenderError::Invalid(errors) => ("InvalidSpec", errors.to_string(), Action::await_change()),
+        RenderError::KyvernoNotInstalled(what) => (
+            "KyvernoNotInstalled",
+            format!("{what}; {INSTALL_KYVERNO}"),
+            // Notice Kyverno being installed as soon as the discovery cache expires.
+            Action::requeue(settings.resync.min(DISCOVERY_TTL)),
+        ),
+        RenderError::NoAllowedRegistries => (
+            "WaitingForRegistryEndpoint",
+            match &policy.spec.registry_ref {
+                Some(r) => format!(
+                    "spec.rules.restrictRegistries: Registry {}/{} has no status.endpoint yet",
+                    r.namespace, r.name
+                ),
+                None => "spec.rules.restrictRegistries: no registry is allowed".to_string(),
+            },
+            Action::requeue(settings.requeue_not_ready),
+        ),
+        RenderError::InvalidEndpoint(endpoint) => (
+            "InvalidEndpoint",
+            format!("the Registry's status.endpoint {endpoint:?} is not a registry host"),
+            Action::requeue(settings.resync),
+        ),
+        _ => return Err(PolicyReconcileError::Render(error)),
+    };
+    info!(image_policy = %policy.name_any(), reason, %message, "nothing applied");
+    // Waiting is progress; a missing Kyverno or a bad endpoint is the cluster's fault (Degraded); an
+    // invalid spec is the user's, as for Registries.
+    let waiting = reason == "WaitingForRegistryEndpoint";
+    let degraded = matches!(reason, "KyvernoNotInstalled" | "InvalidEndpoint");
+    let conditions = [
+        DesiredCondition::new(condition::READY, false, reason, message.clone()),
+        DesiredCondition::new(
+            condition::PROGRESSING,
+            waiting,
+            reason,
+            if waiting { message.as_str() } else { "" },
+        ),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            degraded,
+            reason,
+            if degraded { message.as_str() } else { "" },
+        ),
+    ];
+    let current = policy.status().cloned().unwrap_or_default();
+    // Keep what is still deployed in the status: nothing was applied, nothing pruned.
+    let status = ImagePolicyStatus {
+        engine: current.engine,
+        policies: current.policies,
+        allowed_registries: current.allowed_registries,
+        ..ImagePolicyStatus::default()
+    };
+    write_status(policy, ctx, status, &conditions).await?;
+    Ok(action)
+}
+
+/// Merge conditions, write the status only if it changed; publish an Event when Ready flips.
+async fn write_status(
+    policy: &ImagePolicy,
+    ctx: &PolicyContext,
+    mut status: ImagePolicyStatus,
+    desired: &[DesiredCondition],
+) -> Result<(), PolicyReconcileError> {
+    let current = policy.status().cloned().unwrap_or_default();
+    let now = Time(Timestamp::now());
+    status.observed_generation = policy.metadata.generation;
+    status.conditions = merge_conditions(
+        &current.conditions,
+        desired,
+        policy.metadata.generation,
+        &now,
+    );
+    if status == current {
+        return Ok(());
+    }
+    let api: Api<ImagePolicy> = Api::all(ctx.base.client.clone());
+    let patch = json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1",
+        "kind": "ImagePolicy",
+        "status": status,
+    });
+    api.patch_status(
+        &policy.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(PolicyReconcileError::Status)?;
+    let was_ready = is_true(&current.conditions, condition::READY);
+    let now_ready = is_true(&status.conditions, condition::READY);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::READY);
+    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions.is_empty()) {
+        let event = KubeEvent {
+            type_: if now_ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx
+            .base
+            .recorder
+            .publish(&event, &policy.object_ref(&()))
+            .await
+        {
+            warn!(image_policy = %policy.name_any(), error = %e, "publishing event failed");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ImagePolicySpec, RegistryStatus};
+    use kube::runtime::{reflector, watcher};
+
+    fn registry(endpoint: Option<&str>, message: &str) -> DeserializeGuard<Registry> {
+        let mut registry: Registry = serde_json::from_value(json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "platform", "namespace": "registry", "uid": "u1"},
+            "spec": {"mode": "K3d"},
+        }))
+        .unwrap();
+        registry.status = Some(RegistryStatus {
+            endpoint: endpoint.map(str::to_string),
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "Provisioning".into(),
+                message: message.into(),
+                observed_generation: None,
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+            ..RegistryStatus::default()
+        });
+        DeserializeGuard(Ok(registry))
+    }
+
+    #[test]
+    fn only_endpoint_changes_pass_the_registry_predicate() {
+        let before = registry_endpoint_predicate(&registry(Some("a:5000"), "waiting"));
+        let status_only = registry_endpoint_predicate(&registry(Some("a:5000"), "still waiting"));
+        let moved = registry_endpoint_predicate(&registry(Some("harbor.localhost"), "waiting"));
+        assert_eq!(before, status_only);
+        assert_ne!(before, moved);
+    }
+
+    #[test]
+    fn registry_events_map_to_the_policies_referencing_it() {
+        let (store, mut writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
+        let policy = |name: &str, registry: Option<(&str, &str)>| {
+            let mut spec: ImagePolicySpec = serde_json::from_value(json!({})).unwrap();
+            spec.registry_ref = registry.map(|(namespace, name)| crate::crd::RegistryRef {
+                name: name.into(),
+                namespace: namespace.into(),
+            });
+            DeserializeGuard(Ok(ImagePolicy::new(name, spec)))
+        };
+        for guard in [
+            policy("follows", Some(("registry", "platform"))),
+            policy("other-namespace", Some(("elsewhere", "platform"))),
+            policy("static", None),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(guard));
+        }
+        let mapped: Vec<String> = policies_referencing(&store, &registry(None, ""))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(mapped, ["follows"]);
+    }
+
+    #[test]
+    fn generated_policies_map_to_their_image_policy_only() {
+        let owner = Owner {
+            kind: "ImagePolicy",
+            name: "ai-workloads",
+            namespace: None,
+        };
+        let mut object = DynamicObject::new(
+            "ai-workloads-restrict-registries",
+            &crate::render::kyverno::cluster_policy_resource(),
+        );
+        object.metadata.labels = Some(owner.selector_labels());
+        assert_eq!(
+            owning_image_policy(object.clone()).map(|r| r.name),
+            Some("ai-workloads".to_string())
+        );
+        let registry_owner = Owner {
+            kind: "Registry",
+            name: "ai-workloads",
+            namespace: Some("registry"),
+        };
+        object.metadata.labels = Some(registry_owner.selector_labels());
+        assert!(owning_image_policy(object).is_none());
+    }
+}

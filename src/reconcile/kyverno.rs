@@ -1,0 +1,247 @@
+//! What the ImagePolicy controller needs to know about Kyverno in the cluster: which policy kinds are
+//! served (discovery, cached for a short time) and whether a generated policy is ready (read from
+//! Kyverno's own status in the watch cache). Never writes anything.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::{ApiResource, DynamicObject};
+
+use crate::render::kyverno::{
+    cluster_policy_resource, image_validating_policy_resource, validating_policy_resource,
+};
+
+/// How long a discovery answer is trusted: short enough to notice Kyverno being installed, long
+/// enough that a steady state does not ask on every reconcile.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(30);
+
+/// Which Kyverno policy kinds the API server serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KyvernoServed {
+    /// `kyverno.io/v1` `clusterpolicies`.
+    pub cluster_policy: bool,
+    /// `policies.kyverno.io/v1` `validatingpolicies` and `imagevalidatingpolicies`, both.
+    pub cel_policies: bool,
+}
+
+impl KyvernoServed {
+    /// Ask the API server (two small discovery GETs); a group that is not there answers 404.
+    pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
+        let cluster_policy = served_plurals(client, &cluster_policy_resource().api_version).await?;
+        let cel = served_plurals(client, &validating_policy_resource().api_version).await?;
+        Ok(Self {
+            cluster_policy: cluster_policy
+                .iter()
+                .any(|p| *p == cluster_policy_resource().plural),
+            cel_policies: [
+                validating_policy_resource(),
+                image_validating_policy_resource(),
+            ]
+            .iter()
+            .all(|resource| cel.contains(&resource.plural)),
+        })
+    }
+
+    /// The Kyverno kinds to watch: those served.
+    pub fn kinds(&self) -> Vec<ApiResource> {
+        let mut kinds = Vec::new();
+        if self.cluster_policy {
+            kinds.push(cluster_policy_resource());
+        }
+        if self.cel_policies {
+            kinds.push(validating_policy_resource());
+            kinds.push(image_validating_policy_resource());
+        }
+        kinds
+    }
+}
+
+/// Plural names served in one group/version; empty when the group/version is not served.
+async fn served_plurals(client: &Client, api_version: &str) -> Result<Vec<String>, kube::Error> {
+    match client.list_api_group_resources(api_version).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(other) => Err(other),
+    }
+}
+
+/// Discovery answers cached for [`DISCOVERY_TTL`].
+#[derive(Default)]
+pub struct DiscoveryCache {
+    last: Mutex<Option<(Instant, KyvernoServed)>>,
+}
+
+impl DiscoveryCache {
+    /// The cached answer while fresh, else a new one from the API server.
+    pub async fn served(&self, client: &Client) -> Result<KyvernoServed, kube::Error> {
+        if let Some((at, served)) = *self.lock()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(served);
+        }
+        let served = KyvernoServed::discover(client).await?;
+        *self.lock() = Some((Instant::now(), served));
+        Ok(served)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, KyvernoServed)>> {
+        self.last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Readiness of one generated Kyverno policy, as Kyverno reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyReadiness {
+    /// Kyverno says the policy is ready (webhooks configured, rules loaded).
+    Ready,
+    /// Kyverno says it is not ready; the message says why.
+    NotReady(String),
+    /// Not created yet, or Kyverno has not reported on it yet.
+    Pending(String),
+}
+
+/// Read Kyverno's readiness from a cached policy: `status.conditions[type=Ready]` on ClusterPolicy
+/// (falling back to the deprecated `status.ready`), `status.conditionStatus.ready` on the CEL kinds
+/// (falling back to their `Ready` condition).
+pub fn policy_readiness(resource: &ApiResource, live: Option<&DynamicObject>) -> PolicyReadiness {
+    let Some(object) = live else {
+        return PolicyReadiness::Pending(format!("{} not created yet", resource.kind));
+    };
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    let status = object.data.get("status");
+    let (ready_flag, conditions) = if resource.kind == "ClusterPolicy" {
+        (
+            status.and_then(|s| s.get("ready")),
+            status.and_then(|s| s.get("conditions")),
+        )
+    } else {
+        let shared = status.and_then(|s| s.get("conditionStatus"));
+        (
+            shared.and_then(|s| s.get("ready")),
+            shared.and_then(|s| s.get("conditions")),
+        )
+    };
+    let ready_condition = conditions
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    let describe = |condition: &serde_json::Value| {
+        let message = condition["message"]
+            .as_str()
+            .or(condition["reason"].as_str())
+            .unwrap_or("not ready");
+        format!("{} {name}: {message}", resource.kind)
+    };
+    let prefer_condition = resource.kind == "ClusterPolicy";
+    match (ready_condition, ready_flag.and_then(|f| f.as_bool())) {
+        (Some(condition), flag) if prefer_condition || flag.is_none() => {
+            match condition["status"].as_str() {
+                Some("True") => PolicyReadiness::Ready,
+                Some("False") => PolicyReadiness::NotReady(describe(condition)),
+                _ => PolicyReadiness::Pending(format!(
+                    "{} {name}: Kyverno has not reported readiness yet",
+                    resource.kind
+                )),
+            }
+        }
+        (_, Some(true)) => PolicyReadiness::Ready,
+        (condition, Some(false)) => {
+            PolicyReadiness::NotReady(condition.map(describe).unwrap_or_else(|| {
+                format!("{} {name}: Kyverno reports it not ready", resource.kind)
+            }))
+        }
+        _ => PolicyReadiness::Pending(format!(
+            "{} {name}: Kyverno has not reported readiness yet",
+            resource.kind
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(resource: &ApiResource, status: serde_json::Value) -> DynamicObject {
+        let mut object = DynamicObject::new("p-restrict-registries", resource);
+        object.data = json!({ "status": status });
+        object
+    }
+
+    #[test]
+    fn cluster_policy_readiness_follows_its_ready_condition() {
+        let resource = cluster_policy_resource();
+        assert!(matches!(
+            policy_readiness(&resource, None),
+            PolicyReadiness::Pending(_)
+        ));
+        let fresh = object(&resource, json!({}));
+        assert!(matches!(
+            policy_readiness(&resource, Some(&fresh)),
+            PolicyReadiness::Pending(_)
+        ));
+        let ready = object(
+            &resource,
+            json!({"ready": false, "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]}),
+        );
+        assert_eq!(
+            policy_readiness(&resource, Some(&ready)),
+            PolicyReadiness::Ready
+        );
+        let failed = object(
+            &resource,
+            json!({"conditions": [{"type": "Ready", "status": "False", "message": "webhook not configured"}]}),
+        );
+        assert_eq!(
+            policy_readiness(&resource, Some(&failed)),
+            PolicyReadiness::NotReady(
+                "ClusterPolicy p-restrict-registries: webhook not configured".into()
+            )
+        );
+        let legacy = object(&resource, json!({"ready": true}));
+        assert_eq!(
+            policy_readiness(&resource, Some(&legacy)),
+            PolicyReadiness::Ready
+        );
+    }
+
+    #[test]
+    fn cel_policy_readiness_reads_condition_status() {
+        let resource = validating_policy_resource();
+        let ready = object(&resource, json!({"conditionStatus": {"ready": true}}));
+        assert_eq!(
+            policy_readiness(&resource, Some(&ready)),
+            PolicyReadiness::Ready
+        );
+        let not_ready = object(
+            &resource,
+            json!({"conditionStatus": {"ready": false, "conditions": [{"type": "WebhookConfigured", "status": "False"}]}}),
+        );
+        assert!(matches!(
+            policy_readiness(&resource, Some(&not_ready)),
+            PolicyReadiness::NotReady(_)
+        ));
+        let by_condition = object(
+            &resource,
+            json!({"conditionStatus": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+        assert_eq!(
+            policy_readiness(&resource, Some(&by_condition)),
+            PolicyReadiness::Ready
+        );
+    }
+
+    #[test]
+    fn only_served_kinds_are_watched() {
+        let none = KyvernoServed::default();
+        assert!(none.kinds().is_empty());
+        let cel = KyvernoServed {
+            cluster_policy: false,
+            cel_policies: true,
+        };
+        let kinds: Vec<String> = cel.kinds().into_iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, ["ValidatingPolicy", "ImageValidatingPolicy"]);
+    }
+}
