@@ -11,6 +11,7 @@ pub mod kyverno;
 pub mod metrics;
 pub mod registry;
 pub mod status;
+pub mod switch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
