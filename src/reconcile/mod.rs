@@ -6,6 +6,7 @@ pub mod children;
 pub mod context;
 pub mod http;
 pub mod metrics;
+pub mod rbac;
 pub mod registry;
 pub mod status;
 
