@@ -104,6 +104,7 @@ fn default_builds_and_passes_strict_validation_for_1_33() {
             "CustomResourceDefinition/registries.registry.aisp.dev",
             "Deployment/registry-operator-manager",
             "Namespace/registry-operator-system",
+            "NetworkPolicy/registry-operator-manager",
             "Service/registry-operator-metrics",
             "ServiceAccount/registry-operator-manager",
         ]
