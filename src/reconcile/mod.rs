@@ -9,6 +9,7 @@ pub mod http;
 pub mod image_policy;
 pub mod kyverno;
 pub mod metrics;
+pub mod rbac;
 pub mod registry;
 pub mod status;
 pub mod switch;
