@@ -74,6 +74,13 @@ pub struct RunArgs {
         default_value = "registry-operator-system"
     )]
     pub operator_namespace: String,
+    /// The operator's own image; migration Jobs run `migrate` in it.
+    #[arg(
+        long,
+        env = "OPERATOR_IMAGE",
+        default_value = "ghcr.io/aisp/registry-operator:0.1.0"
+    )]
+    pub operator_image: String,
 }
 
 impl RunArgs {
@@ -90,6 +97,7 @@ impl RunArgs {
                 backoff_base: self.backoff_base,
                 backoff_max: self.backoff_max,
                 operator_namespace: self.operator_namespace,
+                operator_image: self.operator_image,
             },
         }
     }

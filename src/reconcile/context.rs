@@ -24,6 +24,8 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Namespace the operator runs in (excluded from ImagePolicies by default).
     pub operator_namespace: String,
+    /// The operator's own image, run by migration Jobs.
+    pub operator_image: String,
 }
 
 /// Everything a reconcile needs.

@@ -1,0 +1,275 @@
+//! Scenario tests of a K3d → Harbor switch with the real binary and the fake API server: Harbor comes
+//! up beside the serving k3d registry, a migration Job runs, and only its success flips the endpoint
+//! (ImagePolicies follow) and retires the old registry, keeping its volume.
+
+mod scenario;
+mod support;
+
+use std::time::Duration;
+
+use scenario::*;
+use serde_json::{Value, json};
+use support::{ApiResourceSpec, FakeApiServer};
+
+const NS: &str = "registry";
+const T: Duration = Duration::from_secs(60);
+const K3D_ENDPOINT: &str = "platform-distribution.registry.svc.cluster.local:5000";
+const HARBOR: &str = "harbor.ai-platform.localhost";
+
+fn switch_server() -> FakeApiServer {
+    FakeApiServer::builder()
+        .with_core()
+        .with_crd(ApiResourceSpec::registry())
+        .with_crd(ApiResourceSpec::image_policy())
+        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
+        .start()
+}
+
+fn registry(server: &FakeApiServer) -> Value {
+    server
+        .get_object("registries", NS, "platform")
+        .expect("registry")
+}
+
+fn mark_everything_ready(server: &FakeApiServer) {
+    for resource in ["deployments", "statefulsets"] {
+        for object in children_of(server, resource, NS, "platform") {
+            let name = object["metadata"]["name"].as_str().unwrap().to_string();
+            let key = if resource == "deployments" {
+                "availableReplicas"
+            } else {
+                "readyReplicas"
+            };
+            if object["status"][key] != 1 {
+                server.patch_status(resource, NS, &name, json!({"observedGeneration": object["metadata"]["generation"], "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
+            }
+        }
+    }
+    for object in children_of(server, "persistentvolumeclaims", NS, "platform") {
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        if object["status"]["phase"] != "Bound" {
+            server.patch_status(
+                "persistentvolumeclaims",
+                NS,
+                &name,
+                json!({"phase": "Bound"}),
+            );
+        }
+    }
+}
+
+/// A k3d Registry serving and Ready, plus an ImagePolicy restricting images to it.
+fn serving_k3d(server: &FakeApiServer) {
+    server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
+    wait_for("k3d Ready", T, || {
+        mark_everything_ready(server);
+        let r = server.get_object("registries", NS, "platform")?;
+        (condition(&r, "Ready")?["status"] == "True").then_some(())
+    });
+    server.put_object(json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "ImagePolicy",
+        "metadata": {"name": "ai-workloads"},
+        "spec": {"registryRef": {"name": "platform", "namespace": NS}, "namespaces": ["ai-apps"], "rules": {"restrictRegistries": {}}},
+    }));
+    wait_for("policy allows the k3d host", T, || {
+        let policy =
+            server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")?;
+        policy.to_string().contains(K3D_ENDPOINT).then_some(())
+    });
+}
+
+fn switch_to_harbor(server: &FakeApiServer) {
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "platform",
+        json!({"spec": {"mode": "Harbor", "host": HARBOR, "harbor": {"database": {"external": {
+            "host": "postgresql-rw.storage.svc.cluster.local", "username": "harbor", "passwordSecretRef": {"name": "harbor-db"}}}}}}),
+    );
+}
+
+fn job_status(server: &FakeApiServer, name: &str, status: Value) {
+    server.patch_status("jobs", NS, name, status);
+}
+
+#[test]
+fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_keeping_data() {
+    let server = switch_server();
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    serving_k3d(&server);
+    switch_to_harbor(&server);
+
+    let provisioning = wait_for("ProvisioningTarget", T, || {
+        let r = registry(&server);
+        (condition(&r, "Progressing")?["reason"] == "ProvisioningTarget").then_some(r)
+    });
+    assert_eq!(
+        provisioning["status"]["endpoint"], K3D_ENDPOINT,
+        "the old registry keeps serving"
+    );
+    assert_eq!(provisioning["status"]["mode"], "K3d");
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-harbor-core")
+            .is_some()
+    );
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_some()
+    );
+    assert!(
+        server
+            .get_object("jobs", NS, "platform-migrate-1")
+            .is_none(),
+        "no copy before Harbor is Ready"
+    );
+
+    let job = wait_for("migration Job once Harbor is Ready", T, || {
+        mark_everything_ready(&server);
+        server.get_object("jobs", NS, "platform-migrate-1")
+    });
+    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains(&format!("http://{K3D_ENDPOINT}"))
+            && args.contains(&format!("http://{HARBOR}")),
+        "{args}"
+    );
+    let migrating = wait_for("Migrating=True", T, || {
+        let r = registry(&server);
+        (condition(&r, "Migrating")?["status"] == "True").then_some(r)
+    });
+    assert_eq!(migrating["status"]["endpoint"], K3D_ENDPOINT);
+    assert_eq!(migrating["status"]["migration"]["phase"], "Running");
+
+    job_status(
+        &server,
+        "platform-migrate-1",
+        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-28T00:00:00Z"}]}),
+    );
+    let switched = wait_for("endpoint flipped to Harbor", T, || {
+        let r = registry(&server);
+        (r["status"]["endpoint"] == HARBOR).then_some(r)
+    });
+    assert_eq!(switched["status"]["mode"], "Harbor");
+    assert_eq!(switched["status"]["migration"]["phase"], "Succeeded");
+    wait_for("policy follows the Harbor host", T, || {
+        let policy =
+            server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")?;
+        let text = policy.to_string();
+        (text.contains(HARBOR) && !text.contains(K3D_ENDPOINT)).then_some(())
+    });
+    wait_for("old registry retired", T, || {
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_none()
+            .then_some(())
+    });
+    assert!(
+        server
+            .get_object("services", NS, "platform-distribution")
+            .is_none()
+    );
+    assert!(
+        server
+            .get_object("configmaps", "kube-public", "local-registry-hosting")
+            .is_none(),
+        "the k3d announcement is withdrawn"
+    );
+    let claim = server
+        .get_object("persistentvolumeclaims", NS, "platform-distribution")
+        .expect("k3d data kept (retention Retain)");
+    assert!(
+        claim["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(|o| o.is_empty())
+    );
+    let events = server.list_objects("events.k8s.io/v1/events", None);
+    assert!(
+        events.iter().any(|e| e["reason"] == "Switched"),
+        "a Switched event is published"
+    );
+}
+
+#[test]
+fn failed_migration_keeps_old_registry_serving_and_retries() {
+    let server = switch_server();
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    serving_k3d(&server);
+    switch_to_harbor(&server);
+    wait_for("migration Job", T, || {
+        mark_everything_ready(&server);
+        server.get_object("jobs", NS, "platform-migrate-1")
+    });
+    job_status(
+        &server,
+        "platform-migrate-1",
+        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "lastTransitionTime": "2026-11-28T00:00:00Z"}]}),
+    );
+    let degraded = wait_for("Degraded MigrationFailed", T, || {
+        let r = registry(&server);
+        (condition(&r, "Degraded")?["reason"] == "MigrationFailed").then_some(r)
+    });
+    assert_eq!(
+        degraded["status"]["endpoint"], K3D_ENDPOINT,
+        "the old registry stays the endpoint"
+    );
+    assert_eq!(degraded["status"]["migration"]["phase"], "Failed");
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_some(),
+        "nothing is deleted on failure"
+    );
+    wait_for("second attempt after backoff", T, || {
+        server.get_object("jobs", NS, "platform-migrate-2")
+    });
+}
+
+#[test]
+fn downgrade_without_allow_downgrade_is_refused_and_harbor_keeps_serving() {
+    let server = switch_server();
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "platform", "namespace": NS},
+        "spec": {"mode": "Harbor", "host": HARBOR, "harbor": {"database": {"external": {
+            "host": "postgresql-rw.storage.svc.cluster.local", "username": "harbor", "passwordSecretRef": {"name": "harbor-db"}}}}},
+    }));
+    wait_for("Harbor Ready", T, || {
+        mark_everything_ready(&server);
+        (condition(&registry(&server), "Ready")?["status"] == "True").then_some(())
+    });
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "platform",
+        json!({"spec": {"mode": "K3d"}}),
+    );
+    let refused = wait_for("DowngradeRefused", T, || {
+        let r = registry(&server);
+        (condition(&r, "Degraded")?["reason"] == "DowngradeRefused").then_some(r)
+    });
+    assert!(
+        condition(&refused, "Degraded").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.migration.allowDowngrade")
+    );
+    assert_eq!(refused["status"]["endpoint"], HARBOR);
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-harbor-core")
+            .is_some(),
+        "Harbor keeps running"
+    );
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_none(),
+        "no k3d registry started"
+    );
+}
