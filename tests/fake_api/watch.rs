@@ -275,6 +275,13 @@ async fn reflect_until(server: &FakeApiServer, config: watcher::Config) {
         }
     })
     .await;
+    // The old stream may deliver the delete before it closes; the re-watch follows shortly after.
+    let _ = tokio::time::timeout(BOUND, async {
+        while server.request_log().count("watch", "ConfigMap") < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     task.abort();
     assert!(
         settled.is_ok(),
