@@ -218,3 +218,36 @@ fn managed_database_without_cnpg_reports_cnpg_not_installed_and_applies_nothing(
         );
     }
 }
+
+#[test]
+fn deleting_with_retain_keeps_the_managed_database_cluster() {
+    let server = harbor_server(true);
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(harbor_registry());
+    wait_for("CNPG Cluster", T, || {
+        server.get_object("clusters", NS, "platform-harbor-db")
+    });
+    wait_for("finalizer", T, || {
+        registry(&server)?["metadata"]["finalizers"]
+            .as_array()
+            .filter(|f| !f.is_empty())
+            .map(|_| ())
+    });
+    server.delete_object("registries", NS, "platform");
+    wait_for("Registry gone", T, || {
+        registry(&server).is_none().then_some(())
+    });
+    let cluster = server
+        .get_object("clusters", NS, "platform-harbor-db")
+        .expect("database kept under Retain");
+    assert!(
+        cluster["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(|o| o.is_empty())
+    );
+    assert_eq!(
+        cluster["metadata"]["annotations"]["registry.aisp.dev/retained-from"],
+        "registry/platform"
+    );
+}

@@ -123,7 +123,8 @@ pub async fn apply_all(
 }
 
 /// Remove children labelled for `owner_labels` that the render no longer wants: delete them, except
-/// PersistentVolumeClaims under `Retain` (orphaned: owner reference and owner labels removed) and
+/// PersistentVolumeClaims and database Clusters under `Retain` (orphaned: owner reference and owner
+/// labels removed) and
 /// Secrets (generated once; they go only with their owner, by garbage collection).
 pub async fn prune(
     client: &Client,
@@ -162,7 +163,7 @@ pub async fn prune(
             name
         );
         let api = api_for(client, &resource, namespace.as_deref());
-        let result = if resource.kind == "PersistentVolumeClaim" && retention == Retention::Retain {
+        let result = if holds_data(&resource.kind) && retention == Retention::Retain {
             api.patch(
                 &name,
                 &PatchParams::default(),
@@ -187,6 +188,12 @@ pub async fn prune(
         pruned.push(key);
     }
     Ok(pruned)
+}
+
+/// Kinds whose deletion loses data: volume claims and CloudNativePG clusters (which delete their own
+/// volumes when deleted). Under `Retain` they are orphaned, never deleted.
+pub fn holds_data(kind: &str) -> bool {
+    matches!(kind, "PersistentVolumeClaim" | "Cluster")
 }
 
 /// Merge patch that releases a PVC from its owner: no owner reference, no owner labels.

@@ -664,6 +664,25 @@ async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action, Reconcile
         ignore_not_found(result).map_err(ReconcileError::Cleanup)?;
         info!(registry = %id, claim = %claim_name, retention = ?registry.spec.retention, "released volume claim");
     }
+    // A managed database goes with its owner unless retained: CloudNativePG would delete its volumes.
+    if registry.spec.retention == Retention::Retain {
+        for (resource, cluster) in ctx.stores.labelled(&owner.selector_labels()) {
+            if resource.kind != "Cluster" {
+                continue;
+            }
+            let cluster_name = cluster.metadata.name.clone().unwrap_or_default();
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+            let patch = Patch::Merge(apply::orphan_patch(&id));
+            ignore_not_found(
+                api.patch(&cluster_name, &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+            )
+            .map_err(ReconcileError::Cleanup)?;
+            info!(registry = %id, cluster = %cluster_name, "released database cluster (retention Retain)");
+        }
+    }
     Ok(Action::await_change())
 }
 
