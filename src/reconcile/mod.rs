@@ -11,6 +11,7 @@ pub mod kyverno;
 pub mod metrics;
 pub mod rbac;
 pub mod registry;
+mod registry_switch;
 pub mod status;
 pub mod switch;
 

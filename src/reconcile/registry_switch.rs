@@ -1,0 +1,203 @@
+//! The reporting half of a mode switch: apply both sides, prune neither, write the switch status and
+//! the `Switched` Event. Decisions come from `switch`; this file only carries them out.
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::apply;
+use super::context::Context;
+use super::harbor;
+use super::registry::{ReconcileError, registry_id, status_base, waiting_on, write_status};
+use super::status::DesiredCondition;
+use super::switch::MigrationStep;
+use crate::crd::{
+    MigrationPhase, MigrationStatus, Registry, RegistryMode, RegistryPhase, RegistryStatus,
+    condition,
+};
+use crate::render::{self, labels::Owner};
+
+/// Everything a switch pass decided.
+pub(super) struct SwitchOutcome {
+    pub(super) from: RegistryMode,
+    pub(super) to: RegistryMode,
+    pub(super) source: render::Rendered,
+    pub(super) step: Option<MigrationStep>,
+    pub(super) target_waiting: Vec<String>,
+}
+
+/// Apply both sides (the old registry keeps serving), prune nothing of either, then report the
+/// switch; the endpoint flips only once the migration Job succeeded.
+pub(super) async fn finish_switch(
+    registry: &Registry,
+    ctx: &Context,
+    target: &render::Rendered,
+    desired: Vec<render::RenderedObject>,
+    outcome: SwitchOutcome,
+) -> Result<Action, ReconcileError> {
+    let id = registry_id(registry);
+    let created = harbor::ensure_secrets(&ctx.client, registry, &target.generated_secrets).await?;
+    if !created.is_empty() {
+        info!(registry = %id, secrets = ?created, "generated secrets created (values are never logged)");
+    }
+    let report = apply::apply_all(&ctx.client, &ctx.stores, &desired).await?;
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    let owner = Owner {
+        kind: "Registry",
+        name: &name,
+        namespace: Some(&namespace),
+    };
+    let pruned = apply::prune(
+        &ctx.client,
+        &ctx.stores,
+        &owner.selector_labels(),
+        &desired,
+        registry.spec.retention,
+        &id,
+    )
+    .await?;
+    if !report.applied.is_empty() || !pruned.is_empty() {
+        info!(registry = %id, applied = ?report.applied, pruned = ?pruned, "switch: children reconciled");
+    }
+    let serving_waiting = waiting_on(&outcome.source, ctx);
+    let serving_ready = serving_waiting.is_empty();
+    let succeeded = outcome.step.as_ref().is_some_and(|s| s.succeeded);
+    let failed = outcome
+        .step
+        .as_ref()
+        .is_some_and(|s| s.phase == MigrationPhase::Failed);
+    let (phase, reason, message) = match &outcome.step {
+        None => (
+            MigrationPhase::Pending,
+            "ProvisioningTarget",
+            format!(
+                "provisioning {:?}: {}",
+                outcome.to,
+                outcome.target_waiting.join("; ")
+            ),
+        ),
+        Some(step) if step.succeeded => {
+            (MigrationPhase::Succeeded, "Switched", step.message.clone())
+        }
+        Some(step) if step.phase == MigrationPhase::Failed => (
+            MigrationPhase::Failed,
+            "MigrationFailed",
+            step.message.clone(),
+        ),
+        Some(step) => (step.phase, "Migrating", step.message.clone()),
+    };
+    let (endpoint, mode) = if succeeded {
+        (target.endpoint.clone(), outcome.to)
+    } else {
+        (outcome.source.endpoint.clone(), outcome.from)
+    };
+    let current_migration = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.migration.clone())
+        .unwrap_or_default();
+    let migration = MigrationStatus {
+        phase: Some(phase),
+        source: outcome.source.endpoint.clone(),
+        destination: target.endpoint.clone(),
+        job_name: outcome.step.as_ref().map(|s| s.job.name().to_string()),
+        failed_attempts: outcome
+            .step
+            .as_ref()
+            .map(|s| s.failed_attempts)
+            .or(current_migration.failed_attempts),
+        message: Some(message.clone()),
+        ..current_migration
+    };
+    let conditions = vec![
+        DesiredCondition::new(
+            condition::READY,
+            serving_ready,
+            if serving_ready {
+                "Available"
+            } else {
+                "Provisioning"
+            },
+            if serving_ready {
+                format!("serving at {}", endpoint.as_deref().unwrap_or("-"))
+            } else {
+                serving_waiting.join("; ")
+            },
+        ),
+        DesiredCondition::new(condition::PROGRESSING, !succeeded, reason, message.clone()),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            failed,
+            if failed {
+                "MigrationFailed"
+            } else {
+                "AsExpected"
+            },
+            if failed {
+                message.clone()
+            } else {
+                String::new()
+            },
+        ),
+        DesiredCondition::new(
+            condition::MIGRATING,
+            phase == MigrationPhase::Running,
+            reason,
+            message.clone(),
+        ),
+    ];
+    let status = RegistryStatus {
+        phase: Some(if succeeded {
+            RegistryPhase::Ready
+        } else if failed {
+            RegistryPhase::Degraded
+        } else {
+            RegistryPhase::Migrating
+        }),
+        endpoint,
+        mode: Some(mode),
+        k3s_registries_yaml: if succeeded {
+            target.k3s_registries_yaml.clone()
+        } else {
+            outcome.source.k3s_registries_yaml.clone()
+        },
+        harbor_version: target
+            .harbor_version
+            .clone()
+            .or(outcome.source.harbor_version.clone()),
+        migration: Some(migration),
+        ..status_base(registry)
+    };
+    write_status(registry, ctx, status, &conditions).await?;
+    if succeeded {
+        let event = KubeEvent {
+            type_: EventType::Normal,
+            reason: "Switched".to_string(),
+            note: Some(format!(
+                "now serving {:?} at {}; every image copied and verified",
+                outcome.to,
+                target.endpoint.as_deref().unwrap_or("-")
+            )),
+            action: "Migrate".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx
+            .recorder
+            .publish(&event, &registry.object_ref(&()))
+            .await
+        {
+            warn!(registry = %id, error = %e, "publishing event failed");
+        }
+        info!(registry = %id, to = ?outcome.to, "switched; the old registry is retired on the next pass");
+        // The status flip does not retrigger (status changes pass no predicate): come back now.
+        return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+    }
+    Ok(Action::requeue(
+        outcome
+            .step
+            .and_then(|s| s.requeue)
+            .unwrap_or(ctx.settings.requeue_not_ready),
+    ))
+}
