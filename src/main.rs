@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => match cli::run_migrate(&args) {
             Ok(summary) => {
+                if let Err(e) = cli::write_termination_log(&args, &summary) {
+                    eprintln!("warning: writing the termination log: {e}");
+                }
                 if args.output == cli::OutputFormat::Json {
                     match serde_json::to_string(&summary) {
                         Ok(json) => println!("{json}"),

@@ -143,6 +143,14 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
     assert_eq!(migrating["status"]["endpoint"], K3D_ENDPOINT);
     assert_eq!(migrating["status"]["migration"]["phase"], "Running");
 
+    // The Job's pod leaves `migrate`'s counts in its termination message.
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "platform-migrate-1-abcde", "namespace": NS, "labels": {"batch.kubernetes.io/job-name": "platform-migrate-1"}},
+        "spec": {"containers": [{"name": "migrate", "image": "x"}]},
+        "status": {"containerStatuses": [{"name": "migrate", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "message": "{\"repositories\":3,\"tags\":7,\"blobsCopied\":11,\"blobsSkipped\":4,\"bytesCopied\":123456,\"problems\":0}"}}}]},
+    }));
     job_status(
         &server,
         "platform-migrate-1",
@@ -154,6 +162,11 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
     });
     assert_eq!(switched["status"]["mode"], "Harbor");
     assert_eq!(switched["status"]["migration"]["phase"], "Succeeded");
+    assert_eq!(
+        switched["status"]["migration"]["tags"], 7,
+        "counts come from the Job's termination message"
+    );
+    assert_eq!(switched["status"]["migration"]["bytesCopied"], 123456);
     wait_for("policy follows the Harbor host", T, || {
         let policy =
             server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")?;

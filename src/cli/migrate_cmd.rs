@@ -56,6 +56,9 @@ pub struct MigrateArgs {
     /// Summary format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Also write the counts as JSON to this file (a Job's `/dev/termination-log`, read by the operator).
+    #[arg(long)]
+    pub termination_log: Option<PathBuf>,
 }
 
 /// Why `migrate` could not start or did not finish.
@@ -132,6 +135,47 @@ pub fn run_migrate(args: &MigrateArgs) -> Result<Summary, MigrateCommandError> {
 }
 
 #[cfg(test)]
+mod termination_log_tests {
+    use super::*;
+
+    #[test]
+    fn termination_log_holds_the_counts_the_operator_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("termination-log");
+        let cli = <crate::cli::Cli as clap::Parser>::parse_from([
+            "registry-operator",
+            "migrate",
+            "--from",
+            "http://a:5000",
+            "--to",
+            "http://b",
+            "--termination-log",
+            path.to_str().unwrap(),
+        ]);
+        let crate::cli::Command::Migrate(args) = cli.command else {
+            panic!("not migrate")
+        };
+        let summary = crate::migrate::Summary {
+            repos: 2,
+            verified_tags: 5,
+            bytes_copied: 99,
+            ..Default::default()
+        };
+        write_termination_log(&args, &summary).unwrap();
+        let report: crate::migrate::Report =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            (report.repositories, report.tags, report.bytes_copied),
+            (2, 5, 99)
+        );
+        assert!(
+            std::fs::metadata(&path).unwrap().len() < 4096,
+            "fits a termination message"
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
@@ -180,4 +224,19 @@ mod tests {
         assert_eq!(options.repos, ["a/*", "b"]);
         assert_eq!(options.dest_repo("a/x"), "a/x");
     }
+}
+
+/// Write the run's counts to `--termination-log`, if asked.
+pub fn write_termination_log(
+    args: &MigrateArgs,
+    summary: &crate::migrate::Summary,
+) -> std::io::Result<()> {
+    let Some(path) = &args.termination_log else {
+        return Ok(());
+    };
+    let report = crate::migrate::Report::from(summary);
+    std::fs::write(
+        path,
+        serde_json::to_vec(&report).map_err(std::io::Error::other)?,
+    )
 }

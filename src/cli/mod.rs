@@ -8,6 +8,7 @@ mod render_cmd;
 pub use input::{InputError, Manifest, read_manifests};
 pub use migrate_cmd::{
     MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate,
+    write_termination_log,
 };
 pub use render_cmd::{render_files, render_manifests};
 

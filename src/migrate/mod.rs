@@ -73,6 +73,38 @@ pub struct BlobCounts {
     pub mounted: u64,
 }
 
+/// The counts of a run in the small form a Kubernetes termination message carries (≤ 4 KiB), which
+/// the operator copies into `status.migration`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Repositories copied.
+    pub repositories: u64,
+    /// Tags copied and verified.
+    pub tags: u64,
+    /// Blobs uploaded.
+    pub blobs_copied: u64,
+    /// Blobs already there or mounted.
+    pub blobs_skipped: u64,
+    /// Bytes uploaded.
+    pub bytes_copied: u64,
+    /// Tags that failed or did not verify.
+    pub problems: u64,
+}
+
+impl From<&Summary> for Report {
+    fn from(summary: &Summary) -> Self {
+        Self {
+            repositories: summary.repos,
+            tags: summary.verified_tags,
+            blobs_copied: summary.blobs.copied,
+            blobs_skipped: summary.blobs.skipped + summary.blobs.mounted,
+            bytes_copied: summary.bytes_copied,
+            problems: (summary.failures.len() + summary.mismatches.len()) as u64,
+        }
+    }
+}
+
 /// What a run did; printed at the end (as JSON with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {

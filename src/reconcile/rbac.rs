@@ -19,6 +19,7 @@ const OWN: &[&str] = &["get", "list", "watch", "patch", "update"];
 const STATUS: &[&str] = &["get", "patch", "update"];
 const FINALIZERS: &[&str] = &["update"];
 const READ: &[&str] = &["get", "list", "watch"];
+const LOOK: &[&str] = &["get", "list"];
 
 /// Every group/resource/verb the operator uses, and nothing else.
 pub const RBAC_RULES: &[RbacRule] = &[
@@ -93,6 +94,12 @@ pub const RBAC_RULES: &[RbacRule] = &[
         resource: "statefulsets",
         verbs: CHILD,
         why: "Harbor's Redis and Trivy",
+    },
+    RbacRule {
+        group: "",
+        resource: "pods",
+        verbs: LOOK,
+        why: "read a finished migration Job's termination message (counts); listed by job label, never watched",
     },
     RbacRule {
         group: "batch",

@@ -93,11 +93,24 @@ pub(super) async fn finish_switch(
     } else {
         (outcome.source.endpoint.clone(), outcome.from)
     };
-    let current_migration = registry
+    let mut current_migration = registry
         .status
         .as_ref()
         .and_then(|s| s.migration.clone())
         .unwrap_or_default();
+    let finished = outcome
+        .step
+        .as_ref()
+        .filter(|s| matches!(s.phase, MigrationPhase::Succeeded | MigrationPhase::Failed));
+    if let Some(step) = finished
+        && let Some(report) = job_report(ctx, &namespace, step.job.name()).await
+    {
+        current_migration.repositories = Some(report.repositories);
+        current_migration.tags = Some(report.tags);
+        current_migration.blobs_copied = Some(report.blobs_copied);
+        current_migration.blobs_skipped = Some(report.blobs_skipped);
+        current_migration.bytes_copied = Some(report.bytes_copied);
+    }
     let migration = MigrationStatus {
         phase: Some(phase),
         source: outcome.source.endpoint.clone(),
@@ -200,4 +213,28 @@ pub(super) async fn finish_switch(
             .and_then(|s| s.requeue)
             .unwrap_or(ctx.settings.requeue_not_ready),
     ))
+}
+
+/// The counts a finished migration Job left in its termination message; `None` when unavailable
+/// (counts are informational, never a reason to fail).
+async fn job_report(ctx: &Context, namespace: &str, job: &str) -> Option<crate::migrate::Report> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(ctx.client.clone(), namespace);
+    let params =
+        kube::api::ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"));
+    let list = match pods.list(&params).await {
+        Ok(list) => list,
+        Err(error) => {
+            warn!(job, %error, "reading the migration Job's pods failed; counts left out");
+            return None;
+        }
+    };
+    tracing::debug!(job, pods = list.items.len(), "read migration Job pods");
+    list.items.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        statuses.iter().find_map(|c| {
+            let message = c.state.as_ref()?.terminated.as_ref()?.message.as_deref()?;
+            serde_json::from_str(message).ok()
+        })
+    })
 }

@@ -91,6 +91,8 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
         migration.concurrency.to_string(),
         "--output".to_string(),
         "json".to_string(),
+        "--termination-log".to_string(),
+        "/dev/termination-log".to_string(),
     ];
     if !migration.repositories.is_empty() {
         args.push("--repos".to_string());
