@@ -187,14 +187,25 @@ fn measure_first_reconcile_requests_and_idle_rss() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let rss_100 = rss_kib(operator.pid());
+    // 10,000 objects the operator must not cache: its watches are label-selected.
+    for i in 0..5000 {
+        server.put_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("unrelated-{i}"), "namespace": "apps"}, "data": {"k": "dmFsdWU="}}));
+        server.put_object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("unrelated-{i}"), "namespace": "apps"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_unrelated = rss_kib(operator.pid());
+    let growth = rss_unrelated.saturating_sub(rss_100);
     println!(
-        "FIGURES first-reconcile requests={first_total} writes={first_writes}; idle RSS: 0 Registries {rss_empty} KiB, 100 Registries {rss_100} KiB"
+        "FIGURES first-reconcile requests={first_total} writes={first_writes}; idle RSS: 0 Registries {rss_empty} KiB, 100 Registries {rss_100} KiB, +10000 unrelated Pods/Secrets {rss_unrelated} KiB (growth {growth} KiB)"
     );
     assert!(
         first_writes >= 5,
         "a first reconcile applies 4 children and a status"
     );
-    assert!(rss_100 > 0);
+    assert!(
+        growth < 8 * 1024,
+        "unrelated objects must not be cached (grew {growth} KiB)"
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
