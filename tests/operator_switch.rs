@@ -286,3 +286,72 @@ fn downgrade_without_allow_downgrade_is_refused_and_harbor_keeps_serving() {
         "no k3d registry started"
     );
 }
+
+#[test]
+fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
+    let server = switch_server();
+    let logs = tempfile::tempdir().unwrap();
+    {
+        let _operator = Operator::start(&server, logs.path(), &[]);
+        serving_k3d(&server);
+    }
+    switch_to_harbor(&server);
+    // Kill the operator at varying points of the switch (seeded delays), playing the cluster's part.
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..10 {
+        let mut operator = Operator::start(&server, logs.path(), &[]);
+        std::thread::sleep(Duration::from_millis(rng.u64(150..900)));
+        mark_everything_ready(&server);
+        if round >= 6
+            && let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
+            && job["status"]["succeeded"] != 1
+        {
+            job_status(&server, "platform-migrate-1", json!({"succeeded": 1}));
+        }
+        operator.kill();
+        assert!(
+            !operator.log().contains("panicked"),
+            "round {round}: {}",
+            operator.log()
+        );
+    }
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    wait_for("switch completed", T, || {
+        mark_everything_ready(&server);
+        if let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
+            && job["status"]["succeeded"] != 1
+        {
+            job_status(&server, "platform-migrate-1", json!({"succeeded": 1}));
+        }
+        let r = registry(&server);
+        (r["status"]["endpoint"] == HARBOR
+            && server
+                .get_object("deployments", NS, "platform-distribution")
+                .is_none())
+        .then_some(())
+    });
+    assert_eq!(
+        registry(&server)["status"]["migration"]["phase"],
+        "Succeeded"
+    );
+    assert!(
+        server
+            .get_object("jobs", NS, "platform-migrate-2")
+            .is_none(),
+        "one successful attempt, no duplicate Job"
+    );
+    for resource in ["deployments", "statefulsets", "services"] {
+        let names: Vec<String> = children_of(&server, resource, NS, "platform")
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "duplicate {resource}: {names:?}");
+    }
+    assert!(
+        server
+            .get_object("persistentvolumeclaims", NS, "platform-distribution")
+            .is_some(),
+        "k3d data kept"
+    );
+}
