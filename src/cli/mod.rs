@@ -5,7 +5,7 @@ mod input;
 mod migrate_cmd;
 mod render_cmd;
 
-pub use input::{InputError, Manifest, read_manifests};
+pub use input::{InputError, Manifest, parse_manifests, read_manifests};
 pub use migrate_cmd::{
     MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate,
     write_termination_log,

@@ -2,6 +2,7 @@
 //! Pure data; no behaviour beyond defaults.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -39,11 +40,13 @@ fn default_username_key() -> String {
 }
 
 /// A persistent volume request.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
     /// StorageClass of the PersistentVolumeClaim; empty means the cluster default (`local-path` on k3s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("storageClassName: must be a StorageClass name (lowercase letters, digits, '-' and '.')"))]
     pub storage_class_name: Option<String>,
     /// Requested size, e.g. `10Gi`.
     pub size: Quantity,

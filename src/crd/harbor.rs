@@ -26,6 +26,7 @@ pub struct HarborSpec {
     pub images: Option<HarborImages>,
     /// Pull secrets added to every Harbor pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(s, size(s.name) > 0)").message("spec.harbor.imagePullSecrets: every entry needs a Secret name"))]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// PostgreSQL: a CloudNativePG cluster the operator manages (default) or an existing database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,11 +147,12 @@ impl Default for ManagedDatabase {
 }
 
 /// An existing PostgreSQL database.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalDatabase {
     /// Host name of the database service.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("!self.contains('/')").message("spec.harbor.database.external.host: must be a host name or IP address without scheme, port or path (the port goes in spec.harbor.database.external.port)"))]
     pub host: String,
     /// Port. Defaults to 5432.
     #[serde(default = "default_postgres_port")]

@@ -165,12 +165,14 @@ pub struct KeyVerification {
 }
 
 /// A key of a Secret in a given namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedSecretKeyRef {
     /// Secret name.
     pub name: String,
     /// Secret namespace.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("spec.rules.requireSignatures.keys.secretRef.namespace: must be a namespace name"))]
     pub namespace: String,
     /// Key holding the PEM key. Defaults to `cosign.pub`.
     #[serde(default = "default_cosign_key")]
@@ -188,6 +190,7 @@ fn default_cosign_key() -> String {
 pub struct KeylessVerification {
     /// OIDC issuer, e.g. `https://token.actions.githubusercontent.com`.
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.rules.requireSignatures.keyless.issuer: must be the OIDC issuer URL, e.g. https://token.actions.githubusercontent.com"))]
     pub issuer: String,
     /// Exact certificate subject, e.g. a workflow identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,9 +204,11 @@ pub struct KeylessVerification {
     pub subject_reg_exp: Option<String>,
     /// Rekor transparency log URL. Defaults to the public Sigstore Rekor.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "rekorURL")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.rules.requireSignatures.keyless.rekorURL: must start with https:// or http://"))]
     pub rekor_url: Option<String>,
     /// Certificate Transparency log URL (Kyverno's `ctlog.url`).
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "ctlogURL")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.rules.requireSignatures.keyless.ctlogURL: must start with https:// or http://"))]
     pub ctlog_url: Option<String>,
 }
 

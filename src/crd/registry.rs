@@ -118,7 +118,7 @@ pub struct K3dCacheSpec {
 }
 
 /// How a mode switch copies images.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationSpec {
     /// Allow switching from Harbor back to K3d (the same copy flow in reverse). Off by default because
@@ -127,6 +127,7 @@ pub struct MigrationSpec {
     pub allow_downgrade: bool,
     /// Glob patterns of repositories to copy (e.g. `ai/*`); empty copies every repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
     pub repositories: Vec<String>,
     /// Harbor project that receives the copied repositories. Defaults to `library`.
     #[serde(default = "default_destination_project")]

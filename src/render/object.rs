@@ -30,11 +30,27 @@ impl RenderedObject {
         resource: ApiResource,
         value: serde_json::Value,
     ) -> Result<Self, RenderError> {
-        let mut object: DynamicObject = serde_json::from_value(value)?;
-        object.types = Some(kube::api::TypeMeta {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-        });
+        // Split the map by hand: deserializing `DynamicObject` goes through serde's `flatten`, which
+        // buffers every field of the object into an intermediate tree before building the result.
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(<serde_json::Error as serde::de::Error>::custom(
+                "a Kubernetes object must be a JSON object",
+            )
+            .into());
+        };
+        fields.remove("apiVersion");
+        fields.remove("kind");
+        let metadata = fields
+            .remove("metadata")
+            .ok_or_else(|| <serde_json::Error as serde::de::Error>::missing_field("metadata"))?;
+        let object = DynamicObject {
+            types: Some(kube::api::TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            }),
+            metadata: serde_json::from_value(metadata)?,
+            data: serde_json::Value::Object(fields),
+        };
         Ok(Self { resource, object })
     }
 

@@ -2,16 +2,28 @@
 //! Pure; returns every broken rule with its field path.
 
 use super::{
-    Errors, ValidationErrors, check_no_kyverno_expression, is_dns_label, is_host,
-    is_registry_prefix,
+    Errors, ValidationErrors, check_no_kyverno_expression, is_dns_label, is_dns_subdomain, is_host,
+    is_http_url, is_registry_prefix,
 };
-use crate::crd::ImagePolicy;
+use crate::crd::{ImagePolicy, KeyVerification, KeylessVerification};
+
+/// Longest rule message (the CRD's `maxLength`).
+pub const MAX_MESSAGE_LENGTH: usize = 512;
 
 /// Validate an ImagePolicy; `Err` lists every broken rule.
 pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
     let spec = &policy.spec;
     let rules = &spec.rules;
     let mut errors = Errors::default();
+    match policy.metadata.name.as_deref() {
+        None | Some("") => errors.add("metadata.name", "required"),
+        // The name is also the `app.kubernetes.io/instance` label value of every generated policy.
+        Some(name) => errors.check(
+            is_dns_subdomain(name) && name.len() <= 63,
+            "metadata.name",
+            "must be lowercase letters, digits, '-' and '.', at most 63 characters",
+        ),
+    }
     if let Some(reference) = &spec.registry_ref {
         errors.check(
             is_dns_label(&reference.namespace),
@@ -69,10 +81,12 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         ("restrictRegistries", &rules.restrict_registries),
     ] {
         if let Some(message) = rule.as_ref().and_then(|r| r.message.as_deref()) {
-            check_no_kyverno_expression(
-                &mut errors,
-                &format!("spec.rules.{field}.message"),
-                message,
+            let field = format!("spec.rules.{field}.message");
+            check_no_kyverno_expression(&mut errors, &field, message);
+            errors.check(
+                message.chars().count() <= MAX_MESSAGE_LENGTH,
+                &field,
+                "must be at most 512 characters",
             );
         }
     }
@@ -83,55 +97,19 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             "set exactly one of keys or keyless",
         );
         for (i, reference) in signatures.image_references.iter().enumerate() {
-            check_no_kyverno_expression(
-                &mut errors,
-                &format!("spec.rules.requireSignatures.imageReferences[{i}]"),
-                reference,
+            let field = format!("spec.rules.requireSignatures.imageReferences[{i}]");
+            errors.check(
+                !reference.trim().is_empty(),
+                &field,
+                "must not be empty; omit imageReferences to sign-check every allowed image",
             );
+            check_no_kyverno_expression(&mut errors, &field, reference);
         }
         if let Some(keys) = &signatures.keys {
-            errors.check(
-                keys.public_key.is_some() != keys.secret_ref.is_some(),
-                "spec.rules.requireSignatures.keys",
-                "set exactly one of publicKey or secretRef",
-            );
-            if let Some(pem) = &keys.public_key {
-                errors.check(
-                    pem.contains("-----BEGIN PUBLIC KEY-----"),
-                    "spec.rules.requireSignatures.keys.publicKey",
-                    "must be a PEM public key (-----BEGIN PUBLIC KEY-----)",
-                );
-                check_no_kyverno_expression(
-                    &mut errors,
-                    "spec.rules.requireSignatures.keys.publicKey",
-                    pem,
-                );
-            }
+            key_verification(&mut errors, keys);
         }
         if let Some(keyless) = &signatures.keyless {
-            let field = "spec.rules.requireSignatures.keyless";
-            errors.check(
-                !keyless.issuer.is_empty(),
-                &format!("{field}.issuer"),
-                "required",
-            );
-            errors.check(
-                keyless.subject.is_some() != keyless.subject_reg_exp.is_some(),
-                field,
-                "set exactly one of subject or subjectRegExp",
-            );
-            let texts = [
-                ("issuer", Some(&keyless.issuer)),
-                ("subject", keyless.subject.as_ref()),
-                ("subjectRegExp", keyless.subject_reg_exp.as_ref()),
-                ("rekorURL", keyless.rekor_url.as_ref()),
-                ("ctlogURL", keyless.ctlog_url.as_ref()),
-            ];
-            for (name, text) in texts {
-                if let Some(text) = text {
-                    check_no_kyverno_expression(&mut errors, &format!("{field}.{name}"), text);
-                }
-            }
+            keyless_verification(&mut errors, keyless);
         }
     }
     for (i, attestation) in rules.attestations.iter().enumerate() {
@@ -156,4 +134,75 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         );
     }
     errors.finish()
+}
+
+fn key_verification(errors: &mut Errors, keys: &KeyVerification) {
+    let field = "spec.rules.requireSignatures.keys";
+    errors.check(
+        keys.public_key.is_some() != keys.secret_ref.is_some(),
+        field,
+        "set exactly one of publicKey or secretRef",
+    );
+    if let Some(pem) = &keys.public_key {
+        errors.check(
+            pem.contains("-----BEGIN PUBLIC KEY-----"),
+            &format!("{field}.publicKey"),
+            "must be a PEM public key (-----BEGIN PUBLIC KEY-----)",
+        );
+        check_no_kyverno_expression(errors, &format!("{field}.publicKey"), pem);
+    }
+    if let Some(secret) = &keys.secret_ref {
+        errors.check(
+            is_dns_subdomain(&secret.name),
+            &format!("{field}.secretRef.name"),
+            "must be a Secret name",
+        );
+        errors.check(
+            is_dns_label(&secret.namespace),
+            &format!("{field}.secretRef.namespace"),
+            "must be a namespace name",
+        );
+    }
+}
+
+fn keyless_verification(errors: &mut Errors, keyless: &KeylessVerification) {
+    let field = "spec.rules.requireSignatures.keyless";
+    if keyless.issuer.is_empty() {
+        errors.add(format!("{field}.issuer"), "required");
+    } else {
+        errors.check(
+            is_http_url(&keyless.issuer),
+            &format!("{field}.issuer"),
+            "must be the OIDC issuer URL, e.g. https://token.actions.githubusercontent.com",
+        );
+    }
+    errors.check(
+        keyless.subject.is_some() != keyless.subject_reg_exp.is_some(),
+        field,
+        "set exactly one of subject or subjectRegExp",
+    );
+    for (name, url) in [
+        ("rekorURL", &keyless.rekor_url),
+        ("ctlogURL", &keyless.ctlog_url),
+    ] {
+        if let Some(url) = url {
+            errors.check(
+                is_http_url(url),
+                &format!("{field}.{name}"),
+                "must start with https:// or http://",
+            );
+        }
+    }
+    let texts = [
+        ("issuer", Some(&keyless.issuer)),
+        ("subject", keyless.subject.as_ref()),
+        ("subjectRegExp", keyless.subject_reg_exp.as_ref()),
+        ("rekorURL", keyless.rekor_url.as_ref()),
+        ("ctlogURL", keyless.ctlog_url.as_ref()),
+    ];
+    for (name, text) in texts {
+        if let Some(text) = text {
+            check_no_kyverno_expression(errors, &format!("{field}.{name}"), text);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! CEL cannot express. Errors name the field (`spec.harbor.storage.s3.bucket: ...`). No I/O here.
 
 mod image_policy;
+mod quantity;
 mod registry;
 
 pub use image_policy::image_policy;
@@ -98,6 +99,21 @@ pub(crate) fn is_dns_label(value: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (Secret, StorageClass, IngressClass and most object names).
+pub(crate) fn is_dns_subdomain(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 253 && value.split('.').all(is_dns_label)
+}
+
+/// A URL as Sigstore and S3 clients take it: `http://` or `https://` and a host.
+pub(crate) fn is_http_url(value: &str) -> bool {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty() && !r.starts_with('/') && !value.contains(char::is_whitespace)
+    })
 }
 
 /// A host name with an optional port, as clients put in front of an image path.

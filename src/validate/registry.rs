@@ -1,8 +1,12 @@
 //! Validation of a `Registry` spec (mirrors the CRD's CEL rules; adds what CEL cannot check).
 //! Pure; returns every broken rule with its field path.
 
-use super::{Errors, ValidationErrors, check_image_reference, is_dns_label, is_host};
-use crate::crd::{HarborSpec, RedisMode, Registry, RegistryMode};
+use super::quantity::{check_resources, check_volume};
+use super::{
+    Errors, ValidationErrors, check_image_reference, is_dns_label, is_dns_subdomain, is_host,
+    is_http_url,
+};
+use crate::crd::{HarborSpec, MigrationSpec, RedisMode, Registry, RegistryMode};
 
 /// Longest Registry name in Harbor mode: `<name>-harbor-trivy-<10-char revision hash>` is a label value (≤ 63).
 pub const MAX_HARBOR_REGISTRY_NAME: usize = 39;
@@ -11,6 +15,7 @@ pub const MAX_HARBOR_REGISTRY_NAME: usize = 39;
 pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     let spec = &registry.spec;
     let mut errors = Errors::default();
+    check_name(&mut errors, registry.metadata.name.as_deref());
     match &spec.host {
         Some(host) => errors.check(
             is_host(host),
@@ -26,6 +31,12 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     if let Some(k3d) = &spec.k3d {
         if let Some(image) = &k3d.image {
             check_image_reference(&mut errors, "spec.k3d.image", image);
+        }
+        if let Some(storage) = &k3d.storage {
+            check_volume(&mut errors, "spec.k3d.storage", storage);
+        }
+        if let Some(resources) = &k3d.resources {
+            check_resources(&mut errors, "spec.k3d.resources", resources);
         }
         if let Some(cache) = &k3d.cache {
             errors.check(
@@ -54,22 +65,63 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
         );
     }
     if let Some(migration) = &spec.migration {
-        errors.check(
-            (1..=64).contains(&migration.concurrency),
-            "spec.migration.concurrency",
-            "must be between 1 and 64",
-        );
-        errors.check(
-            is_dns_label(&migration.destination_project),
-            "spec.migration.destinationProject",
-            "must be a lowercase Harbor project name",
-        );
+        migration_spec(&mut errors, migration);
     }
     errors.finish()
 }
 
-fn is_dns_subdomain(value: &str) -> bool {
-    !value.is_empty() && value.len() <= 253 && value.split('.').all(is_dns_label)
+/// Children are named `<name>-...` and labelled with the name, so it must be a DNS label that starts
+/// with a letter (Service names are DNS-1035 labels).
+fn check_name(errors: &mut Errors, name: Option<&str>) {
+    match name {
+        None | Some("") => errors.add("metadata.name", "required"),
+        Some(name) => errors.check(
+            is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "metadata.name",
+            "must be lowercase letters, digits and '-', start with a letter and be at most 63 characters (it names child Services)",
+        ),
+    }
+}
+
+fn migration_spec(errors: &mut Errors, migration: &MigrationSpec) {
+    errors.check(
+        (1..=64).contains(&migration.concurrency),
+        "spec.migration.concurrency",
+        "must be between 1 and 64",
+    );
+    errors.check(
+        is_dns_label(&migration.destination_project),
+        "spec.migration.destinationProject",
+        "must be a lowercase Harbor project name",
+    );
+    for (i, pattern) in migration.repositories.iter().enumerate() {
+        let field = format!("spec.migration.repositories[{i}]");
+        if pattern.trim().is_empty() {
+            errors.add(
+                field,
+                "must not be empty; omit spec.migration.repositories to copy every repository",
+            );
+        } else if let Err(e) = globset::Glob::new(pattern) {
+            errors.add(
+                field,
+                format!("{pattern:?} is not a glob pattern ({})", e.kind()),
+            );
+        }
+    }
+}
+
+/// A PostgreSQL host: a DNS name, an IPv4 address or a bare IPv6 address (`postgres://` URLs and
+/// `host:port` are the usual mistakes).
+fn is_database_host(host: &str) -> bool {
+    host.parse::<std::net::Ipv6Addr>().is_ok()
+        || (host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }))
 }
 
 /// `(major, minor, patch)` of `2.15.0` or `v2.15.0`.
@@ -124,6 +176,69 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             }
         }
     }
+    for (i, secret) in harbor.image_pull_secrets.iter().enumerate() {
+        errors.check(
+            is_dns_subdomain(&secret.name),
+            &format!("spec.harbor.imagePullSecrets[{i}].name"),
+            "must be a Secret name",
+        );
+    }
+    if let Some(resources) = &harbor.resources {
+        let named = [
+            ("core", &resources.core),
+            ("portal", &resources.portal),
+            ("jobservice", &resources.jobservice),
+            ("registry", &resources.registry),
+            ("registryctl", &resources.registryctl),
+            ("trivy", &resources.trivy),
+            ("redis", &resources.redis),
+            ("exporter", &resources.exporter),
+        ];
+        for (component, requirements) in named {
+            if let Some(requirements) = requirements {
+                check_resources(
+                    errors,
+                    &format!("spec.harbor.resources.{component}"),
+                    requirements,
+                );
+            }
+        }
+    }
+    let volumes = [
+        (
+            "spec.harbor.trivy.storage",
+            harbor.trivy.as_ref().and_then(|t| t.storage.as_ref()),
+        ),
+        (
+            "spec.harbor.jobservice.storage",
+            harbor.jobservice.as_ref().and_then(|j| j.storage.as_ref()),
+        ),
+        (
+            "spec.harbor.storage.pvc",
+            harbor.storage.as_ref().and_then(|s| s.pvc.as_ref()),
+        ),
+        (
+            "spec.harbor.database.managed.storage",
+            harbor
+                .database
+                .as_ref()
+                .and_then(|d| d.managed.as_ref())
+                .map(|m| &m.storage),
+        ),
+        (
+            "spec.harbor.redis.internal.storage",
+            harbor
+                .redis
+                .as_ref()
+                .and_then(|r| r.internal.as_ref())
+                .map(|i| &i.storage),
+        ),
+    ];
+    for (field, volume) in volumes {
+        if let Some(volume) = volume {
+            check_volume(errors, field, volume);
+        }
+    }
     if let Some(database) = &harbor.database {
         errors.check(
             database.managed.is_some() != database.external.is_some(),
@@ -142,6 +257,11 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 !external.host.is_empty(),
                 "spec.harbor.database.external.host",
                 "required",
+            );
+            errors.check(
+                external.host.is_empty() || is_database_host(&external.host),
+                "spec.harbor.database.external.host",
+                "must be a host name or IP address without scheme, port or path (the port goes in spec.harbor.database.external.port)",
             );
             errors.check(
                 !external.username.is_empty(),
@@ -212,7 +332,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             );
             if let Some(endpoint) = &s3.endpoint {
                 errors.check(
-                    endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+                    is_http_url(endpoint),
                     "spec.harbor.storage.s3.endpoint",
                     "must start with http:// or https://",
                 );
