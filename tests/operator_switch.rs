@@ -174,22 +174,12 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
         (text.contains(HARBOR) && !text.contains(K3D_ENDPOINT)).then_some(())
     });
     wait_for("old registry retired", T, || {
-        server
-            .get_object("deployments", NS, "platform-distribution")
-            .is_none()
-            .then_some(())
+        let gone = server.get_object("deployments", NS, "platform-distribution").is_none()
+            && server.get_object("services", NS, "platform-distribution").is_none()
+            // the k3d announcement is withdrawn
+            && server.get_object("configmaps", "kube-public", "local-registry-hosting").is_none();
+        gone.then_some(())
     });
-    assert!(
-        server
-            .get_object("services", NS, "platform-distribution")
-            .is_none()
-    );
-    assert!(
-        server
-            .get_object("configmaps", "kube-public", "local-registry-hosting")
-            .is_none(),
-        "the k3d announcement is withdrawn"
-    );
     let claim = server
         .get_object("persistentvolumeclaims", NS, "platform-distribution")
         .expect("k3d data kept (retention Retain)");
