@@ -144,6 +144,47 @@ fn owner_deletion_cascades_through_dependents_in_background() {
     );
 }
 
+/// A controller acting on a stale cache may write a child after its owner was deleted; the real
+/// garbage collector removes such a child as soon as it sees it.
+#[tokio::test]
+async fn a_dependent_written_after_its_owner_was_deleted_is_collected() {
+    let server = server();
+    let owner = server.put_object(registry("gone"));
+    let live_owner = server.put_object(registry("live"));
+    server.delete_object("registries", "default", "gone");
+    let api: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
+    let late: ConfigMap =
+        serde_json::from_value(owned("v1", "ConfigMap", "late", &[&owner], &[])).unwrap();
+    api.patch(
+        "late",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&late),
+    )
+    .await
+    .expect("the write itself succeeds");
+    assert!(
+        server.get_object("configmaps", "default", "late").is_none(),
+        "collected: its only owner is gone"
+    );
+    let shared: ConfigMap = serde_json::from_value(owned(
+        "v1",
+        "ConfigMap",
+        "shared",
+        &[&owner, &live_owner],
+        &[],
+    ))
+    .unwrap();
+    api.create(&PostParams::default(), &shared)
+        .await
+        .expect("create");
+    assert!(
+        server
+            .get_object("configmaps", "default", "shared")
+            .is_some(),
+        "kept: one owner still exists"
+    );
+}
+
 #[tokio::test]
 async fn orphan_propagation_keeps_dependents_and_strips_owner_reference() {
     let server = server();

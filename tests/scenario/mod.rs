@@ -30,6 +30,14 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The binary under test: `REGISTRY_OPERATOR_BIN` when set (e.g. a release build, for the scale
+/// figures), else the one cargo built for this test run.
+pub fn operator_binary() -> PathBuf {
+    std::env::var_os("REGISTRY_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_registry-operator")))
+}
+
 /// The operator process; killed on drop.
 pub struct Operator {
     child: Child,
@@ -53,7 +61,7 @@ impl Operator {
             ("--backoff-max", "1s"),
             ("--operator-namespace", "registry-operator-system"),
         ];
-        let child = Command::new(env!("CARGO_BIN_EXE_registry-operator"))
+        let child = Command::new(operator_binary())
             .args(["--json-logs", "run", "--kubeconfig"])
             .arg(server.kubeconfig_path())
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
@@ -88,6 +96,11 @@ impl Operator {
     /// Process id, for /proc readings.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process is still alive (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Kill the process abruptly (SIGKILL), as a node failure would.
@@ -176,21 +189,46 @@ pub fn condition(object: &Value, type_: &str) -> Option<Value> {
         .cloned()
 }
 
-/// Mark a Deployment available and a PVC bound, as the cluster would.
+/// Mark a Deployment available (at its current generation) and a PVC bound, as the cluster would.
+/// Objects already marked are left alone, so repeated calls write nothing.
 pub fn mark_k3d_children_ready(server: &FakeApiServer, namespace: &str, name: &str) {
     let child = format!("{name}-distribution");
+    mark_workload_ready(server, "deployments", namespace, &child);
+    mark_volume_bound(server, namespace, &child);
+}
+
+/// Mark a Deployment or StatefulSet rolled out at its current generation, unless it already is.
+pub fn mark_workload_ready(server: &FakeApiServer, resource: &str, namespace: &str, name: &str) {
+    let Some(object) = server.get_object(resource, namespace, name) else {
+        return;
+    };
+    let generation = object["metadata"]["generation"].clone();
+    if object["status"]["observedGeneration"] == generation
+        && object["status"]["readyReplicas"] == 1
+    {
+        return;
+    }
     server.patch_status(
-        "deployments",
+        resource,
         namespace,
-        &child,
-        json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+        name,
+        json!({"observedGeneration": generation, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
     );
-    server.patch_status(
-        "persistentvolumeclaims",
-        namespace,
-        &child,
-        json!({"phase": "Bound"}),
-    );
+}
+
+/// Mark a PersistentVolumeClaim bound, unless it already is.
+pub fn mark_volume_bound(server: &FakeApiServer, namespace: &str, name: &str) {
+    let Some(claim) = server.get_object("persistentvolumeclaims", namespace, name) else {
+        return;
+    };
+    if claim["status"]["phase"] != "Bound" {
+        server.patch_status(
+            "persistentvolumeclaims",
+            namespace,
+            name,
+            json!({"phase": "Bound"}),
+        );
+    }
 }
 
 /// Objects of `resource` labelled as children of Registry `namespace/name`.

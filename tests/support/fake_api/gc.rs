@@ -4,7 +4,8 @@
 //! Simplifications (documented in `tests/support/mod.rs`): `Foreground` behaves like
 //! `Background`; GC only removes dependents whose owners were deleted through this server
 //! (a dangling reference to a uid that never existed is left alone, so tests can create
-//! dependents before owners).
+//! dependents before owners). A dependent written after its owner was deleted is collected right
+//! after the write, as the real collector does when it observes the object.
 
 use serde_json::{Value, json};
 
@@ -149,6 +150,30 @@ impl State {
             .values()
             .flat_map(|m| m.values())
             .any(|o| meta_str(o, "uid") == Some(uid))
+    }
+
+    /// Like the real garbage collector reacting to an added or updated object: a dependent written
+    /// after all its owners are gone (one of them deleted through this server) is collected at once.
+    /// The write itself already succeeded, as it does on a real API server.
+    pub fn collect_if_orphaned(&mut self, res: &ApiResourceSpec, ns: &str, name: &str) {
+        let Some(refs) = self
+            .get(res, ns, name)
+            .and_then(|o| o.pointer("/metadata/ownerReferences"))
+            .and_then(Value::as_array)
+            .filter(|refs| !refs.is_empty())
+            .cloned()
+        else {
+            return;
+        };
+        let uids: Vec<&str> = refs
+            .iter()
+            .map(|r| r.get("uid").and_then(Value::as_str).unwrap_or_default())
+            .collect();
+        if uids.iter().all(|uid| !self.uid_exists(uid))
+            && uids.iter().any(|uid| self.deleted_uids.contains(*uid))
+        {
+            let _ = self.delete(res, ns, name, Propagation::Background);
+        }
     }
 
     /// Background cascade: deletes every object whose owners (by uid) are all gone, at least

@@ -351,17 +351,17 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
                     "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
                 )));
             }
-            let created = shared
-                .lock_state()
-                .create(res, &ns, obj, &call.manager, Scope::Main)?;
+            let mut state = shared.lock_state();
+            let created = state.create(res, &ns, obj, &call.manager, Scope::Main)?;
+            let created_name = meta_str(&created, "name").unwrap_or_default().to_string();
+            state.collect_if_orphaned(res, &ns, &created_name);
             Ok(full(201, &created))
         }
         "update" => {
             let obj = parse_body(call.body)?;
-            let updated =
-                shared
-                    .lock_state()
-                    .replace(res, &ns, &name, obj, &call.manager, scope, None)?;
+            let mut state = shared.lock_state();
+            let updated = state.replace(res, &ns, &name, obj, &call.manager, scope, None)?;
+            state.collect_if_orphaned(res, &ns, &name);
             Ok(full(200, &updated))
         }
         "patch" => {
@@ -378,6 +378,7 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
                 let force = q("force") == Some("true");
                 let obj =
                     apply::apply(&mut state, res, &ns, &name, applied, manager, force, scope)?;
+                state.collect_if_orphaned(res, &ns, &name);
                 return Ok(full(if existed { 200 } else { 201 }, &obj));
             }
             let current = state
@@ -385,10 +386,9 @@ fn serve_resource(shared: &Arc<Shared>, t: &Target, call: Call<'_>) -> ApiResult
                 .cloned()
                 .ok_or_else(|| State::not_found(res, &name))?;
             let patched = apply_patch(kind, &current, call.body)?;
-            Ok(full(
-                200,
-                &state.replace(res, &ns, &name, patched, &call.manager, scope, None)?,
-            ))
+            let updated = state.replace(res, &ns, &name, patched, &call.manager, scope, None)?;
+            state.collect_if_orphaned(res, &ns, &name);
+            Ok(full(200, &updated))
         }
         "delete" => {
             let options = if call.body.is_empty() {
