@@ -156,45 +156,8 @@ fn pick<'a>(rng: &mut fastrand::Rng, names: impl Iterator<Item = &'a String>) ->
     names[rng.usize(..names.len())].clone()
 }
 
-/// Play kubelet, the volume provisioner and Kyverno: workloads roll out, claims bind, policies
-/// become ready.
-fn play_the_cluster(server: &FakeApiServer) {
-    for deployment in server.list_objects("deployments", Some(NS)) {
-        if let Some(name) = deployment["metadata"]["name"].as_str() {
-            mark_workload_ready(server, "deployments", NS, name);
-        }
-    }
-    for claim in server.list_objects("persistentvolumeclaims", Some(NS)) {
-        if let Some(name) = claim["metadata"]["name"].as_str() {
-            mark_volume_bound(server, NS, name);
-        }
-    }
-    for cluster_policy in server.list_objects("clusterpolicies", None) {
-        if cluster_policy["status"]["conditions"].is_null()
-            && let Some(name) = cluster_policy["metadata"]["name"].as_str()
-        {
-            server.patch_status(
-                "clusterpolicies",
-                "",
-                name,
-                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]}),
-            );
-        }
-    }
-}
-
 fn names(server: &FakeApiServer, resource: &str, ns: Option<&str>) -> BTreeSet<String> {
-    server
-        .list_objects(resource, ns)
-        .iter()
-        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// Ready=True for the current generation.
-fn settled(object: &Value) -> bool {
-    condition(object, "Ready").is_some_and(|c| c["status"] == "True")
-        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+    names_of(server, resource, ns).into_iter().collect()
 }
 
 /// Every difference between the store and `world`, empty once converged.
@@ -276,7 +239,7 @@ fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
     while started.elapsed() < soak_duration() {
         world.step(&server, &mut rng);
         operations += 1;
-        play_the_cluster(&server);
+        play_the_cluster(&server, NS);
         if last_drop.elapsed() > Duration::from_secs(3) {
             server.drop_watches();
             last_drop = Instant::now();
@@ -326,12 +289,19 @@ fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
 
 /// Poll until `divergence` is empty (returned) or `timeout` passes (the last divergence is returned).
 fn wait_for_convergence(server: &FakeApiServer, world: &World, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut reported = Duration::ZERO;
     loop {
-        play_the_cluster(server);
+        play_the_cluster(server, NS);
         let left = divergence(server, world);
         if left.is_empty() || Instant::now() > deadline {
             return left;
+        }
+        // What convergence waits for, every 5 s (shown with --no-capture).
+        if started.elapsed() >= reported + Duration::from_secs(5) {
+            reported = started.elapsed();
+            eprintln!("after {reported:.1?} still: {left:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }

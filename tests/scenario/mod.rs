@@ -98,6 +98,31 @@ impl Operator {
         self.child.id()
     }
 
+    /// Resident memory (VmRSS) in KiB, from /proc; 0 when it cannot be read.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// A counter summed over its label sets from /metrics (e.g. `registry_operator_reconciles_total`);
+    /// 0 while the endpoint does not answer.
+    pub fn metric_total(&self, name: &str) -> f64 {
+        let Some((_, metrics)) = self.http_get("/metrics") else {
+            return 0.0;
+        };
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Whether the process is still alive (it has not exited or crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -229,6 +254,52 @@ pub fn mark_volume_bound(server: &FakeApiServer, namespace: &str, name: &str) {
             json!({"phase": "Bound"}),
         );
     }
+}
+
+/// Play kubelet, the volume provisioner and Kyverno: every Deployment in `namespace` rolls out, every
+/// claim there binds, every ClusterPolicy without a status becomes ready. Writes only what changes.
+pub fn play_the_cluster(server: &FakeApiServer, namespace: &str) {
+    for deployment in server.list_objects("deployments", Some(namespace)) {
+        if let Some(name) = deployment["metadata"]["name"].as_str() {
+            mark_workload_ready(server, "deployments", namespace, name);
+        }
+    }
+    for claim in server.list_objects("persistentvolumeclaims", Some(namespace)) {
+        if let Some(name) = claim["metadata"]["name"].as_str() {
+            mark_volume_bound(server, namespace, name);
+        }
+    }
+    let kyverno_served = server.served("clusterpolicies");
+    for cluster_policy in kyverno_served
+        .then(|| server.list_objects("clusterpolicies", None))
+        .unwrap_or_default()
+    {
+        if cluster_policy["status"]["conditions"].is_null()
+            && let Some(name) = cluster_policy["metadata"]["name"].as_str()
+        {
+            server.patch_status(
+                "clusterpolicies",
+                "",
+                name,
+                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]}),
+            );
+        }
+    }
+}
+
+/// Names of the stored objects of `resource` (in `namespace`, or everywhere).
+pub fn names_of(server: &FakeApiServer, resource: &str, namespace: Option<&str>) -> Vec<String> {
+    server
+        .list_objects(resource, namespace)
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Ready=True for the object's current generation.
+pub fn settled(object: &Value) -> bool {
+    condition(object, "Ready").is_some_and(|c| c["status"] == "True")
+        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
 }
 
 /// Objects of `resource` labelled as children of Registry `namespace/name`.

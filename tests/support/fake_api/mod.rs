@@ -201,6 +201,12 @@ impl FakeApiServer {
         self.shared.lock_state().rv
     }
 
+    /// Whether `resource` (any form `get_object` accepts) is currently served.
+    pub fn served(&self, resource: &str) -> bool {
+        let state = self.shared.lock_state();
+        resources::resolve(&state.resources, resource).is_some()
+    }
+
     fn resolve(&self, resource: &str) -> ApiResourceSpec {
         let state = self.shared.lock_state();
         resources::resolve(&state.resources, resource)

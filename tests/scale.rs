@@ -1,0 +1,200 @@
+//! Scale run: the real binary against the fake API server holding many Registries and ImagePolicies
+//! plus unrelated Pods and Secrets. Prints the figures the README quotes (idle RSS, RSS growth from
+//! unrelated objects, time until every object is Ready, requests per object, steady-state writes)
+//! and fails on the regressions that matter: unrelated objects cached, writes at rest, objects left
+//! unreconciled. CI runs a small size; `REGISTRY_OPERATOR_SCALE=full` runs 100 Registries, 1,000
+//! ImagePolicies and 10,000 unrelated objects (with `REGISTRY_OPERATOR_BIN` naming a release build
+//! for the memory figures).
+
+mod scenario;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use scenario::*;
+use serde_json::{Value, json};
+use support::{ApiResourceSpec, FakeApiServer};
+
+const NS: &str = "registry";
+
+struct Size {
+    registries: usize,
+    policies: usize,
+    /// Pods and as many Secrets, half of them in the Registries' namespace.
+    unrelated_each: usize,
+    resync: Duration,
+}
+
+fn size() -> Size {
+    match std::env::var("REGISTRY_OPERATOR_SCALE").as_deref() {
+        Ok("full") => Size {
+            registries: 100,
+            policies: 1000,
+            unrelated_each: 5000,
+            resync: Duration::from_secs(10),
+        },
+        _ => Size {
+            registries: 10,
+            policies: 100,
+            unrelated_each: 1000,
+            resync: Duration::from_secs(2),
+        },
+    }
+}
+
+fn server() -> FakeApiServer {
+    FakeApiServer::builder()
+        .with_core()
+        .with_crd(ApiResourceSpec::registry())
+        .with_crd(ApiResourceSpec::image_policy())
+        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
+        .history_limit(100_000)
+        .bookmark_interval(Duration::from_secs(2))
+        .start()
+}
+
+fn image_policy(name: &str, registry: &str) -> Value {
+    json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1",
+        "kind": "ImagePolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "engine": "ClusterPolicy",
+            "registryRef": {"name": registry, "namespace": NS},
+            "namespaces": ["ai-apps"],
+            "rules": {"disallowLatestTag": {}, "restrictRegistries": {}},
+        },
+    })
+}
+
+fn unrelated(server: &FakeApiServer, count: usize) {
+    for i in 0..count {
+        let namespace = if i % 2 == 0 { NS } else { "apps" };
+        server.put_object(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("unrelated-{i}"), "namespace": namespace, "labels": {"app": "web"}},
+            "data": {"token": "cGxhY2Vob2xkZXI="}}));
+        server.put_object(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("unrelated-{i}"), "namespace": namespace, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "ghcr.io/ai-platform/web:1.0.0"}]}}));
+    }
+}
+
+fn unsettled(server: &FakeApiServer, resource: &str, ns: Option<&str>) -> usize {
+    server
+        .list_objects(resource, ns)
+        .iter()
+        .filter(|o| !settled(o))
+        .count()
+}
+
+/// Reconciles counted by both controllers, from /metrics.
+fn reconciles(operator: &Operator) -> f64 {
+    operator.metric_total("registry_operator_reconciles_total")
+}
+
+#[test]
+fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
+    let size = size();
+    let server = server();
+    let logs = tempfile::tempdir().unwrap();
+    let resync = format!("{}s", size.resync.as_secs());
+    let operator = Operator::start(&server, logs.path(), &["--resync", &resync]);
+    wait_for("operator ready", Duration::from_secs(60), || {
+        operator.http_get("/readyz").filter(|r| r.0 == 200)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_idle = operator.rss_kib();
+
+    unrelated(&server, size.unrelated_each);
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_unrelated = operator.rss_kib();
+    let growth = rss_unrelated.saturating_sub(rss_idle);
+
+    server.reset_log();
+    let started = Instant::now();
+    for i in 0..size.registries {
+        server.put_object(k3d_registry(
+            NS,
+            &format!("r{i:03}"),
+            json!({"adopt": "Never"}),
+        ));
+    }
+    for i in 0..size.policies {
+        let registry = format!("r{:03}", i % size.registries);
+        server.put_object(image_policy(&format!("p{i:04}"), &registry));
+    }
+    let objects = size.registries + size.policies;
+    let mut registries_ready = None;
+    wait_for(
+        "every Registry and ImagePolicy Ready",
+        Duration::from_secs(600),
+        || {
+            play_the_cluster(&server, NS);
+            if registries_ready.is_none() && unsettled(&server, "registries", Some(NS)) == 0 {
+                registries_ready = Some(started.elapsed());
+            }
+            let left = unsettled(&server, "registries", Some(NS))
+                + unsettled(&server, "imagepolicies", None);
+            std::thread::sleep(Duration::from_millis(200));
+            (left == 0).then_some(())
+        },
+    );
+    let until_ready = started.elapsed();
+    let registries_ready = registries_ready.unwrap_or(until_ready);
+    let log = server.request_log();
+    let requests = log.entries.len();
+    let writes = log.writes().len();
+    let cluster_policies = server.list_objects("clusterpolicies", None).len();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_loaded = operator.rss_kib();
+
+    // Let the last status writes land, then watch five resync periods.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.reset_log();
+    let version = server.resource_version();
+    let reconciles_before = reconciles(&operator);
+    std::thread::sleep(size.resync * 5 + Duration::from_millis(500));
+    let resynced = reconciles(&operator) - reconciles_before;
+    let steady = server.request_log();
+    let steady_writes: Vec<String> = steady
+        .writes()
+        .iter()
+        .map(|w| format!("{} {}", w.verb, w.path))
+        .collect();
+
+    println!(
+        "FIGURES scale {} Registries + {} ImagePolicies ({cluster_policies} ClusterPolicies) + {} unrelated Pods/Secrets; \
+         idle RSS {rss_idle} KiB; after unrelated objects {rss_unrelated} KiB (growth {growth} KiB); \
+         Registries Ready after {registries_ready:.1?}, all Ready after {until_ready:.1?}; {requests} requests ({:.1}/object), {writes} writes ({:.1}/object); \
+         RSS loaded {rss_loaded} KiB; 5 resyncs ({resynced} reconciles): {} requests, {} writes",
+        size.registries,
+        size.policies,
+        2 * size.unrelated_each,
+        requests as f64 / objects as f64,
+        writes as f64 / objects as f64,
+        steady.entries.len(),
+        steady_writes.len(),
+    );
+    assert_eq!(cluster_policies, 2 * size.policies, "two rules per policy");
+    assert!(
+        growth < 2 * 1024,
+        "unrelated objects must not be cached: RSS grew {growth} KiB"
+    );
+    assert!(
+        steady_writes.is_empty(),
+        "steady state wrote: {steady_writes:#?}"
+    );
+    assert_eq!(
+        server.resource_version(),
+        version,
+        "nothing changed at rest"
+    );
+    assert!(
+        resynced >= (4 * objects) as f64,
+        "five resync periods reconcile every object about five times (got {resynced})"
+    );
+    assert!(
+        !operator.log().contains("panicked"),
+        "the operator panicked"
+    );
+}
