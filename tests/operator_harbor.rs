@@ -38,29 +38,7 @@ fn registry(server: &FakeApiServer) -> Option<Value> {
 }
 
 fn mark_workloads_ready(server: &FakeApiServer) {
-    for object in children_of(server, "deployments", NS, "platform") {
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-        if object["status"]["availableReplicas"] != 1 {
-            server.patch_status("deployments", NS, &name, json!({"observedGeneration": object["metadata"]["generation"], "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
-        }
-    }
-    for object in children_of(server, "statefulsets", NS, "platform") {
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-        if object["status"]["readyReplicas"] != 1 {
-            server.patch_status("statefulsets", NS, &name, json!({"observedGeneration": object["metadata"]["generation"], "replicas": 1, "readyReplicas": 1}));
-        }
-    }
-    for object in children_of(server, "persistentvolumeclaims", NS, "platform") {
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-        if object["status"]["phase"] != "Bound" {
-            server.patch_status(
-                "persistentvolumeclaims",
-                NS,
-                &name,
-                json!({"phase": "Bound"}),
-            );
-        }
-    }
+    mark_children_ready(server, NS, "platform");
 }
 
 /// Every generated secret value, decoded.

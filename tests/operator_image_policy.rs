@@ -538,31 +538,7 @@ fn a_restarted_operator_rewrites_nothing_for_a_ready_policy() {
 /// Play the cluster's part in a K3d → Harbor switch: Harbor's workloads become ready and the
 /// migration Job succeeds (the endpoint flips only after a verified copy).
 fn complete_switch(server: &support::FakeApiServer) {
-    for resource in ["deployments", "statefulsets"] {
-        for object in children_of(server, resource, NS, "platform") {
-            let name = object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            if object["status"]["readyReplicas"] != 1 {
-                server.patch_status(resource, NS, &name, json!({"observedGeneration": object["metadata"]["generation"], "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
-            }
-        }
-    }
-    for object in children_of(server, "persistentvolumeclaims", NS, "platform") {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if object["status"]["phase"] != "Bound" {
-            server.patch_status(
-                "persistentvolumeclaims",
-                NS,
-                &name,
-                json!({"phase": "Bound"}),
-            );
-        }
-    }
+    mark_children_ready(server, NS, "platform");
     if let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
         && job["status"]["succeeded"] != 1
     {

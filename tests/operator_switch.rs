@@ -32,30 +32,7 @@ fn registry(server: &FakeApiServer) -> Value {
 }
 
 fn mark_everything_ready(server: &FakeApiServer) {
-    for resource in ["deployments", "statefulsets"] {
-        for object in children_of(server, resource, NS, "platform") {
-            let name = object["metadata"]["name"].as_str().unwrap().to_string();
-            let key = if resource == "deployments" {
-                "availableReplicas"
-            } else {
-                "readyReplicas"
-            };
-            if object["status"][key] != 1 {
-                server.patch_status(resource, NS, &name, json!({"observedGeneration": object["metadata"]["generation"], "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
-            }
-        }
-    }
-    for object in children_of(server, "persistentvolumeclaims", NS, "platform") {
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-        if object["status"]["phase"] != "Bound" {
-            server.patch_status(
-                "persistentvolumeclaims",
-                NS,
-                &name,
-                json!({"phase": "Bound"}),
-            );
-        }
-    }
+    mark_children_ready(server, NS, "platform");
 }
 
 /// A k3d Registry serving and Ready, plus an ImagePolicy restricting images to it.

@@ -222,6 +222,23 @@ pub fn mark_k3d_children_ready(server: &FakeApiServer, namespace: &str, name: &s
     mark_volume_bound(server, namespace, &child);
 }
 
+/// Mark every workload child of Registry `namespace/name` rolled out and every claim bound, as
+/// kubelet and the volume provisioner would. Writes only what changes.
+pub fn mark_children_ready(server: &FakeApiServer, namespace: &str, name: &str) {
+    for resource in ["deployments", "statefulsets"] {
+        for object in children_of(server, resource, namespace, name) {
+            if let Some(child) = object["metadata"]["name"].as_str() {
+                mark_workload_ready(server, resource, namespace, child);
+            }
+        }
+    }
+    for claim in children_of(server, "persistentvolumeclaims", namespace, name) {
+        if let Some(child) = claim["metadata"]["name"].as_str() {
+            mark_volume_bound(server, namespace, child);
+        }
+    }
+}
+
 /// Mark a Deployment or StatefulSet rolled out at its current generation, unless it already is.
 pub fn mark_workload_ready(server: &FakeApiServer, resource: &str, namespace: &str, name: &str) {
     let Some(object) = server.get_object(resource, namespace, name) else {
