@@ -5,22 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::DeserializeGuard;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
-use super::apply::{self, ApplyError, FIELD_MANAGER};
+use super::apply::{self, ApplyError};
 use super::context::Context;
 use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
-use super::status::{DesiredCondition, is_true, merge_conditions};
+use super::status::DesiredCondition;
+use super::status_write;
 use crate::crd::{ImagePolicy, ImagePolicyStatus, Registry, Retention, condition};
 use crate::render::labels::{self, Owner};
 use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
@@ -402,73 +399,27 @@ async fn not_rendered(
     Ok(action)
 }
 
-/// Merge conditions, write the status only if it changed; publish an Event when Ready flips.
+/// Write the status if it changed (see [`status_write::write_status`]).
 async fn write_status(
     policy: &ImagePolicy,
     ctx: &PolicyContext,
-    mut status: ImagePolicyStatus,
+    status: ImagePolicyStatus,
     desired: &[DesiredCondition],
 ) -> Result<(), PolicyReconcileError> {
-    let current = policy.status().cloned().unwrap_or_default();
-    let now = Time(Timestamp::now());
-    status.observed_generation = policy.metadata.generation;
-    status.conditions = merge_conditions(
-        &current.conditions,
-        desired,
-        policy.metadata.generation,
-        &now,
-    );
-    if status == current {
-        return Ok(());
-    }
     let api: Api<ImagePolicy> = Api::all(ctx.base.client.clone());
-    let patch = json!({
-        "apiVersion": "registry.aisp.dev/v1alpha1",
-        "kind": "ImagePolicy",
-        "status": status,
-    });
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(PolicyReconcileError::Status)?;
-    let was_ready = is_true(&current.conditions, condition::READY);
-    let now_ready = is_true(&status.conditions, condition::READY);
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == condition::READY);
-    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions.is_empty()) {
-        let event = KubeEvent {
-            type_: if now_ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: ready.reason.clone(),
-            note: Some(ready.message.chars().take(1000).collect()),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = ctx
-            .base
-            .recorder
-            .publish(&event, &policy.object_ref(&()))
-            .await
-        {
-            warn!(image_policy = %policy.name_any(), error = %e, "publishing event failed");
-        }
-    }
-    Ok(())
+    status_write::write_status(&api, &ctx.base.recorder, policy, status, desired)
+        .await
+        .map_err(PolicyReconcileError::Status)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crd::{ImagePolicySpec, RegistryStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
     use kube::runtime::{reflector, watcher};
+    use serde_json::json;
 
     fn registry(endpoint: Option<&str>, message: &str) -> DeserializeGuard<Registry> {
         let mut registry: Registry = serde_json::from_value(json!({

@@ -13,6 +13,7 @@ pub mod rbac;
 pub mod registry;
 mod registry_switch;
 pub mod status;
+pub mod status_write;
 pub mod switch;
 
 use std::net::SocketAddr;

@@ -5,23 +5,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
-use super::apply::{self, ApplyError, FIELD_MANAGER};
+use super::apply::{self, ApplyError};
 use super::children::readiness;
 use super::context::Context;
 use super::harbor;
 use super::registry_switch::{SwitchOutcome, finish_switch};
-use super::status::{DesiredCondition, is_true, merge_conditions};
+use super::status::DesiredCondition;
+use super::status_write;
 use super::switch::{self, Plan};
 use crate::crd::{Registry, RegistryPhase, RegistryStatus, Retention, condition};
 use crate::render::labels::{self, Owner};
@@ -363,65 +361,20 @@ pub(super) fn status_base(registry: &Registry) -> RegistryStatus {
     }
 }
 
-/// Merge conditions, and write the status only if it changed; publish an Event when Ready flips.
+/// Write the status if it changed (see [`status_write::write_status`]).
 pub(super) async fn write_status(
     registry: &Registry,
     ctx: &Context,
-    mut status: RegistryStatus,
+    status: RegistryStatus,
     desired: &[DesiredCondition],
 ) -> Result<(), ReconcileError> {
-    let current = registry.status().cloned().unwrap_or_default();
-    let now = Time(Timestamp::now());
-    status.observed_generation = registry.metadata.generation;
-    status.conditions = merge_conditions(
-        &current.conditions,
-        desired,
-        registry.metadata.generation,
-        &now,
-    );
-    if status == current {
-        return Ok(());
-    }
     let api: Api<Registry> = Api::namespaced(
         ctx.client.clone(),
         &registry.namespace().unwrap_or_default(),
     );
-    let patch =
-        json!({ "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry", "status": status });
-    api.patch_status(
-        &registry.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(ReconcileError::Status)?;
-    let was_ready = is_true(&current.conditions, condition::READY);
-    let now_ready = is_true(&status.conditions, condition::READY);
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == condition::READY);
-    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions.is_empty()) {
-        let event = KubeEvent {
-            type_: if now_ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: ready.reason.clone(),
-            note: Some(ready.message.chars().take(1000).collect()),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = ctx
-            .recorder
-            .publish(&event, &registry.object_ref(&()))
-            .await
-        {
-            warn!(registry = %registry_id(registry), error = %e, "publishing event failed");
-        }
-    }
-    Ok(())
+    status_write::write_status(&api, &ctx.recorder, registry, status, desired)
+        .await
+        .map_err(ReconcileError::Status)
 }
 
 /// Before the Registry goes: delete the KEP-1755 ConfigMap it wrote; keep (orphan) or delete its PVCs

@@ -286,11 +286,12 @@ pub fn play_the_cluster(server: &FakeApiServer, namespace: &str) {
             mark_volume_bound(server, namespace, name);
         }
     }
-    let kyverno_served = server.served("clusterpolicies");
-    for cluster_policy in kyverno_served
-        .then(|| server.list_objects("clusterpolicies", None))
-        .unwrap_or_default()
-    {
+    let cluster_policies = if server.served("clusterpolicies") {
+        server.list_objects("clusterpolicies", None)
+    } else {
+        Vec::new()
+    };
+    for cluster_policy in cluster_policies {
         if cluster_policy["status"]["conditions"].is_null()
             && let Some(name) = cluster_policy["metadata"]["name"].as_str()
         {

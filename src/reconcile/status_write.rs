@@ -1,0 +1,113 @@
+//! Writes a custom resource's status (server-side apply, our one field manager) only when it changed,
+//! and publishes an Event when Ready flips. It must not decide what the conditions say.
+
+use std::fmt::Debug;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::object::HasStatus;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::warn;
+
+use super::apply::FIELD_MANAGER;
+use super::status::{DesiredCondition, is_true, merge_conditions};
+use crate::crd::{ImagePolicyStatus, RegistryStatus, condition};
+
+/// A status with standard conditions and `observedGeneration`.
+pub trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, conditions: Vec<Condition>);
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+impl ConditionedStatus for RegistryStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl ConditionedStatus for ImagePolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+/// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
+/// changed (so a steady state writes nothing); publish an Event when Ready flips or first appears.
+pub async fn write_status<K>(
+    api: &Api<K>,
+    recorder: &Recorder,
+    object: &K,
+    mut status: K::Status,
+    desired: &[DesiredCondition],
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + Debug,
+    K::Status: ConditionedStatus,
+{
+    let current = object.status().cloned().unwrap_or_default();
+    let generation = object.meta().generation;
+    status.set_observed_generation(generation);
+    status.set_conditions(merge_conditions(
+        current.conditions(),
+        desired,
+        generation,
+        &Time(Timestamp::now()),
+    ));
+    if status == current {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let was_ready = is_true(current.conditions(), condition::READY);
+    let now_ready = is_true(status.conditions(), condition::READY);
+    let ready = status
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == condition::READY);
+    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions().is_empty())
+    {
+        let event = KubeEvent {
+            type_: if now_ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        let reference = object.object_ref(&());
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(kind = %K::kind(&()), name = %object.name_any(), namespace = ?object.namespace(), error = %e, "publishing event failed");
+        }
+    }
+    Ok(())
+}
