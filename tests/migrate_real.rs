@@ -441,3 +441,63 @@ async fn copies_untagged_oci_referrers_when_the_source_serves_the_api() {
         "--repos must exclude team-a"
     );
 }
+
+/// Tagging a child manifest that an index push already copied is a PUT of the child again; CNCF
+/// distribution rewrites the child's revision link in place on every PUT, so an index PUT checking
+/// its children at that moment is refused (MANIFEST_BLOB_UNKNOWN). The proxy forces the order in
+/// which this happens: the child tags' existence checks wait until the index PUT has started, and
+/// the index PUT is held open; the copier must not re-push a child until the index PUT returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn never_re_pushes_a_child_manifest_while_its_index_is_pushed() {
+    if !tools_available() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = Distribution::start(None).await;
+    let dest = Distribution::start(None).await;
+    let built = content::build(&source.host(), work.path(), 0).await;
+    let ordering = ProxyConfig {
+        hold_heads_until_index_put: vec![
+            "/v2/multi/app/manifests/amd64".into(),
+            "/v2/multi/app/manifests/arm64".into(),
+        ],
+        index_put_hold: Some(Duration::from_millis(1500)),
+        ..ProxyConfig::default()
+    };
+    let watched = Proxy::start(&dest.url(), ordering).await;
+    let args = [
+        "--from",
+        &source.url(),
+        "--to",
+        &watched.url(),
+        "--insecure",
+        "--dest-project",
+        "",
+        "--repos",
+        "multi/*",
+        "--concurrency",
+        "8",
+        "--output",
+        "json",
+    ];
+    let (ok, stdout, stderr) = run_migrate(&args, &[]).await;
+    let overlapping = watched.state.overlapping_puts.lock().expect("lock").clone();
+    assert!(
+        overlapping.is_empty(),
+        "a child manifest was pushed while its index was: {overlapping:?}"
+    );
+    assert_eq!(
+        watched
+            .state
+            .heads_released_by_index_put
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the child tags were not held back until the index push started"
+    );
+    assert!(ok, "migrate failed: {stderr}");
+    assert_eq!(summary(&stdout)["verified_tags"].as_u64(), Some(3));
+    assert_eq!(
+        skopeo_digest(&dest.host(), "multi/app:latest", None).as_deref(),
+        Some(built.index_digest.as_str())
+    );
+}

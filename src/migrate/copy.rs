@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 use super::api::{FetchedManifest, MountOutcome};
 use super::blob::{BlobMover, BlobRef};
 use super::client::{Registry, RetryPolicy, Side};
-use super::manifest::{Children, children, with_manifest_media_type};
+use super::manifest::{Children, child_manifest_digests, children, with_manifest_media_type};
 use super::progress::Progress;
+use super::push_guard::PushGuards;
 use super::verify::{TagRecord, cosign_subject, verify};
 use super::{BlobCounts, ManifestCounts, MigrateError, MigrateOptions, Summary};
 
@@ -59,6 +60,7 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
         blobs: Mutex::new(HashMap::new()),
         manifests_done: Mutex::new(HashSet::new()),
         manifest_locks: Mutex::new(HashMap::new()),
+        push_guards: PushGuards::default(),
         transfers: Semaphore::new(options.concurrency.max(1)),
         chunked: AtomicBool::new(true),
         referrers: AtomicU8::new(REFERRERS_UNKNOWN),
@@ -197,6 +199,8 @@ struct Copier<'a> {
     manifests_done: Mutex<HashSet<String>>,
     /// Serialises work on one manifest so tags sharing it do not walk it twice at once.
     manifest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Keeps a manifest from being re-pushed (tagged) while an index referencing it is pushed.
+    push_guards: PushGuards,
     transfers: Semaphore,
     chunked: AtomicBool,
     referrers: AtomicU8,
@@ -273,7 +277,7 @@ impl Copier<'_> {
                 }
             } else {
                 let reference = format!("{repo}@{}", manifest.digest);
-                match children(&manifest, &reference)? {
+                let child_manifests = match children(&manifest, &reference)? {
                     Children::Manifests(descriptors) => {
                         try_join_all(descriptors.iter().map(|d| async move {
                             let child = self.source.manifest(repo, d.digest().as_ref()).await?;
@@ -281,6 +285,7 @@ impl Copier<'_> {
                                 .await
                         }))
                         .await?;
+                        descriptors.iter().map(|d| d.digest().to_string()).collect()
                     }
                     Children::Blobs(descriptors) => {
                         try_join_all(
@@ -289,11 +294,11 @@ impl Copier<'_> {
                                 .map(|d| self.ensure_blob(repo, dest_repo, d)),
                         )
                         .await?;
+                        Vec::new()
                     }
-                }
+                };
                 let target = tag.unwrap_or(&manifest.digest);
-                self.destination
-                    .put_manifest(dest_repo, target, &manifest)
+                self.push_manifest(dest_repo, target, &manifest, &child_manifests)
                     .await?;
                 Counts::bump(&self.counts.manifests_copied, 1);
             }
@@ -302,8 +307,9 @@ impl Copier<'_> {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key);
             if let Some(tag) = tag.filter(|_| present) {
-                self.destination
-                    .put_manifest(dest_repo, tag, &manifest)
+                // Tagging an existing manifest is a PUT of it again: it must not overlap an index PUT.
+                let child_manifests = child_manifest_digests(&manifest);
+                self.push_manifest(dest_repo, tag, &manifest, &child_manifests)
                     .await?;
             }
             if !known {
@@ -313,6 +319,24 @@ impl Copier<'_> {
             Ok(())
         }
         .boxed()
+    }
+
+    /// PUTs `manifest` as `reference` while no manifest referencing it, and none of `child_manifests`,
+    /// is being pushed to `dest_repo` (see `push_guard`).
+    async fn push_manifest(
+        &self,
+        dest_repo: &str,
+        reference: &str,
+        manifest: &FetchedManifest,
+        child_manifests: &[String],
+    ) -> Result<(), MigrateError> {
+        let _permit = self
+            .push_guards
+            .before_push(dest_repo, &manifest.digest, child_manifests)
+            .await;
+        self.destination
+            .put_manifest(dest_repo, reference, manifest)
+            .await
     }
 
     /// Copies the OCI 1.1 referrers of `digest`, when the source serves the referrers API.

@@ -83,6 +83,16 @@ pub fn children(manifest: &FetchedManifest, reference: &str) -> Result<Children,
     }
 }
 
+/// Digests of the manifests an index points at; empty for anything else (or anything unreadable).
+pub fn child_manifest_digests(manifest: &FetchedManifest) -> Vec<String> {
+    match children(manifest, &manifest.digest) {
+        Ok(Children::Manifests(descriptors)) => {
+            descriptors.iter().map(|d| d.digest().to_string()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +137,8 @@ mod tests {
             panic!("not an index")
         };
         assert_eq!(children.len(), 2);
+        assert_eq!(child_manifest_digests(&manifest), [DIGEST_A, DIGEST_B]);
+        assert!(child_manifest_digests(&fetched(IMAGE_TYPES[0], "{}")).is_empty());
     }
 
     #[test]

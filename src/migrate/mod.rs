@@ -13,6 +13,7 @@ mod credentials;
 mod endpoint;
 mod manifest;
 mod progress;
+mod push_guard;
 mod verify;
 
 pub use copy::run;

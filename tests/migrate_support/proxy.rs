@@ -1,10 +1,14 @@
 //! A tiny HTTP proxy in front of a registry for tests: records every request, counts finalised blob
 //! uploads per (repository, digest), fails a seeded fraction of requests (before or after
 //! forwarding), can freeze all traffic after N uploads (to kill a client mid-copy), and can demand
-//! bearer tokens that it issues itself at `/token` against basic credentials.
+//! bearer tokens that it issues itself at `/token` against basic credentials. It can also hold an
+//! index manifest PUT open for a while and record every manifest PUT to the same repository that
+//! overlaps one referencing it (or referenced by it).
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -29,6 +33,20 @@ pub struct ProxyConfig {
     /// Serve the OCI 1.1 referrers API: (subject digest, referrers index JSON); other digests get
     /// an empty index. Without it, referrers requests reach the registry (which may not serve them).
     pub referrers: Option<(String, Vec<u8>)>,
+    /// `HEAD` request paths held until an index manifest PUT has arrived (at most 10 s), so the
+    /// client reaches them only once it is pushing an index.
+    pub hold_heads_until_index_put: Vec<String>,
+    /// How long every index manifest PUT is held before it is forwarded (widens the window in
+    /// which an overlapping manifest PUT is seen).
+    pub index_put_hold: Option<Duration>,
+}
+
+/// A manifest PUT being handled.
+struct ManifestPut {
+    id: usize,
+    repo: String,
+    digest: String,
+    children: Vec<String>,
 }
 
 /// One request seen.
@@ -48,6 +66,13 @@ pub struct State {
     pub finalized: Mutex<Vec<(String, String)>>,
     pub token_requests: Mutex<Vec<bool>>,
     gate_released: tokio::sync::Notify,
+    index_put_arrived: tokio::sync::watch::Sender<bool>,
+    /// How many `HEAD`s were held and then let go by an index PUT (not by the time limit).
+    pub heads_released_by_index_put: AtomicUsize,
+    manifest_puts: Mutex<Vec<ManifestPut>>,
+    next_put: AtomicUsize,
+    /// Manifest PUTs that were in flight at the same time as a PUT of a manifest referencing them.
+    pub overlapping_puts: Mutex<Vec<String>>,
 }
 
 /// A running proxy; stops on Drop.
@@ -76,6 +101,11 @@ impl Proxy {
             finalized: Mutex::new(Vec::new()),
             token_requests: Mutex::new(Vec::new()),
             gate_released: tokio::sync::Notify::new(),
+            index_put_arrived: tokio::sync::watch::Sender::new(false),
+            heads_released_by_index_put: AtomicUsize::new(0),
+            manifest_puts: Mutex::new(Vec::new()),
+            next_put: AtomicUsize::new(0),
+            overlapping_puts: Mutex::new(Vec::new()),
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -255,17 +285,51 @@ async fn handle(
             forward = forward.header(name, value);
         }
     }
-    let body_stream = BodyStream::new(request.into_body()).filter_map(|frame| async move {
-        match frame {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(std::io::Error::other(e))),
+    if method == "HEAD" && config.hold_heads_until_index_put.contains(&path) {
+        let mut arrived = state.index_put_arrived.subscribe();
+        let held = !*arrived.borrow_and_update();
+        let wait = arrived.wait_for(|arrived| *arrived);
+        if held
+            && tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .is_ok_and(|r| r.is_ok())
+        {
+            state
+                .heads_released_by_index_put
+                .fetch_add(1, Ordering::SeqCst);
         }
-    });
-    let upstream = match forward
-        .body(reqwest::Body::wrap_stream(body_stream))
-        .send()
-        .await
-    {
+    }
+    let mut in_flight = None;
+    let body = if method == "PUT" && path.contains("/manifests/") {
+        let bytes = match request.into_body().collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                record(502);
+                return Ok(full(StatusCode::BAD_GATEWAY, "client body failed"));
+            }
+        };
+        let put = manifest_put(&state, &path, &bytes);
+        let is_index = !put.children.is_empty();
+        in_flight = Some(PutInFlight::start(&state, put));
+        if is_index {
+            state.index_put_arrived.send_replace(true);
+            if let Some(hold) = config.index_put_hold {
+                tokio::time::sleep(hold).await;
+            }
+        }
+        reqwest::Body::from(bytes)
+    } else {
+        let body_stream = BodyStream::new(request.into_body()).filter_map(|frame| async move {
+            match frame {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        });
+        reqwest::Body::wrap_stream(body_stream)
+    };
+    let upstream = forward.body(body).send().await;
+    drop(in_flight);
+    let upstream = match upstream {
         Ok(response) => response,
         Err(_) => {
             record(502);
@@ -311,6 +375,62 @@ async fn handle(
     Ok(response
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .unwrap_or_else(|_| full(StatusCode::BAD_GATEWAY, "bad response")))
+}
+
+/// What a manifest PUT to `path` with body `bytes` pushes (an index lists its children).
+fn manifest_put(state: &State, path: &str, bytes: &[u8]) -> ManifestPut {
+    let repo = path
+        .trim_start_matches("/v2/")
+        .split("/manifests/")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let children = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.get("digest").and_then(|d| d.as_str()).map(str::to_string))
+        .collect();
+    ManifestPut {
+        id: state.next_put.fetch_add(1, Ordering::SeqCst),
+        repo,
+        digest: super::sha256(bytes),
+        children,
+    }
+}
+
+/// Registers a manifest PUT as in flight (noting overlaps with related PUTs) until dropped.
+struct PutInFlight<'a> {
+    state: &'a State,
+    id: usize,
+}
+
+impl<'a> PutInFlight<'a> {
+    fn start(state: &'a State, put: ManifestPut) -> Self {
+        let mut puts = state.manifest_puts.lock().expect("lock");
+        for other in puts.iter().filter(|o| o.repo == put.repo) {
+            if other.children.contains(&put.digest) || put.children.contains(&other.digest) {
+                state.overlapping_puts.lock().expect("lock").push(format!(
+                    "{}: {} while {} was in flight",
+                    put.repo, put.digest, other.digest
+                ));
+            }
+        }
+        let id = put.id;
+        puts.push(put);
+        PutInFlight { state, id }
+    }
+}
+
+impl Drop for PutInFlight<'_> {
+    fn drop(&mut self) {
+        self.state
+            .manifest_puts
+            .lock()
+            .expect("lock")
+            .retain(|p| p.id != self.id);
+    }
 }
 
 fn base64_encode(text: &str) -> String {
