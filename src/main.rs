@@ -11,7 +11,13 @@ fn main() -> ExitCode {
     init_tracing(cli.json_logs);
     match cli.command {
         Command::Run(args) => {
-            let runtime = match tokio::runtime::Runtime::new() {
+            // Two workers whatever the node's core count: four reconciles at a time need no more,
+            // and every extra worker costs memory.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => return fail(&e),
             };

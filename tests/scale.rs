@@ -104,6 +104,7 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let rss_idle = operator.rss_kib();
+    let anon_idle = operator.rss_anon_kib();
 
     unrelated(&server, size.unrelated_each);
     std::thread::sleep(Duration::from_secs(3));
@@ -111,6 +112,8 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
     let growth = rss_unrelated.saturating_sub(rss_idle);
 
     server.reset_log();
+    let cpu_before = operator.cpu_seconds();
+    let reconciles_at_start = reconciles(&operator);
     let started = Instant::now();
     for i in 0..size.registries {
         server.put_object(k3d_registry(
@@ -140,6 +143,8 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
         },
     );
     let until_ready = started.elapsed();
+    let cpu = operator.cpu_seconds() - cpu_before;
+    let load_reconciles = reconciles(&operator) - reconciles_at_start;
     let registries_ready = registries_ready.unwrap_or(until_ready);
     let log = server.request_log();
     let requests = log.entries.len();
@@ -147,6 +152,7 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
     let cluster_policies = server.list_objects("clusterpolicies", None).len();
     std::thread::sleep(Duration::from_secs(2));
     let rss_loaded = operator.rss_kib();
+    let anon_loaded = operator.rss_anon_kib();
 
     // Let the last status writes land, then watch five resync periods.
     std::thread::sleep(Duration::from_millis(1500));
@@ -164,9 +170,9 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
 
     println!(
         "FIGURES scale {} Registries + {} ImagePolicies ({cluster_policies} ClusterPolicies) + {} unrelated Pods/Secrets; \
-         idle RSS {rss_idle} KiB; after unrelated objects {rss_unrelated} KiB (growth {growth} KiB); \
-         Registries Ready after {registries_ready:.1?}, all Ready after {until_ready:.1?}; {requests} requests ({:.1}/object), {writes} writes ({:.1}/object); \
-         RSS loaded {rss_loaded} KiB; 5 resyncs ({resynced} reconciles): {} requests, {} writes",
+         idle RSS {rss_idle} KiB (anon {anon_idle} KiB); after unrelated objects {rss_unrelated} KiB (growth {growth} KiB); \
+         Registries Ready after {registries_ready:.1?}, all Ready after {until_ready:.1?} (operator CPU {cpu:.1} s, {load_reconciles} reconciles); {requests} requests ({:.1}/object), {writes} writes ({:.1}/object); \
+         RSS loaded {rss_loaded} KiB (anon {anon_loaded} KiB); 5 resyncs ({resynced} reconciles): {} requests, {} writes",
         size.registries,
         size.policies,
         2 * size.unrelated_each,

@@ -166,7 +166,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         let watch_config = watcher::Config::default()
             .labels(&managed_selector())
             .page_size(config.page_size);
-        let stream = reflector::reflector(writer, watcher(api, watch_config))
+        let stream = reflector::reflector(writer, watcher(api, watch_config).modify(lean))
             .default_backoff()
             .inspect(synced.observer())
             .touched_objects();
@@ -189,7 +189,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         let watch_config = watcher::Config::default()
             .labels(&managed_selector())
             .page_size(config.page_size);
-        let stream = reflector::reflector(writer, watcher(api, watch_config))
+        let stream = reflector::reflector(writer, watcher(api, watch_config).modify(lean))
             .default_backoff()
             .inspect(synced.observer())
             .touched_objects();
@@ -201,6 +201,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         Api::<DeserializeGuard<Registry>>::all(client.clone()),
         watcher::Config::default().page_size(config.page_size),
     )
+    .modify(lean)
     .default_backoff()
     .reflect(writer)
     .inspect(synced.observer())
@@ -218,6 +219,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         Api::<DeserializeGuard<ImagePolicy>>::all(client.clone()),
         watcher::Config::default().page_size(config.page_size),
     )
+    .modify(lean)
     .default_backoff()
     .reflect(policy_writer)
     .inspect(synced.observer())
@@ -230,6 +232,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         Api::<DeserializeGuard<Registry>>::all(client.clone()),
         watcher::Config::default().page_size(config.page_size),
     )
+    .modify(lean)
     .default_backoff()
     .reflect(endpoint_writer)
     .inspect(synced.observer())
@@ -353,4 +356,10 @@ fn error_policy_guarded(
         Ok(registry) => registry::error_policy(Arc::new(registry.clone()), error, ctx),
         Err(_) => Action::requeue(Duration::from_secs(60)),
     }
+}
+
+/// What the caches keep of an object: everything but `managedFields`, which the operator never reads
+/// and which is as large as the object itself under server-side apply.
+fn lean<K: kube::Resource>(object: &mut K) {
+    kube::ResourceExt::managed_fields_mut(object).clear();
 }

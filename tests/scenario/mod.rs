@@ -100,14 +100,39 @@ impl Operator {
 
     /// Resident memory (VmRSS) in KiB, from /proc; 0 when it cannot be read.
     pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Anonymous resident memory (RssAnon: heap and stacks, without the mapped binary) in KiB.
+    pub fn rss_anon_kib(&self) -> u64 {
+        self.proc_status_kib("RssAnon:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             })
             .unwrap_or(0)
+    }
+
+    /// CPU time (user + system) the process has used so far, from /proc/<pid>/stat.
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks_per_second = 100.0; // USER_HZ, fixed at 100 on Linux
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+                let rest = stat.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some((utime + stime) / ticks_per_second)
+            })
+            .unwrap_or(0.0)
     }
 
     /// A counter summed over its label sets from /metrics (e.g. `registry_operator_reconciles_total`);

@@ -169,8 +169,9 @@ impl State {
             .iter()
             .map(|r| r.get("uid").and_then(Value::as_str).unwrap_or_default())
             .collect();
-        if uids.iter().all(|uid| !self.uid_exists(uid))
-            && uids.iter().any(|uid| self.deleted_uids.contains(*uid))
+        // The cheap test first: almost every write references live owners only.
+        if uids.iter().any(|uid| self.deleted_uids.contains(*uid))
+            && uids.iter().all(|uid| !self.uid_exists(uid))
         {
             let _ = self.delete(res, ns, name, Propagation::Background);
         }
