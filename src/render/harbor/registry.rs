@@ -3,6 +3,7 @@
 //! reach the containers only as `secretKeyRef` env vars.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
@@ -87,7 +88,14 @@ fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
     Ok(yaml_serde::to_string(&config)?)
 }
 
+/// ctl-config.yml depends on no input: serialized once per process (YAML emission is costly).
+static CTL_CONFIG_YML: LazyLock<Option<String>> = LazyLock::new(|| build_ctl_config_yml().ok());
+
 fn ctl_config_yml() -> Result<String, RenderError> {
+    constant_config(&CTL_CONFIG_YML, build_ctl_config_yml)
+}
+
+fn build_ctl_config_yml() -> Result<String, RenderError> {
     let config = json!({
         "protocol": "http",
         "port": HTTP_PORT,
@@ -266,7 +274,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         }),
         ..Default::default()
     };
-    let mut objects = vec![RenderedObject::from_typed(&config)?];
+    let mut objects = vec![RenderedObject::from_typed(config)?];
     if pvc_storage {
         let volume = ctx
             .spec
@@ -274,18 +282,18 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             .as_ref()
             .and_then(|s| s.pvc.clone())
             .unwrap_or_else(|| VolumeSpec::sized("50Gi"));
-        objects.push(RenderedObject::from_typed(&pvc(
+        objects.push(RenderedObject::from_typed(pvc(
             ctx.meta(COMPONENT),
             &volume,
         ))?);
     }
-    objects.push(RenderedObject::from_typed(&ctx.service(
+    objects.push(RenderedObject::from_typed(ctx.service(
         COMPONENT,
         &[
             ("registry", REGISTRY_PORT, REGISTRY_PORT),
             ("controller", HTTP_PORT, HTTP_PORT),
         ],
     ))?);
-    objects.push(RenderedObject::from_typed(&deployment)?);
+    objects.push(RenderedObject::from_typed(deployment)?);
     Ok(objects)
 }
