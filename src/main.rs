@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use registry_operator::cli::{self, Cli, Command};
 
-/// mimalloc returns freed memory to the system where glibc's allocator keeps it: measured with
-/// tests/scale.rs, it is the difference between the operator's resident memory and its live heap.
+/// mimalloc instead of the C library's malloc: rendering and (de)serializing Kubernetes objects makes
+/// many small allocations, where glibc's and especially musl's (the static image) allocators are slow
+/// (benches/render.rs uses the same allocator, so its figures are the operator's).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

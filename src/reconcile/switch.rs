@@ -333,7 +333,7 @@ mod tests {
         let registry = registry(RegistryMode::Harbor, Some(RegistryMode::K3d), false);
         let source = Rendered {
             objects: vec![
-                RenderedObject::from_typed(&k8s_openapi::api::core::v1::Service {
+                RenderedObject::from_typed(k8s_openapi::api::core::v1::Service {
                     metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                         name: Some("platform-distribution".into()),
                         namespace: Some("registry".into()),

@@ -74,7 +74,7 @@ pub fn placeholder_secrets(
                 .into_iter()
                 .map(|k| (k.to_string(), PLACEHOLDER.to_string()))
                 .collect();
-            RenderedObject::from_typed(&Secret {
+            RenderedObject::from_typed(Secret {
                 metadata: ObjectMeta {
                     name: Some(secret.name.clone()),
                     namespace: Some(secret.namespace.clone()),

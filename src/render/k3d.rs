@@ -144,15 +144,15 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
     };
 
     let mut objects = vec![
-        RenderedObject::from_typed(&pvc(
+        RenderedObject::from_typed(pvc(
             meta(&object_name, &namespace, true),
             spec.storage.as_ref(),
         ))?,
-        RenderedObject::from_typed(&service(
+        RenderedObject::from_typed(service(
             meta(&object_name, &namespace, true),
             owner.pod_selector(APP, COMPONENT),
         ))?,
-        RenderedObject::from_typed(&deployment(
+        RenderedObject::from_typed(deployment(
             meta(&object_name, &namespace, true),
             &owner,
             &spec,
@@ -181,7 +181,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
             )])),
             ..Default::default()
         };
-        objects.push(RenderedObject::from_typed(&config_map)?);
+        objects.push(RenderedObject::from_typed(config_map)?);
     }
     Ok(Rendered {
         objects,

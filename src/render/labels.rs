@@ -31,18 +31,9 @@ pub struct Owner<'a> {
 impl Owner<'_> {
     /// Labels that select every object this owner manages (what prune lists by).
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (
-                "app.kubernetes.io/managed-by".to_string(),
-                MANAGER.to_string(),
-            ),
-            (OWNER_KIND.to_string(), self.kind.to_string()),
-            (OWNER_NAME.to_string(), self.name.to_string()),
-            (
-                OWNER_NAMESPACE.to_string(),
-                self.namespace.unwrap_or(CLUSTER_SCOPE).to_string(),
-            ),
-        ])
+        let mut labels = BTreeMap::new();
+        self.insert_selector_labels(&mut labels);
+        labels
     }
 
     /// The same selector as a label-selector string for list calls.
@@ -56,25 +47,50 @@ impl Owner<'_> {
 
     /// Pod-selector labels of one component: stable for the component's lifetime (selectors are immutable).
     pub fn pod_selector(&self, app: &str, component: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("app.kubernetes.io/name".to_string(), app.to_string()),
-            (
-                "app.kubernetes.io/instance".to_string(),
-                self.name.to_string(),
-            ),
-            (
-                "app.kubernetes.io/component".to_string(),
-                component.to_string(),
-            ),
-        ])
+        let mut labels = BTreeMap::new();
+        self.insert_pod_selector(&mut labels, app, component);
+        labels
     }
 
     /// All labels of one component's objects: selector labels plus the recommended app labels.
     pub fn labels(&self, app: &str, component: &str) -> BTreeMap<String, String> {
-        let mut labels = self.selector_labels();
-        labels.extend(self.pod_selector(app, component));
+        // Filled in place: rendering calls this for every object and pod template, and building the
+        // selector maps first only to merge them costs twice the allocations.
+        let mut labels = BTreeMap::new();
+        self.insert_selector_labels(&mut labels);
+        self.insert_pod_selector(&mut labels, app, component);
         labels.insert("app.kubernetes.io/part-of".to_string(), PART_OF.to_string());
         labels
+    }
+
+    fn insert_selector_labels(&self, labels: &mut BTreeMap<String, String>) {
+        labels.insert(
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGER.to_string(),
+        );
+        labels.insert(OWNER_KIND.to_string(), self.kind.to_string());
+        labels.insert(OWNER_NAME.to_string(), self.name.to_string());
+        labels.insert(
+            OWNER_NAMESPACE.to_string(),
+            self.namespace.unwrap_or(CLUSTER_SCOPE).to_string(),
+        );
+    }
+
+    fn insert_pod_selector(
+        &self,
+        labels: &mut BTreeMap<String, String>,
+        app: &str,
+        component: &str,
+    ) {
+        labels.insert("app.kubernetes.io/name".to_string(), app.to_string());
+        labels.insert(
+            "app.kubernetes.io/instance".to_string(),
+            self.name.to_string(),
+        );
+        labels.insert(
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        );
     }
 }
 

@@ -174,7 +174,7 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
         }),
         ..Default::default()
     };
-    RenderedObject::from_typed(&job)
+    RenderedObject::from_typed(job)
 }
 
 #[cfg(test)]

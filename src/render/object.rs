@@ -1,6 +1,7 @@
 //! `RenderedObject`: a typed object erased to a `DynamicObject` plus its API resource, and the apply order.
 //! Pure conversion; no client here.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use serde::Serialize;
@@ -17,17 +18,37 @@ pub struct RenderedObject {
 }
 
 impl RenderedObject {
-    /// Erase a typed object, keeping its API resource.
-    pub fn from_typed<K>(typed: &K) -> Result<Self, RenderError>
+    /// Erase a typed object, keeping its API resource. Takes the object by value so its metadata moves
+    /// into the result instead of going through JSON and back.
+    pub fn from_typed<K>(mut typed: K) -> Result<Self, RenderError>
     where
         K: Resource<DynamicType = ()> + Serialize,
     {
-        Self::from_value(ApiResource::erase::<K>(&()), serde_json::to_value(typed)?)
+        let metadata = std::mem::take(typed.meta_mut());
+        Self::from_parts(
+            ApiResource::erase::<K>(&()),
+            metadata,
+            serde_json::to_value(&typed)?,
+        )
     }
 
     /// Wrap an object of a kind without k8s-openapi types (CNPG, Kyverno), given its API resource.
     pub fn from_value(
         resource: ApiResource,
+        mut value: serde_json::Value,
+    ) -> Result<Self, RenderError> {
+        let metadata = value
+            .as_object_mut()
+            .and_then(|fields| fields.remove("metadata"))
+            .ok_or_else(|| <serde_json::Error as serde::de::Error>::missing_field("metadata"))?;
+        Self::from_parts(resource, serde_json::from_value(metadata)?, value)
+    }
+
+    /// Assemble an object from its metadata and the JSON of the rest; `apiVersion`, `kind` and any
+    /// `metadata` left in `value` (an emptied one, when the caller moved it out) are dropped.
+    pub fn from_parts(
+        resource: ApiResource,
+        metadata: ObjectMeta,
         value: serde_json::Value,
     ) -> Result<Self, RenderError> {
         // Split the map by hand: deserializing `DynamicObject` goes through serde's `flatten`, which
@@ -40,15 +61,13 @@ impl RenderedObject {
         };
         fields.remove("apiVersion");
         fields.remove("kind");
-        let metadata = fields
-            .remove("metadata")
-            .ok_or_else(|| <serde_json::Error as serde::de::Error>::missing_field("metadata"))?;
+        fields.remove("metadata");
         let object = DynamicObject {
             types: Some(kube::api::TypeMeta {
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),
             }),
-            metadata: serde_json::from_value(metadata)?,
+            metadata,
             data: serde_json::Value::Object(fields),
         };
         Ok(Self { resource, object })

@@ -2,6 +2,7 @@
 //! targets, and builders for metadata, pods, services, volumes and env. Pure; no I/O or randomness.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
@@ -20,7 +21,7 @@ use crate::crd::{
     VolumeSpec,
 };
 use crate::render::labels::Owner;
-use crate::render::owner_reference;
+use crate::render::{RenderError, owner_reference};
 
 /// `app.kubernetes.io/name` of every Harbor object.
 pub(super) const APP: &str = "harbor";
@@ -310,6 +311,18 @@ impl<'a> Ctx<'a> {
     /// Label every Harbor-owned generated Secret carries.
     pub fn secret_labels(&self) -> BTreeMap<String, String> {
         self.owner().labels(APP, "secrets")
+    }
+}
+
+/// A config file body that depends on no input, from its once-built `cache`; should building it ever
+/// fail, `build` runs again so the caller gets the error itself (errors are not `Clone`).
+pub(super) fn constant_config(
+    cache: &LazyLock<Option<String>>,
+    build: fn() -> Result<String, RenderError>,
+) -> Result<String, RenderError> {
+    match cache.as_ref() {
+        Some(body) => Ok(body.clone()),
+        None => build(),
     }
 }
 

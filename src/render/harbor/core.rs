@@ -25,9 +25,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&config)?,
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
-        RenderedObject::from_typed(&deployment(ctx))?,
+        RenderedObject::from_typed(config)?,
+        RenderedObject::from_typed(ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
+        RenderedObject::from_typed(deployment(ctx))?,
     ])
 }
 

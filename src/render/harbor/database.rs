@@ -71,7 +71,7 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         .and_then(|d| d.managed.clone())
         .unwrap_or_default();
     let resource = cluster_resource();
-    let cluster = Cluster {
+    let mut cluster = Cluster {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),
         metadata: ctx.meta_named(&database_cluster_name(&ctx.name), "database"),
@@ -89,5 +89,6 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
             },
         },
     };
-    RenderedObject::from_value(resource, serde_json::to_value(&cluster)?)
+    let metadata = std::mem::take(&mut cluster.metadata);
+    RenderedObject::from_parts(resource, metadata, serde_json::to_value(&cluster)?)
 }

@@ -87,8 +87,8 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     };
     Ok(vec![
         RenderedObject::from_typed(
-            &ctx.service(COMPONENT, &[("metrics", EXPORTER_PORT, EXPORTER_PORT)]),
+            ctx.service(COMPONENT, &[("metrics", EXPORTER_PORT, EXPORTER_PORT)]),
         )?,
-        RenderedObject::from_typed(&deployment)?,
+        RenderedObject::from_typed(deployment)?,
     ])
 }

@@ -52,5 +52,5 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         }),
         ..Default::default()
     };
-    RenderedObject::from_typed(&ingress)
+    RenderedObject::from_typed(ingress)
 }

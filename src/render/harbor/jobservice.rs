@@ -2,6 +2,7 @@
 //! scans, GC and webhooks. Pure; the Redis URL (maybe with a password reference) comes through env.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
@@ -18,7 +19,14 @@ const LOG_DIR: &str = "/var/log/jobs";
 /// Redis namespace of Harbor's job queue (shared with the exporter).
 pub(super) const JOB_NAMESPACE: &str = "harbor_job_service_namespace";
 
+/// config.yml depends on no input: serialized once per process (YAML emission is costly).
+static CONFIG_YML: LazyLock<Option<String>> = LazyLock::new(|| build_config_yml().ok());
+
 fn config_yml() -> Result<String, RenderError> {
+    constant_config(&CONFIG_YML, build_config_yml)
+}
+
+fn build_config_yml() -> Result<String, RenderError> {
     // The Redis URL is set by JOB_SERVICE_POOL_REDIS_URL, which overrides `redis_url` here.
     let config = json!({
         "protocol": "http",
@@ -143,9 +151,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&config)?,
-        RenderedObject::from_typed(&pvc(ctx.meta(COMPONENT), &volume))?,
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
-        RenderedObject::from_typed(&deployment)?,
+        RenderedObject::from_typed(config)?,
+        RenderedObject::from_typed(pvc(ctx.meta(COMPONENT), &volume))?,
+        RenderedObject::from_typed(ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
+        RenderedObject::from_typed(deployment)?,
     ])
 }

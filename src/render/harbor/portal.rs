@@ -104,8 +104,8 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&config)?,
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
-        RenderedObject::from_typed(&deployment)?,
+        RenderedObject::from_typed(config)?,
+        RenderedObject::from_typed(ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
+        RenderedObject::from_typed(deployment)?,
     ])
 }

@@ -81,7 +81,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     Ok(vec![
-        RenderedObject::from_typed(&ctx.service(COMPONENT, &[("redis", REDIS_PORT, REDIS_PORT)]))?,
-        RenderedObject::from_typed(&stateful_set)?,
+        RenderedObject::from_typed(ctx.service(COMPONENT, &[("redis", REDIS_PORT, REDIS_PORT)]))?,
+        RenderedObject::from_typed(stateful_set)?,
     ])
 }

@@ -3,6 +3,7 @@
 //! reach the containers only as `secretKeyRef` env vars.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
@@ -53,7 +54,10 @@ fn storage_config(ctx: &Ctx<'_>) -> Value {
     storage
 }
 
-fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
+/// Sections of config.yml that depend on the Registry; the constant ones are in [`CONFIG_HEAD`] and
+/// [`CONFIG_TAIL`]. The HTTP secret and the Redis password come from REGISTRY_HTTP_SECRET /
+/// REGISTRY_REDIS_PASSWORD.
+fn config_sections(ctx: &Ctx<'_>) -> Value {
     let mut redis = json!({
         "addr": ctx.redis.addr,
         "db": redis_db::REGISTRY,
@@ -65,15 +69,9 @@ fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
     if let Some(master) = &ctx.redis.sentinel_master_set {
         redis["sentinelMasterSet"] = json!(master);
     }
-    // The HTTP secret and the Redis password come from REGISTRY_HTTP_SECRET / REGISTRY_REDIS_PASSWORD.
-    let config = json!({
-        "version": 0.1,
-        "log": { "level": "info", "fields": { "service": "registry" } },
+    json!({
         "storage": storage_config(ctx),
         "redis": redis,
-        "http": { "addr": format!(":{REGISTRY_PORT}"), "relativeurls": false, "debug": { "addr": "localhost:5001" } },
-        "auth": { "htpasswd": { "realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd" } },
-        "validation": { "disabled": true },
         "notifications": { "endpoints": [{
             "name": "harbor",
             "disabled": false,
@@ -83,11 +81,49 @@ fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
             "backoff": "1s",
             "ignoredmediatypes": IGNORED_MEDIA_TYPES,
         }]},
-    });
-    Ok(yaml_serde::to_string(&config)?)
+    })
 }
 
+/// Constant sections whose keys sort before every key of [`config_sections`] (maps emit sorted).
+fn config_head() -> Value {
+    json!({
+        "log": { "level": "info", "fields": { "service": "registry" } },
+        "http": { "addr": format!(":{REGISTRY_PORT}"), "relativeurls": false, "debug": { "addr": "localhost:5001" } },
+        "auth": { "htpasswd": { "realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd" } },
+    })
+}
+
+/// Constant sections whose keys sort after every key of [`config_sections`].
+fn config_tail() -> Value {
+    json!({
+        "version": 0.1,
+        "validation": { "disabled": true },
+    })
+}
+
+static CONFIG_HEAD: LazyLock<Option<String>> =
+    LazyLock::new(|| yaml_serde::to_string(&config_head()).ok());
+static CONFIG_TAIL: LazyLock<Option<String>> =
+    LazyLock::new(|| yaml_serde::to_string(&config_tail()).ok());
+
+fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
+    // YAML emission is the costliest step of a Harbor render, so the constant sections are emitted
+    // once per process. The entries of a top-level block mapping are emitted independently of each
+    // other, so head + sections + tail is byte for byte the emission of the whole map (tested below).
+    let head = constant_config(&CONFIG_HEAD, || Ok(yaml_serde::to_string(&config_head())?))?;
+    let tail = constant_config(&CONFIG_TAIL, || Ok(yaml_serde::to_string(&config_tail())?))?;
+    let sections = yaml_serde::to_string(&config_sections(ctx))?;
+    Ok([head, sections, tail].concat())
+}
+
+/// ctl-config.yml depends on no input: serialized once per process (YAML emission is costly).
+static CTL_CONFIG_YML: LazyLock<Option<String>> = LazyLock::new(|| build_ctl_config_yml().ok());
+
 fn ctl_config_yml() -> Result<String, RenderError> {
+    constant_config(&CTL_CONFIG_YML, build_ctl_config_yml)
+}
+
+fn build_ctl_config_yml() -> Result<String, RenderError> {
     let config = json!({
         "protocol": "http",
         "port": HTTP_PORT,
@@ -266,7 +302,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         }),
         ..Default::default()
     };
-    let mut objects = vec![RenderedObject::from_typed(&config)?];
+    let mut objects = vec![RenderedObject::from_typed(config)?];
     if pvc_storage {
         let volume = ctx
             .spec
@@ -274,18 +310,60 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             .as_ref()
             .and_then(|s| s.pvc.clone())
             .unwrap_or_else(|| VolumeSpec::sized("50Gi"));
-        objects.push(RenderedObject::from_typed(&pvc(
+        objects.push(RenderedObject::from_typed(pvc(
             ctx.meta(COMPONENT),
             &volume,
         ))?);
     }
-    objects.push(RenderedObject::from_typed(&ctx.service(
+    objects.push(RenderedObject::from_typed(ctx.service(
         COMPONENT,
         &[
             ("registry", REGISTRY_PORT, REGISTRY_PORT),
             ("controller", HTTP_PORT, HTTP_PORT),
         ],
     ))?);
-    objects.push(RenderedObject::from_typed(&deployment)?);
+    objects.push(RenderedObject::from_typed(deployment)?);
     Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Registry;
+
+    fn whole_config_yml(ctx: &Ctx<'_>) -> String {
+        let mut whole = config_head();
+        for part in [config_sections(ctx), config_tail()] {
+            if let (Some(whole), Value::Object(part)) = (whole.as_object_mut(), part) {
+                whole.extend(part);
+            }
+        }
+        yaml_serde::to_string(&whole).expect("emits")
+    }
+
+    #[test]
+    fn config_pieces_concatenate_to_the_whole_file() {
+        let s3 = r#"
+apiVersion: registry.aisp.dev/v1alpha1
+kind: Registry
+metadata: { name: platform, namespace: registry }
+spec:
+  mode: Harbor
+  host: harbor.example.com
+  harbor:
+    redis: { external: { addr: "redis:26379", mode: Sentinel, sentinelMasterSet: "yes" } }
+    storage:
+      s3:
+        endpoint: "http://s3: 8333"
+        region: "null"
+        bucket: "0123"
+        credentialsSecretRef: { name: s3, usernameKey: a, passwordKey: b }
+"#;
+        let pvc = "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: { name: p, namespace: n }\nspec: { mode: Harbor, host: h.example.com }\n";
+        for yaml in [s3, pvc] {
+            let registry: Registry = yaml_serde::from_str(yaml).expect("parses");
+            let ctx = Ctx::new(&registry);
+            assert_eq!(config_yml(&ctx).expect("renders"), whole_config_yml(&ctx));
+        }
+    }
 }

@@ -85,8 +85,8 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     };
     Ok(vec![
         RenderedObject::from_typed(
-            &ctx.service(COMPONENT, &[("api-server", HTTP_PORT, HTTP_PORT)]),
+            ctx.service(COMPONENT, &[("api-server", HTTP_PORT, HTTP_PORT)]),
         )?,
-        RenderedObject::from_typed(&stateful_set)?,
+        RenderedObject::from_typed(stateful_set)?,
     ])
 }

@@ -37,16 +37,17 @@ pub(super) fn render(
             expression: format!("variables.allContainers.all(c, {TAG_CEL})"),
             message: message(rule.message.as_deref(), LATEST_MESSAGE),
         };
-        let policy = validating_policy(
+        let mut policy = validating_policy(
             context,
             DISALLOW_LATEST_TAG,
             context.action(rule.failure_action),
             Vec::new(),
             validation,
         );
-        objects.push(RenderedObject::from_value(
+        objects.push(RenderedObject::from_parts(
             validating_policy_resource(),
-            serde_json::to_value(policy)?,
+            std::mem::take(&mut policy.metadata),
+            serde_json::to_value(&policy)?,
         )?);
     }
     if let Some(rule) = &rules.restrict_registries {
@@ -62,16 +63,17 @@ pub(super) fn render(
             name: "allowedPrefixes".to_string(),
             expression: registry_prefixes_cel(&context.allowed_registries),
         };
-        let policy = validating_policy(
+        let mut policy = validating_policy(
             context,
             RESTRICT_REGISTRIES,
             context.action(rule.failure_action),
             vec![prefixes],
             validation,
         );
-        objects.push(RenderedObject::from_value(
+        objects.push(RenderedObject::from_parts(
             validating_policy_resource(),
-            serde_json::to_value(policy)?,
+            std::mem::take(&mut policy.metadata),
+            serde_json::to_value(&policy)?,
         )?);
     }
     if let Some(signatures) = &rules.require_signatures {
@@ -85,7 +87,7 @@ pub(super) fn render(
             message: "Images must carry a valid cosign signature from the configured signer."
                 .to_string(),
         };
-        let policy = image_policy(
+        let mut policy = image_policy(
             context,
             REQUIRE_SIGNATURES,
             signatures,
@@ -93,13 +95,14 @@ pub(super) fn render(
             None,
             vec![validation],
         );
-        objects.push(RenderedObject::from_value(
+        objects.push(RenderedObject::from_parts(
             image_validating_policy_resource(),
-            serde_json::to_value(policy)?,
+            std::mem::take(&mut policy.metadata),
+            serde_json::to_value(&policy)?,
         )?);
         for (i, attestation) in rules.attestations.iter().enumerate() {
             let slug = format!("attestation-{i}");
-            let policy = image_policy(
+            let mut policy = image_policy(
                 context,
                 &slug,
                 signatures,
@@ -107,9 +110,10 @@ pub(super) fn render(
                 Some(attestation),
                 attestation_validations(attestation),
             );
-            objects.push(RenderedObject::from_value(
+            objects.push(RenderedObject::from_parts(
                 image_validating_policy_resource(),
-                serde_json::to_value(policy)?,
+                std::mem::take(&mut policy.metadata),
+                serde_json::to_value(&policy)?,
             )?);
         }
     }

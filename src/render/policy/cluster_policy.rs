@@ -46,8 +46,13 @@ pub(super) fn render(context: &Context<'_>) -> Result<Vec<RenderedObject>, Rende
     }
     policies
         .into_iter()
-        .map(|policy| {
-            RenderedObject::from_value(cluster_policy_resource(), serde_json::to_value(policy)?)
+        .map(|mut policy| {
+            let metadata = std::mem::take(&mut policy.metadata);
+            RenderedObject::from_parts(
+                cluster_policy_resource(),
+                metadata,
+                serde_json::to_value(&policy)?,
+            )
         })
         .collect()
 }
