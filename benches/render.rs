@@ -31,10 +31,6 @@ spec:
     trivy: { enabled: true }
 "#;
 
-/// The allocator the operator binary runs with (src/main.rs), so these figures are the operator's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
     yaml_serde::from_str(yaml).expect("benchmark input parses")
 }

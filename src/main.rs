@@ -6,12 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use registry_operator::cli::{self, Cli, Command};
 
-/// mimalloc instead of the C library's malloc: rendering and (de)serializing Kubernetes objects makes
-/// many small allocations, where glibc's and especially musl's (the static image) allocators are slow
-/// (benches/render.rs uses the same allocator, so its figures are the operator's).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.json_logs);
