@@ -1,5 +1,5 @@
 //! Scenario tests of the Registry controller under restarts, faults and at rest: the real binary
-//! against the fake API server. Also prints the request and memory figures quoted in the README.
+//! against the fake API server. Also prints the first-reconcile request figure quoted in the README.
 
 mod scenario;
 mod support;
