@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use scenario::*;
 use serde_json::{Value, json};
-use support::{ApiResourceSpec, FakeApiServer};
+use support::FakeApiServer;
 
 const NS: &str = "registry";
 
@@ -40,17 +40,6 @@ fn size() -> Size {
             resync: Duration::from_secs(2),
         },
     }
-}
-
-fn server() -> FakeApiServer {
-    FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy())
-        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
-        .history_limit(100_000)
-        .bookmark_interval(Duration::from_secs(2))
-        .start()
 }
 
 fn image_policy(name: &str, registry: &str) -> Value {
@@ -95,7 +84,7 @@ fn reconciles(operator: &Operator) -> f64 {
 #[test]
 fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
     let size = size();
-    let server = server();
+    let server = server_with_kyverno();
     let logs = tempfile::tempdir().unwrap();
     let resync = format!("{}s", size.resync.as_secs());
     let operator = Operator::start(&server, logs.path(), &["--resync", &resync]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use scenario::*;
 use serde_json::{Value, json};
-use support::{ApiResourceSpec, FakeApiServer, Faults};
+use support::{FakeApiServer, Faults};
 
 const NS: &str = "registry";
 /// Registry every `registryRef` policy points at: updated during the soak, never deleted.
@@ -25,16 +25,6 @@ fn soak_duration() -> Duration {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     Duration::from_secs(secs)
-}
-
-fn server() -> FakeApiServer {
-    FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy())
-        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
-        .bookmark_interval(Duration::from_secs(2))
-        .start()
 }
 
 /// What the test believes should exist: Registries (name → image tag) and ImagePolicies.
@@ -219,7 +209,7 @@ fn divergence(server: &FakeApiServer, world: &World) -> Vec<String> {
 
 #[test]
 fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
-    let server = server();
+    let server = server_with_kyverno();
     let logs = tempfile::tempdir().unwrap();
     let mut operator = Operator::start(&server, logs.path(), &[]);
     let mut world = World::default();

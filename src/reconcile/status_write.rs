@@ -25,29 +25,23 @@ pub trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
     fn set_observed_generation(&mut self, generation: Option<i64>);
 }
 
-impl ConditionedStatus for RegistryStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
+/// Both our statuses carry `conditions` and `observedGeneration` under the same names.
+macro_rules! conditioned_status {
+    ($($status:ty),*) => {$(
+        impl ConditionedStatus for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn set_conditions(&mut self, conditions: Vec<Condition>) {
+                self.conditions = conditions;
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
 }
-
-impl ConditionedStatus for ImagePolicyStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+conditioned_status!(RegistryStatus, ImagePolicyStatus);
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
 /// changed (so a steady state writes nothing); publish an Event when Ready flips or first appears.

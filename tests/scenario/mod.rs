@@ -22,6 +22,18 @@ pub fn server() -> FakeApiServer {
         .start()
 }
 
+/// A fake API server serving the core kinds, our CRDs and Kyverno's ClusterPolicy.
+pub fn server_with_kyverno() -> FakeApiServer {
+    FakeApiServer::builder()
+        .with_core()
+        .with_crd(ApiResourceSpec::registry())
+        .with_crd(ApiResourceSpec::image_policy())
+        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
+        .bookmark_interval(Duration::from_secs(2))
+        .history_limit(100_000)
+        .start()
+}
+
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
