@@ -1,6 +1,8 @@
 //! Harbor-mode render tests: golden snapshots, CNPG schema (strict), k8s-openapi round trips, Pod
 //! Security "restricted" field by field, and that no secret value reaches render output.
 
+mod restricted;
+
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -587,64 +589,8 @@ fn every_pod_meets_pod_security_restricted() {
             .expect("pod spec");
             pods += 1;
             let at = format!("{fixture}: {}", object.key());
-            let pod_security = pod.security_context.clone().expect("pod securityContext");
-            assert_eq!(pod_security.run_as_non_root, Some(true), "{at}");
-            assert!(pod_security.run_as_user.is_some_and(|u| u > 0), "{at}");
-            assert_eq!(
-                pod_security.seccomp_profile.map(|s| s.type_).as_deref(),
-                Some("RuntimeDefault"),
-                "{at}"
-            );
-            assert_ne!(pod.host_network, Some(true), "{at}");
-            assert_ne!(pod.host_pid, Some(true), "{at}");
-            assert_ne!(pod.host_ipc, Some(true), "{at}");
             assert_eq!(pod.automount_service_account_token, Some(false), "{at}");
-            for volume in pod.volumes.iter().flatten() {
-                assert!(
-                    volume.host_path.is_none(),
-                    "{at}: hostPath volume {}",
-                    volume.name
-                );
-            }
-            for container in pod
-                .containers
-                .iter()
-                .chain(pod.init_containers.iter().flatten())
-            {
-                let at = format!("{at} container {}", container.name);
-                let security = container
-                    .security_context
-                    .clone()
-                    .expect("container securityContext");
-                assert_eq!(security.allow_privilege_escalation, Some(false), "{at}");
-                assert_ne!(security.privileged, Some(true), "{at}");
-                assert_eq!(security.run_as_non_root, Some(true), "{at}");
-                assert_eq!(
-                    security.capabilities.and_then(|c| c.drop),
-                    Some(vec!["ALL".to_string()]),
-                    "{at}"
-                );
-                assert!(
-                    security
-                        .seccomp_profile
-                        .is_some_and(|s| s.type_ == "RuntimeDefault"),
-                    "{at}"
-                );
-                assert!(
-                    container
-                        .ports
-                        .iter()
-                        .flatten()
-                        .all(|p| p.host_port.is_none()),
-                    "{at}"
-                );
-                let expected_read_only = !WRITABLE_ROOT.contains(&container.name.as_str());
-                assert_eq!(
-                    security.read_only_root_filesystem,
-                    Some(expected_read_only),
-                    "{at}: undocumented root filesystem exception"
-                );
-            }
+            restricted::assert_pod_restricted(&pod, &at, WRITABLE_ROOT);
         }
     }
     assert_eq!(

@@ -3,6 +3,7 @@
 //! settings field by field. Reads files and runs tools; must not need a cluster or the network.
 
 mod common;
+mod restricted;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -260,50 +261,7 @@ fn manager_pod_meets_pod_security_restricted() {
         .spec
         .and_then(|s| s.template.spec)
         .expect("pod");
-    let pod_security = pod.security_context.clone().expect("pod securityContext");
-    assert_eq!(pod_security.run_as_non_root, Some(true));
-    assert!(pod_security.run_as_user.is_some_and(|u| u > 0));
-    assert_eq!(
-        pod_security.seccomp_profile.map(|s| s.type_).as_deref(),
-        Some("RuntimeDefault")
-    );
-    assert_ne!(pod.host_network, Some(true));
-    assert_ne!(pod.host_pid, Some(true));
-    assert_ne!(pod.host_ipc, Some(true));
-    assert!(pod.volumes.iter().flatten().all(|v| v.host_path.is_none()));
-    for container in pod
-        .containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-    {
-        let at = &container.name;
-        let security = container
-            .security_context
-            .clone()
-            .expect("container securityContext");
-        assert_eq!(security.allow_privilege_escalation, Some(false), "{at}");
-        assert_ne!(security.privileged, Some(true), "{at}");
-        assert_eq!(security.run_as_non_root, Some(true), "{at}");
-        assert_eq!(security.read_only_root_filesystem, Some(true), "{at}");
-        assert_eq!(
-            security.capabilities.and_then(|c| c.drop),
-            Some(vec!["ALL".to_string()]),
-            "{at}"
-        );
-        assert_eq!(
-            security.seccomp_profile.map(|s| s.type_).as_deref(),
-            Some("RuntimeDefault"),
-            "{at}"
-        );
-        assert!(
-            container
-                .ports
-                .iter()
-                .flatten()
-                .all(|p| p.host_port.is_none()),
-            "{at}"
-        );
-    }
+    restricted::assert_pod_restricted(&pod, "manager", &[]);
 }
 
 #[test]

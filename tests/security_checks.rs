@@ -3,6 +3,7 @@
 //! for the K3d-mode Deployments. Runs tools offline; must not need a cluster.
 
 mod common;
+mod restricted;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -208,55 +209,8 @@ fn k3d_deployments_meet_pod_security_restricted() {
                 .expect("pod spec");
             pods += 1;
             let at = format!("{sample}: {}", object.key());
-            let pod_security = pod.security_context.clone().expect("pod securityContext");
-            assert_eq!(pod_security.run_as_non_root, Some(true), "{at}");
-            assert!(pod_security.run_as_user.is_some_and(|u| u > 0), "{at}");
-            assert_eq!(
-                pod_security.seccomp_profile.map(|s| s.type_).as_deref(),
-                Some("RuntimeDefault"),
-                "{at}"
-            );
-            assert_ne!(pod.host_network, Some(true), "{at}");
-            assert_ne!(pod.host_pid, Some(true), "{at}");
-            assert_ne!(pod.host_ipc, Some(true), "{at}");
             assert_eq!(pod.automount_service_account_token, Some(false), "{at}");
-            assert!(
-                pod.volumes.iter().flatten().all(|v| v.host_path.is_none()),
-                "{at}: hostPath"
-            );
-            for container in pod
-                .containers
-                .iter()
-                .chain(pod.init_containers.iter().flatten())
-            {
-                let at = format!("{at} container {}", container.name);
-                let security = container
-                    .security_context
-                    .clone()
-                    .expect("container securityContext");
-                assert_eq!(security.allow_privilege_escalation, Some(false), "{at}");
-                assert_ne!(security.privileged, Some(true), "{at}");
-                assert_eq!(security.run_as_non_root, Some(true), "{at}");
-                assert_eq!(security.read_only_root_filesystem, Some(true), "{at}");
-                assert_eq!(
-                    security.capabilities.and_then(|c| c.drop),
-                    Some(vec!["ALL".to_string()]),
-                    "{at}"
-                );
-                assert_eq!(
-                    security.seccomp_profile.map(|s| s.type_).as_deref(),
-                    Some("RuntimeDefault"),
-                    "{at}"
-                );
-                assert!(
-                    container
-                        .ports
-                        .iter()
-                        .flatten()
-                        .all(|p| p.host_port.is_none()),
-                    "{at}"
-                );
-            }
+            restricted::assert_pod_restricted(&pod, &at, &[]);
         }
     }
     assert_eq!(
