@@ -239,30 +239,7 @@ async fn apply_registry(registry: &Registry, ctx: &Context) -> Result<Action, Re
         };
         return finish_switch(registry, ctx, &rendered, desired, outcome).await;
     }
-    let report = apply::apply_all(&ctx.client, &ctx.stores, &desired).await?;
-    for key in &report.applied {
-        ctx.metrics
-            .applied(key.split('/').next().unwrap_or_default());
-    }
-    let name = registry.name_any();
-    let namespace = registry.namespace().unwrap_or_default();
-    let owner = Owner {
-        kind: "Registry",
-        name: &name,
-        namespace: Some(&namespace),
-    };
-    let pruned = apply::prune(
-        &ctx.client,
-        &ctx.stores,
-        &owner.selector_labels(),
-        &desired,
-        registry.spec.retention,
-        &id,
-    )
-    .await?;
-    if !report.applied.is_empty() || !pruned.is_empty() {
-        info!(registry = %id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "children reconciled");
-    }
+    apply_and_prune(registry, ctx, &desired, "children reconciled").await?;
 
     let ready = waiting.is_empty();
     let mut warnings = rendered.warnings.clone();
@@ -359,6 +336,42 @@ pub(super) fn status_base(registry: &Registry) -> RegistryStatus {
         harbor_version: current.harbor_version,
         ..Default::default()
     }
+}
+
+/// Server-side apply `desired`, prune this Registry's children it no longer lists, count and log what
+/// changed (`what` names the step in the log).
+pub(super) async fn apply_and_prune(
+    registry: &Registry,
+    ctx: &Context,
+    desired: &[render::RenderedObject],
+    what: &str,
+) -> Result<(), ReconcileError> {
+    let id = registry_id(registry);
+    let report = apply::apply_all(&ctx.client, &ctx.stores, desired).await?;
+    for key in &report.applied {
+        ctx.metrics
+            .applied(key.split('/').next().unwrap_or_default());
+    }
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    let owner = Owner {
+        kind: "Registry",
+        name: &name,
+        namespace: Some(&namespace),
+    };
+    let pruned = apply::prune(
+        &ctx.client,
+        &ctx.stores,
+        &owner.selector_labels(),
+        desired,
+        registry.spec.retention,
+        &id,
+    )
+    .await?;
+    if !report.applied.is_empty() || !pruned.is_empty() {
+        info!(registry = %id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "{what}");
+    }
+    Ok(())
 }
 
 /// Write the status if it changed (see [`status_write::write_status`]).

@@ -6,17 +6,18 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::apply;
 use super::context::Context;
 use super::harbor;
-use super::registry::{ReconcileError, registry_id, status_base, waiting_on, write_status};
+use super::registry::{
+    ReconcileError, apply_and_prune, registry_id, status_base, waiting_on, write_status,
+};
 use super::status::DesiredCondition;
 use super::switch::MigrationStep;
 use crate::crd::{
     MigrationPhase, MigrationStatus, Registry, RegistryMode, RegistryPhase, RegistryStatus,
     condition,
 };
-use crate::render::{self, labels::Owner};
+use crate::render;
 
 /// Everything a switch pass decided.
 pub(super) struct SwitchOutcome {
@@ -41,26 +42,8 @@ pub(super) async fn finish_switch(
     if !created.is_empty() {
         info!(registry = %id, secrets = ?created, "generated secrets created (values are never logged)");
     }
-    let report = apply::apply_all(&ctx.client, &ctx.stores, &desired).await?;
-    let name = registry.name_any();
+    apply_and_prune(registry, ctx, &desired, "switch: children reconciled").await?;
     let namespace = registry.namespace().unwrap_or_default();
-    let owner = Owner {
-        kind: "Registry",
-        name: &name,
-        namespace: Some(&namespace),
-    };
-    let pruned = apply::prune(
-        &ctx.client,
-        &ctx.stores,
-        &owner.selector_labels(),
-        &desired,
-        registry.spec.retention,
-        &id,
-    )
-    .await?;
-    if !report.applied.is_empty() || !pruned.is_empty() {
-        info!(registry = %id, applied = ?report.applied, pruned = ?pruned, "switch: children reconciled");
-    }
     let serving_waiting = waiting_on(&outcome.source, ctx);
     let serving_ready = serving_waiting.is_empty();
     let succeeded = outcome.step.as_ref().is_some_and(|s| s.succeeded);
