@@ -183,37 +183,12 @@ fn argocd_cm_patch_carries_the_lua_files_verbatim() {
     );
 }
 
-/// `additionalProperties: false` on every object schema with properties (unless it preserves unknown fields).
-fn make_strict(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            let preserves =
-                map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-            if map.contains_key("properties")
-                && !map.contains_key("additionalProperties")
-                && !preserves
-            {
-                map.insert("additionalProperties".to_string(), Value::Bool(false));
-            }
-            map.values_mut().for_each(make_strict);
-        }
-        Value::Array(items) => items.iter_mut().for_each(make_strict),
-        _ => {}
-    }
-}
-
 #[test]
 fn applications_validate_against_the_upstream_schema_strictly() {
     let Some(schemas) = common::shared_schemas() else {
         return;
     };
-    let crd = read_yaml(&schemas.join("argocd/application-crd.yaml"));
-    let mut schema = crd["spec"]["versions"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == "v1alpha1"))
-        .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .expect("v1alpha1 schema");
-    make_strict(&mut schema);
+    let schema = common::strict_schema(&schemas.join("argocd/application-crd.yaml"), "v1alpha1");
     let validator = jsonschema::draft4::new(&schema).expect("schema compiles");
     let mut paths = Vec::new();
     for name in ["application-operator.yaml", "application-registry.yaml"] {

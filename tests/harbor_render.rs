@@ -1,9 +1,8 @@
 //! Harbor-mode render tests: golden snapshots, CNPG schema (strict), k8s-openapi round trips, Pod
 //! Security "restricted" field by field, and that no secret value reaches render output.
 
+mod common;
 mod restricted;
-
-use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, PodSpec, Service};
@@ -686,37 +685,6 @@ fn placeholder_secrets_carry_only_the_placeholder() {
 
 // ---- CNPG schema (strict) ----
 
-fn shared_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("REGISTRY_OPERATOR_SHARED_DIR") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    if beside.join("schemas").is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
-}
-
-/// `additionalProperties: false` on every object schema with properties (unless it preserves unknown fields).
-fn make_strict(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            let preserves =
-                map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-            if map.contains_key("properties")
-                && !map.contains_key("additionalProperties")
-                && !preserves
-            {
-                map.insert("additionalProperties".to_string(), Value::Bool(false));
-            }
-            map.values_mut().for_each(make_strict);
-        }
-        Value::Array(items) => items.iter_mut().for_each(make_strict),
-        _ => {}
-    }
-}
-
 fn drop_nulls(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -730,27 +698,11 @@ fn drop_nulls(value: &mut Value) {
 
 #[test]
 fn cnpg_clusters_validate_against_upstream_schema_strictly() {
-    let path = shared_dir().join("schemas/cnpg/postgresql.cnpg.io_clusters.yaml");
-    if !path.is_file() {
-        assert!(
-            std::env::var("REGISTRY_OPERATOR_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "CNPG schema missing at {}",
-            path.display()
-        );
-        println!(
-            "SKIPPED: CNPG schema not found at {} (install: place shared/schemas beside the repo)",
-            path.display()
-        );
+    let Some(schemas) = common::shared_schemas() else {
         return;
-    }
-    let crd: Value = yaml_serde::from_str(&std::fs::read_to_string(&path).expect("read schema"))
-        .expect("schema yaml");
-    let mut schema = crd["spec"]["versions"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == "v1"))
-        .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .expect("v1 schema");
-    make_strict(&mut schema);
+    };
+    let schema =
+        common::strict_schema(&schemas.join("cnpg/postgresql.cnpg.io_clusters.yaml"), "v1");
     let validator = jsonschema::draft4::new(&schema).expect("schema compiles");
     let mut checked = 0;
     for (fixture, yaml) in FIXTURES {

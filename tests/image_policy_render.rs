@@ -1,6 +1,7 @@
 //! ImagePolicy rendering: golden snapshots of both Kyverno flavours, strict upstream-schema checks, and
 //! the generated image rules evaluated against Pods (wildcards for ClusterPolicy, CEL for ValidatingPolicy).
 
+mod common;
 mod support_policy;
 
 use registry_operator::cli::{Manifest, read_manifests};

@@ -72,3 +72,38 @@ pub fn shared_schemas() -> Option<PathBuf> {
     }
     found
 }
+
+/// The `openAPIV3Schema` of `version` in an upstream CRD file, made strict: `additionalProperties: false`
+/// on every object schema with `properties`, unless it already says otherwise or preserves unknown fields.
+pub fn strict_schema(file: &Path, version: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(file).expect("read CRD");
+    let crd: serde_json::Value = yaml_serde::from_str(&text).expect("parse CRD");
+    let mut schema = crd["spec"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["name"] == version)
+        .expect("version")["schema"]["openAPIV3Schema"]
+        .clone();
+    make_strict(&mut schema);
+    schema
+}
+
+fn make_strict(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            let preserves =
+                map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+            if map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+                && !preserves
+            {
+                map.insert("additionalProperties".to_string(), Value::Bool(false));
+            }
+            map.values_mut().for_each(make_strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(make_strict),
+        _ => {}
+    }
+}

@@ -184,64 +184,13 @@ pub fn pod(namespace: &str, containers: &[&str], init: &[&str], ephemeral: &[&st
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace}, "spec": spec})
 }
 
-/// Directory of the upstream schemas, or `None` (after printing SKIPPED) when missing and not required.
+/// Directory of the upstream Kyverno schemas, or `None` (after printing SKIPPED) when `../shared` is
+/// missing and not required.
 pub fn kyverno_schema_dir() -> Option<PathBuf> {
-    let shared = std::env::var_os("REGISTRY_OPERATOR_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let candidates = [
-        shared.join("schemas/kyverno"),
-        PathBuf::from("/work/shared/schemas/kyverno"),
-    ];
-    if let Some(dir) = candidates
-        .into_iter()
-        .find(|d| d.join("kyverno.io_clusterpolicies.yaml").is_file())
-    {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("REGISTRY_OPERATOR_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "upstream Kyverno schemas not found and REGISTRY_OPERATOR_REQUIRE_TOOLS=1"
-    );
-    println!(
-        "SKIPPED: upstream Kyverno CRD schemas not found (install: put shared/schemas/kyverno beside the repo)"
-    );
-    None
+    crate::common::shared_schemas().map(|schemas| schemas.join("kyverno"))
 }
 
-/// The `openAPIV3Schema` of `version` in a CRD file, made strict: `additionalProperties: false` on every
-/// object schema with `properties`, no `additionalProperties` and no `x-kubernetes-preserve-unknown-fields`.
-pub fn strict_schema(file: &std::path::Path, version: &str) -> Value {
-    let text = std::fs::read_to_string(file).expect("read CRD");
-    let crd: Value = yaml_serde::from_str(&text).expect("parse CRD");
-    let mut schema = crd["spec"]["versions"]
-        .as_array()
-        .expect("versions")
-        .iter()
-        .find(|v| v["name"] == version)
-        .expect("version")["schema"]["openAPIV3Schema"]
-        .clone();
-    make_strict(&mut schema);
-    schema
-}
-
-fn make_strict(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            let preserve =
-                map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-            if map.contains_key("properties")
-                && !map.contains_key("additionalProperties")
-                && !preserve
-            {
-                map.insert("additionalProperties".to_string(), Value::Bool(false));
-            }
-            map.values_mut().for_each(make_strict);
-        }
-        Value::Array(items) => items.iter_mut().for_each(make_strict),
-        _ => {}
-    }
-}
+pub use crate::common::strict_schema;
 
 /// Remove `null` values, as the API server drops them.
 pub fn drop_nulls(value: &mut Value) {
