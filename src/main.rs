@@ -27,10 +27,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Render(args) => {
-            match cli::render_files(&args.files, args.observed.as_ref(), &args.namespace) {
+            match cli::render_files_with(&args.files, args.observed.as_ref(), &args.options()) {
                 Ok(output) => match registry_operator::render::to_yaml(&output.objects) {
                     Ok(yaml) => {
                         print!("{yaml}");
+                        for warning in &output.warnings {
+                            eprintln!("warning: {warning}");
+                        }
                         for note in &output.notes {
                             eprintln!("# {}", note.trim_end().replace('\n', "\n#   "));
                         }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use registry_operator::cli::{Manifest, read_manifests, render_manifests};
+use registry_operator::crd::{Meaning, Reason, WrittenBy};
 use registry_operator::render::Observed;
 use serde_json::Value;
 
@@ -159,6 +160,97 @@ fn health_checks_match_every_fixture() {
         })
         .collect();
     assert_eq!(listed, present);
+}
+
+/// The troubleshooting table of the README: from its heading to the next heading.
+fn troubleshooting_table() -> String {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).expect("README");
+    let start = readme
+        .find("### Troubleshooting by condition reason")
+        .expect("README has a troubleshooting table");
+    let rest = &readme[start + 3..];
+    rest[..rest.find("\n#").unwrap_or(rest.len())].to_string()
+}
+
+#[test]
+fn every_condition_reason_is_in_the_readme_troubleshooting_table() {
+    let table = troubleshooting_table();
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .filter(|word| !table.contains(&format!("`{word}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the README troubleshooting table: {missing:?}"
+    );
+}
+
+/// The conditions a controller writes with `reason` as Ready's reason, per the reason's meaning.
+fn status_for(reason: Reason) -> Value {
+    let (ready, progressing, degraded) = match reason.meaning() {
+        Meaning::Healthy => (true, false, false),
+        Meaning::Progressing => (false, true, false),
+        Meaning::Degraded => (false, false, true),
+        Meaning::Blocked | Meaning::Neutral => (false, false, false),
+    };
+    let word = |b: bool| if b { "True" } else { "False" };
+    serde_json::json!({
+        "observedGeneration": 1,
+        "conditions": [
+            {"type": "Ready", "status": word(ready), "reason": reason.as_str(), "message": "m"},
+            {"type": "Progressing", "status": word(progressing), "reason": reason.as_str(), "message": ""},
+            {"type": "Degraded", "status": word(degraded), "reason": reason.as_str(), "message": ""},
+        ],
+    })
+}
+
+#[test]
+fn both_health_checks_handle_every_condition_reason() {
+    let Some(lua) = common::find_tool("lua5.4", &[]) else {
+        common::missing("lua5.4", "apt-get install lua5.4");
+        return;
+    };
+    for kind in ["Registry", "ImagePolicy"] {
+        let script = script_for(kind);
+        // The failure table names only reasons the operator writes.
+        let failures = &script[script.find("local failures = {").expect("failures")..];
+        let failures = &failures[..failures.find('}').expect("end of failures")];
+        for line in failures.lines().skip(1) {
+            let word = line
+                .trim()
+                .trim_end_matches(',')
+                .trim_end_matches(" = true");
+            assert!(
+                Reason::ALL.iter().any(|r| r.as_str() == word),
+                "{kind} health check lists unknown reason {word:?}"
+            );
+        }
+        for reason in Reason::ALL {
+            let writes = match reason.written_by() {
+                WrittenBy::Both => true,
+                WrittenBy::Registry => kind == "Registry",
+                WrittenBy::ImagePolicy => kind == "ImagePolicy",
+            };
+            let expected = match reason.meaning() {
+                Meaning::Healthy => "Healthy",
+                Meaning::Progressing => "Progressing",
+                Meaning::Degraded | Meaning::Blocked => "Degraded",
+                Meaning::Neutral => continue,
+            };
+            if !writes {
+                continue;
+            }
+            let obj = serde_json::json!({
+                "apiVersion": "registry.aisp.dev/v1alpha1",
+                "kind": kind,
+                "metadata": {"name": "r", "generation": 1},
+                "status": status_for(*reason),
+            });
+            let (status, _) = run_health(&lua, &script, &obj);
+            assert_eq!(status, expected, "{kind} with reason {reason}");
+        }
+    }
 }
 
 #[test]

@@ -44,6 +44,7 @@ spec:
         username: harbor
         passwordSecretRef: { name: harbor-database }
         sslMode: verify-full
+        caBundleSecretRef: { name: harbor-database-ca }
     redis:
       external:
         addr: redis-sentinel.storage.svc:26379
@@ -89,6 +90,8 @@ spec:
       redis: mirror.local/goharbor/redis-photon:v2.14.1
       exporter: mirror.local/goharbor/harbor-exporter:v2.14.1
     exporter: { enabled: true }
+    expose:
+      ingressAnnotations: { nginx.ingress.kubernetes.io/proxy-body-size: "0" }
     resources:
       core: { requests: { memory: 1Gi, cpu: 500m }, limits: { memory: 2Gi } }
 "#;
@@ -111,7 +114,17 @@ fn ready() -> Observed {
 }
 
 fn render_fixture(yaml: &str) -> Rendered {
-    render::registry(&registry(yaml), &ready()).expect("renders")
+    render_checked(&registry(yaml), &ready())
+}
+
+/// Render, then check every object (placeholder Secrets included) against the apiserver's metadata rules.
+fn render_checked(registry: &Registry, observed: &Observed) -> Rendered {
+    let rendered = render::registry(registry, observed).expect("renders");
+    common::assert_all_valid_metadata(&rendered.objects);
+    common::assert_all_valid_metadata(
+        &render::placeholder_secrets(&rendered.generated_secrets).expect("placeholders"),
+    );
+    rendered
 }
 
 fn find<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a RenderedObject {
@@ -161,7 +174,7 @@ fn golden_snapshots() {
 #[test]
 fn managed_database_gates_core_and_jobservice_until_ready_or_existing() {
     let registry = registry(MANAGED_PVC);
-    let waiting = render::registry(&registry, &Observed::default()).expect("renders");
+    let waiting = render_checked(&registry, &Observed::default());
     let keys: Vec<String> = waiting.objects.iter().map(|o| o.key()).collect();
     assert!(
         !keys
@@ -197,14 +210,14 @@ fn managed_database_gates_core_and_jobservice_until_ready_or_existing() {
         },
         ..Default::default()
     };
-    let kept = render::registry(&registry, &existing).expect("renders");
+    let kept = render_checked(&registry, &existing);
     find(&kept, "Deployment", "platform-harbor-core");
     find(&kept, "Deployment", "platform-harbor-jobservice");
 }
 
 #[test]
 fn external_database_does_not_wait_and_renders_no_cluster_nor_internal_redis() {
-    let rendered = render::registry(&registry(EXTERNAL_S3), &Observed::default()).expect("renders");
+    let rendered = render_checked(&registry(EXTERNAL_S3), &Observed::default());
     find(&rendered, "Deployment", "platform-harbor-core");
     assert!(
         !rendered
@@ -262,15 +275,23 @@ fn managed_database_connects_to_cnpg_rw_service_with_app_secret() {
     );
 }
 
+/// TLS always: with the user's Secret (MANAGED_PVC) or the generated one (TRIVY_OFF), Harbor
+/// advertises exactly what the Ingress serves.
 #[test]
 fn external_url_matches_ingress_scheme_and_host() {
-    for (yaml, core_name, expected) in [
+    for (yaml, core_name, expected, tls_secret) in [
         (
             MANAGED_PVC,
             "platform-harbor-core",
             "https://harbor.ai-platform.localhost",
+            "harbor-tls",
         ),
-        (TRIVY_OFF, "small-harbor-core", "http://harbor.localhost"),
+        (
+            TRIVY_OFF,
+            "small-harbor-core",
+            "https://harbor.localhost",
+            "small-harbor-tls-",
+        ),
     ] {
         let rendered = render_fixture(yaml);
         let pod = pod_of_deployment(find(&rendered, "Deployment", core_name));
@@ -300,6 +321,8 @@ fn external_url_matches_ingress_scheme_and_host() {
         );
         assert_eq!(spec.ingress_class_name.as_deref(), Some("traefik"));
         assert_eq!(rendered.endpoint.as_deref(), expected.split("://").nth(1));
+        let secret = spec.tls.as_ref().unwrap()[0].secret_name.clone().unwrap();
+        assert!(secret.starts_with(tls_secret), "{secret}");
     }
 }
 
@@ -445,7 +468,7 @@ fn images_default_to_version_and_follow_overrides() {
     let pod = pod_of_deployment(find(&default, "Deployment", "small-harbor-core"));
     assert_eq!(
         pod.containers[0].image.as_deref(),
-        Some("goharbor/harbor-core:v2.15.3")
+        Some("docker.io/goharbor/harbor-core:v2.15.2")
     );
     assert_eq!(
         default.harbor_version.as_deref(),
@@ -627,9 +650,13 @@ fn render_output_holds_no_secret_values() {
             let value = serde_json::to_value(&object.object).expect("json");
             for env in env_vars(&value) {
                 let name = env["name"].as_str().unwrap_or_default();
-                if ["PASSWORD", "SECRET", "KEY"]
-                    .iter()
-                    .any(|s| name.contains(s))
+                // A file path (TOKEN_PRIVATE_KEY_PATH) names where a secret is, not the secret.
+                let path = name.ends_with("_PATH")
+                    && env["value"].as_str().is_some_and(|v| v.starts_with('/'));
+                if !path
+                    && ["PASSWORD", "SECRET", "KEY"]
+                        .iter()
+                        .any(|s| name.contains(s))
                 {
                     sensitive_seen += 1;
                     assert!(
@@ -740,4 +767,255 @@ fn cnpg_clusters_validate_against_upstream_schema_strictly() {
         checked, 3,
         "expected a Cluster in each managed-database fixture"
     );
+}
+
+const EXISTING_CNPG: &str = r#"
+apiVersion: registry.aisp.dev/v1alpha1
+kind: Registry
+metadata: { name: platform, namespace: registry }
+spec:
+  mode: Harbor
+  host: harbor.ai-platform.localhost
+  harbor:
+    database: { cnpg: { clusterRef: { name: postgresql, namespace: storage } } }
+"#;
+
+const BACKUP_SNAPSHOT: &str = r#"
+apiVersion: registry.aisp.dev/v1alpha1
+kind: Registry
+metadata: { name: platform, namespace: registry }
+spec:
+  mode: Harbor
+  host: harbor.ai-platform.localhost
+  harbor:
+    database:
+      managed: {}
+      backup: { schedule: "0 0 3 * * *", method: VolumeSnapshot, volumeSnapshot: { className: csi-snapclass } }
+"#;
+
+const BACKUP_OBJECT_STORE: &str = r#"
+apiVersion: registry.aisp.dev/v1alpha1
+kind: Registry
+metadata: { name: platform, namespace: registry }
+spec:
+  mode: Harbor
+  host: harbor.ai-platform.localhost
+  harbor:
+    database:
+      managed: {}
+      backup: { schedule: "0 0 3 * * *", method: ObjectStore, objectStore: { name: s3-store } }
+"#;
+
+/// Every CNPG object of the day-2 fixtures, checked against its upstream CRD schema (strict).
+#[test]
+fn day2_cnpg_objects_validate_against_upstream_schemas_strictly() {
+    let Some(schemas) = common::shared_schemas() else {
+        return;
+    };
+    let validators: Vec<(&str, jsonschema::Validator)> = [
+        ("Cluster", "clusters"),
+        ("Database", "databases"),
+        ("DatabaseRole", "databaseroles"),
+        ("ScheduledBackup", "scheduledbackups"),
+    ]
+    .into_iter()
+    .map(|(kind, plural)| {
+        let schema = common::strict_schema(
+            &schemas.join(format!("cnpg/postgresql.cnpg.io_{plural}.yaml")),
+            "v1",
+        );
+        (
+            kind,
+            jsonschema::draft4::new(&schema).expect("schema compiles"),
+        )
+    })
+    .collect();
+    let mut kinds = Vec::new();
+    for yaml in [EXISTING_CNPG, BACKUP_SNAPSHOT, BACKUP_OBJECT_STORE] {
+        for object in render_fixture(yaml).objects {
+            let Some((_, validator)) = validators.iter().find(|(kind, _)| {
+                object.resource.group == "postgresql.cnpg.io" && *kind == object.resource.kind
+            }) else {
+                continue;
+            };
+            let mut value = serde_json::to_value(&object.object).expect("json");
+            drop_nulls(&mut value);
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", object.key());
+            kinds.push(object.resource.kind.clone());
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        ["Cluster", "Database", "DatabaseRole", "ScheduledBackup"]
+    );
+}
+
+#[test]
+fn existing_cnpg_cluster_declares_role_and_database_and_connects_to_its_rw_service() {
+    let rendered = render_fixture(EXISTING_CNPG);
+    assert!(
+        !rendered
+            .objects
+            .iter()
+            .any(|o| o.resource.kind == "Cluster"),
+        "no managed Cluster next to an existing one"
+    );
+    let role = find(&rendered, "DatabaseRole", "registry-platform-harbor");
+    let role = serde_json::to_value(&role.object).unwrap();
+    assert_eq!(role["metadata"]["namespace"], "storage");
+    assert!(
+        role["metadata"]
+            .get("ownerReferences")
+            .is_none_or(Value::is_null)
+    );
+    assert_eq!(role["spec"]["cluster"]["name"], "postgresql");
+    assert_eq!(role["spec"]["name"], "harbor");
+    assert_eq!(role["spec"]["login"], true);
+    assert_eq!(
+        role["spec"]["passwordSecret"]["name"],
+        "registry-platform-harbor"
+    );
+    let database =
+        serde_json::to_value(&find(&rendered, "Database", "registry-platform-harbor").object)
+            .unwrap();
+    assert_eq!(database["spec"]["owner"], "harbor");
+    assert_eq!(database["spec"]["databaseReclaimPolicy"], "retain");
+    // The password: generated once in the Registry's namespace, copied for CNPG as basic-auth.
+    let source = rendered
+        .generated_secrets
+        .iter()
+        .find(|s| s.name == "platform-harbor-database-secret")
+        .expect("password Secret");
+    assert_eq!(source.namespace, "registry");
+    assert_eq!(source.secret_type, "kubernetes.io/basic-auth");
+    let copy = rendered
+        .generated_secrets
+        .iter()
+        .find(|s| s.name == "registry-platform-harbor")
+        .expect("copy for CNPG");
+    assert_eq!(copy.namespace, "storage");
+    assert_eq!(copy.data_keys(), ["username", "password"]);
+    let source_position = rendered
+        .generated_secrets
+        .iter()
+        .position(|s| s.name == source.name);
+    let copy_position = rendered
+        .generated_secrets
+        .iter()
+        .position(|s| s.name == copy.name);
+    assert!(
+        source_position < copy_position,
+        "the source is created first"
+    );
+    // Core connects to the cluster's -rw Service with that password, without waiting for a Cluster.
+    let core = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-core"));
+    for (name, value) in [
+        ("POSTGRESQL_HOST", "postgresql-rw.storage.svc"),
+        ("POSTGRESQL_USERNAME", "harbor"),
+        ("POSTGRESQL_DATABASE", "harbor"),
+        ("POSTGRESQL_SSLMODE", "require"),
+    ] {
+        assert_eq!(
+            env_value(&core, "core", name).as_deref(),
+            Some(value),
+            "{name}"
+        );
+    }
+    let password = core.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "POSTGRESQL_PASSWORD")
+        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone())
+        .expect("password from a Secret");
+    assert_eq!(password.name, "platform-harbor-database-secret");
+    assert_eq!(password.key, "password");
+    let unready = render::registry(&registry(EXISTING_CNPG), &Observed::default()).unwrap();
+    assert!(
+        unready.held_back.is_none(),
+        "an existing cluster is not waited for"
+    );
+}
+
+#[test]
+fn backups_render_the_method_and_its_cluster_settings() {
+    let snapshot = render_fixture(BACKUP_SNAPSHOT);
+    let cluster =
+        serde_json::to_value(&find(&snapshot, "Cluster", "platform-harbor-db").object).unwrap();
+    assert_eq!(
+        cluster["spec"]["backup"]["volumeSnapshot"]["className"],
+        "csi-snapclass"
+    );
+    let backup = serde_json::to_value(
+        &find(&snapshot, "ScheduledBackup", "platform-harbor-db-backup").object,
+    )
+    .unwrap();
+    assert_eq!(backup["spec"]["method"], "volumeSnapshot");
+    assert_eq!(backup["spec"]["schedule"], "0 0 3 * * *");
+    assert_eq!(backup["spec"]["cluster"]["name"], "platform-harbor-db");
+
+    let store = render_fixture(BACKUP_OBJECT_STORE);
+    let cluster =
+        serde_json::to_value(&find(&store, "Cluster", "platform-harbor-db").object).unwrap();
+    assert_eq!(
+        cluster["spec"]["plugins"][0]["name"],
+        "barman-cloud.cloudnative-pg.io"
+    );
+    assert_eq!(cluster["spec"]["plugins"][0]["isWALArchiver"], true);
+    assert_eq!(
+        cluster["spec"]["plugins"][0]["parameters"]["barmanObjectName"],
+        "s3-store"
+    );
+    let backup =
+        serde_json::to_value(&find(&store, "ScheduledBackup", "platform-harbor-db-backup").object)
+            .unwrap();
+    assert_eq!(backup["spec"]["method"], "plugin");
+    assert_eq!(
+        backup["spec"]["pluginConfiguration"]["name"],
+        "barman-cloud.cloudnative-pg.io"
+    );
+}
+
+#[test]
+fn day2_database_settings_that_cannot_work_are_refused_naming_the_field() {
+    let cases = [
+        (
+            BACKUP_SNAPSHOT.replace(", volumeSnapshot: { className: csi-snapclass }", ""),
+            "spec.harbor.database.backup.volumeSnapshot",
+        ),
+        (
+            BACKUP_OBJECT_STORE.replace(", objectStore: { name: s3-store }", ""),
+            "spec.harbor.database.backup.objectStore",
+        ),
+        (
+            BACKUP_SNAPSHOT.replace("0 0 3 * * *", "0 3 * * *"),
+            "spec.harbor.database.backup.schedule",
+        ),
+        (
+            EXISTING_CNPG.replace(
+                "namespace: storage } } }",
+                "namespace: storage } }, backup: { schedule: '@daily', method: ObjectStore, objectStore: { name: s3 } } }",
+            ),
+            "spec.harbor.database.backup",
+        ),
+        (
+            EXISTING_CNPG.replace("{ cnpg:", "{ managed: {}, cnpg:"),
+            "spec.harbor.database",
+        ),
+        (
+            EXISTING_CNPG.replace("namespace: storage }", "namespace: storage }, name: pg_harbor"),
+            "spec.harbor.database.cnpg.name",
+        ),
+    ];
+    for (yaml, field) in cases {
+        let error = render::registry(&registry(&yaml), &ready()).expect_err(field);
+        let message = error.to_string();
+        assert!(message.contains(&format!("{field}:")), "{field}: {message}");
+    }
 }

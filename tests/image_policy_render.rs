@@ -44,8 +44,14 @@ fn with_engine(mut policy: ImagePolicy, engine: PolicyEngine) -> ImagePolicy {
 }
 
 fn rendered(policy: &ImagePolicy, engine: PolicyEngine) -> RenderedPolicy {
-    render::image_policy(&with_engine(policy.clone(), engine), &observed(true, true))
-        .expect("render")
+    checked(&with_engine(policy.clone(), engine), &observed(true, true))
+}
+
+/// Render, then check every policy against the apiserver's metadata rules.
+fn checked(policy: &ImagePolicy, observed: &PolicyObserved) -> RenderedPolicy {
+    let rendered = render::image_policy(policy, observed).expect("render");
+    common::assert_all_valid_metadata(&rendered.objects);
+    rendered
 }
 
 fn yaml(rendered: &RenderedPolicy) -> String {
@@ -102,6 +108,20 @@ fn cases() -> Vec<(&'static str, ImagePolicy)> {
                     {"predicateType": "https://slsa.dev/provenance/v1", "builderIdPattern": "^https://github\\.com/ai-platform/.+$"}
                 ]
             })),
+        ),
+        (
+            "require_signatures_offline",
+            with(json!({"requireSignatures": {
+                "keys": {"publicKey": "-----BEGIN PUBLIC KEY-----\nPLACEHOLDER\n-----END PUBLIC KEY-----\n"},
+                "transparencyLog": {"ignoreTlog": true, "ignoreSCT": true}
+            }})),
+        ),
+        (
+            "require_signatures_private_rekor",
+            with(json!({"requireSignatures": {
+                "keyless": {"issuer": "https://token.actions.githubusercontent.com", "subject": "ci@example.com"},
+                "transparencyLog": {"rekorURL": "https://rekor.internal.example", "ignoreSCT": true}
+            }})),
         ),
     ]
 }
@@ -370,11 +390,16 @@ fn every_container_list_is_checked_in_both_flavours() {
 #[test]
 fn excluded_and_unselected_namespaces_are_not_checked() {
     let bad = pod("x", &["nginx:latest"], &[], &[]);
+    // Selected and excluded: the exclusion wins.
     let mut selected_but_excluded = restricting_policy();
     selected_but_excluded
         .spec
         .namespaces
-        .push("kube-system".to_string());
+        .push("monitoring".to_string());
+    selected_but_excluded.spec.exclude_namespaces = Some(vec!["monitoring".to_string()]);
+    // Naming a platform namespace in `namespaces` is the explicit opt-in to checking it.
+    let mut opted_in = restricting_policy();
+    opted_in.spec.namespaces.push("kube-system".to_string());
     for engine in [PolicyEngine::ClusterPolicy, PolicyEngine::Cel] {
         let rendered = rendered(&selected_but_excluded, engine);
         assert_eq!(
@@ -382,39 +407,55 @@ fn excluded_and_unselected_namespaces_are_not_checked() {
             Some(false),
             "{engine:?}"
         );
-        for namespace in ["default", "kube-system", "registry-system"] {
+        for namespace in [
+            "default",
+            "monitoring",
+            "kube-system",
+            "registry-system",
+            "registry",
+        ] {
             assert_eq!(
                 verdict(&rendered, "disallow-latest-tag", &bad, namespace),
                 None,
                 "{engine:?} {namespace}"
             );
         }
-        // No namespaces listed: everything but the default exclusions.
+        let rendered = self::rendered(&opted_in, engine);
+        assert_eq!(
+            verdict(&rendered, "disallow-latest-tag", &bad, "kube-system"),
+            Some(false),
+            "{engine:?}: kube-system opted in"
+        );
+        // No namespaces listed: everything but the platform's namespaces (kube-system, the
+        // operator's registry-system, the Registry's registry) and the user's exclusions.
         let mut everywhere = restricting_policy();
         everywhere.spec.namespaces.clear();
+        everywhere.spec.exclude_namespaces = Some(vec!["monitoring".to_string()]);
         let rendered = self::rendered(&everywhere, engine);
         assert_eq!(
             verdict(&rendered, "disallow-latest-tag", &bad, "default"),
             Some(false),
             "{engine:?}"
         );
-        assert_eq!(
-            verdict(&rendered, "disallow-latest-tag", &bad, "registry-system"),
-            None,
-            "{engine:?}"
-        );
-        assert_eq!(
-            verdict(&rendered, "disallow-latest-tag", &bad, "kube-system"),
-            None,
-            "{engine:?}"
-        );
+        for namespace in ["monitoring", "kube-system", "registry-system", "registry"] {
+            assert_eq!(
+                verdict(&rendered, "disallow-latest-tag", &bad, namespace),
+                None,
+                "{engine:?} {namespace}: a user's exclusions add to the platform's"
+            );
+        }
     }
 }
 
 #[test]
 fn engine_auto_follows_what_is_served() {
     let policy = sample();
-    let cp = render::image_policy(&policy, &observed(true, true)).expect("render");
+    // Both served: the CEL kinds (ClusterPolicy is deprecated by Kyverno).
+    assert_eq!(
+        checked(&policy, &observed(true, true)).engine,
+        ChosenEngine::Cel
+    );
+    let cp = checked(&policy, &observed(true, false));
     assert_eq!(cp.engine, ChosenEngine::ClusterPolicy);
     assert_eq!(
         cp.policy_names,
@@ -425,7 +466,7 @@ fn engine_auto_follows_what_is_served() {
         ]
     );
     assert_eq!(cp.allowed_registries, [ENDPOINT]);
-    let cel = render::image_policy(&policy, &observed(false, true)).expect("render");
+    let cel = checked(&policy, &observed(false, true));
     assert_eq!(cel.engine, ChosenEngine::Cel);
     let kinds: Vec<&str> = cel
         .objects
@@ -435,6 +476,8 @@ fn engine_auto_follows_what_is_served() {
     assert_eq!(
         kinds,
         [
+            "ValidatingPolicy",
+            "ValidatingPolicy",
             "ValidatingPolicy",
             "ValidatingPolicy",
             "ImageValidatingPolicy"
@@ -459,7 +502,7 @@ fn engine_auto_follows_what_is_served() {
 fn owner_reference_and_labels_are_set() {
     let mut policy = sample();
     policy.metadata.uid = Some("1234".to_string());
-    let rendered = render::image_policy(&policy, &observed(true, false)).expect("render");
+    let rendered = checked(&policy, &observed(true, false));
     for object in &rendered.objects {
         let owner = &object
             .object
@@ -473,7 +516,7 @@ fn owner_reference_and_labels_are_set() {
         );
         let labels = object.object.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["registry.aisp.dev/owner-kind"], "ImagePolicy");
-        assert_eq!(labels["registry.aisp.dev/owner-namespace"], "_cluster");
+        assert_eq!(labels["registry.aisp.dev/owner-namespace"], "");
         assert!(object.namespace().is_none());
     }
 }
@@ -536,7 +579,7 @@ fn pattern_operators_in_allowed_registries_are_rejected() {
 fn missing_endpoint_leaves_only_allowed_registries_or_fails() {
     let mut no_endpoint = observed(true, true);
     no_endpoint.registry_endpoint = None;
-    let rendered = render::image_policy(&restricting_policy(), &no_endpoint).expect("render");
+    let rendered = checked(&restricting_policy(), &no_endpoint);
     assert_eq!(
         rendered.allowed_registries,
         ["ghcr.io/my-org", "192.168.1.10:5000"]

@@ -39,8 +39,8 @@ async fn copies_every_tag_losslessly_and_never_writes_the_source() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     let built = content::build(&source.host(), work.path(), 64).await;
     let before = listing(&source.url(), None).await;
     assert!(
@@ -123,8 +123,8 @@ async fn resumes_after_kill_without_uploading_blobs_again() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     content::build(&source.host(), work.path(), 0).await;
     let expected = listing(&source.url(), None).await;
     let gate = ProxyConfig {
@@ -190,8 +190,8 @@ async fn flaky_destination_still_ends_complete_and_verified() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     content::build(&source.host(), work.path(), 0).await;
     let expected = listing(&source.url(), None).await;
     let flaky = Proxy::start(
@@ -241,8 +241,8 @@ async fn basic_auth_destination_works_and_passwords_never_reach_logs() {
     const PASSWORD: &str = "Pa55-very-secret-93f1";
     const WRONG: &str = "Wrong-secret-7c2e";
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(Some(("migrator", PASSWORD))).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(Some(("migrator", PASSWORD)));
     content::build(&source.host(), work.path(), 0).await;
     let expected = listing(&source.url(), None).await;
     let creds_file = work.path().join("to-creds");
@@ -302,8 +302,8 @@ async fn bearer_token_challenge_flow() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     content::build(&source.host(), work.path(), 0).await;
     let expected = listing(&source.url(), None).await;
     let bearer = ProxyConfig {
@@ -369,8 +369,8 @@ async fn copies_untagged_oci_referrers_when_the_source_serves_the_api() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     content::build(&source.host(), work.path(), 0).await;
     let http = reqwest::Client::new();
     let subject = http
@@ -453,8 +453,8 @@ async fn never_re_pushes_a_child_manifest_while_its_index_is_pushed() {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let source = Distribution::start(None).await;
-    let dest = Distribution::start(None).await;
+    let source = Distribution::start(None);
+    let dest = Distribution::start(None);
     let built = content::build(&source.host(), work.path(), 0).await;
     let ordering = ProxyConfig {
         hold_heads_until_index_put: vec![

@@ -1,4 +1,4 @@
-//! Scenario tests of Harbor mode: the real binary against the fake API server, CNPG served or not;
+//! Scenario tests of Harbor mode: the real binary against the real control plane, CNPG served or not;
 //! generated secrets are created once, survive restarts, and never appear in logs, events or status.
 
 mod scenario;
@@ -9,18 +9,15 @@ use std::time::Duration;
 use base64::Engine;
 use scenario::*;
 use serde_json::{Value, json};
-use support::{ApiResourceSpec, FakeApiServer};
+use support::cluster::{ControlPlane, Upstream};
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(60);
 
-fn harbor_server(with_cnpg: bool) -> FakeApiServer {
-    let mut builder = FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy());
+fn harbor_server(with_cnpg: bool) -> Option<ControlPlane> {
+    let mut builder = ControlPlane::builder();
     if with_cnpg {
-        builder = builder.with_crd(ApiResourceSpec::cnpg_cluster());
+        builder = builder.with(Upstream::Cnpg);
     }
     builder.start()
 }
@@ -33,16 +30,16 @@ fn harbor_registry() -> Value {
     })
 }
 
-fn registry(server: &FakeApiServer) -> Option<Value> {
+fn registry(server: &ControlPlane) -> Option<Value> {
     server.get_object("registries", NS, "platform")
 }
 
-fn mark_workloads_ready(server: &FakeApiServer) {
+fn mark_workloads_ready(server: &ControlPlane) {
     mark_children_ready(server, NS, "platform");
 }
 
 /// Every generated secret value, decoded.
-fn secret_values(server: &FakeApiServer) -> Vec<(String, String, String)> {
+fn secret_values(server: &ControlPlane) -> Vec<(String, String, String)> {
     let mut values = Vec::new();
     for secret in children_of(server, "secrets", NS, "platform") {
         let name = secret["metadata"]["name"].as_str().unwrap().to_string();
@@ -62,7 +59,9 @@ fn secret_values(server: &FakeApiServer) -> Vec<(String, String, String)> {
 
 #[test]
 fn harbor_comes_up_in_order_and_keeps_its_secrets_across_restarts() {
-    let server = harbor_server(true);
+    let Some(server) = harbor_server(true) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let mut operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(harbor_registry());
@@ -77,6 +76,11 @@ fn harbor_comes_up_in_order_and_keeps_its_secrets_across_restarts() {
     assert_eq!(
         condition(&held, "DatabaseReady").unwrap()["status"],
         "False"
+    );
+    assert!(
+        held["status"]["harborVersion"].is_null(),
+        "no version is reported before Harbor core runs: {}",
+        held["status"]
     );
     assert!(
         server
@@ -124,6 +128,7 @@ fn harbor_comes_up_in_order_and_keeps_its_secrets_across_restarts() {
         );
     }
     assert_eq!(ready["status"]["endpoint"], "harbor.ai-platform.localhost");
+    assert_pull_path(&server, &ready);
     assert!(
         ready["status"]["harborVersion"]
             .as_str()
@@ -164,7 +169,9 @@ fn harbor_comes_up_in_order_and_keeps_its_secrets_across_restarts() {
 
 #[test]
 fn managed_database_without_cnpg_reports_cnpg_not_installed_and_applies_nothing() {
-    let server = harbor_server(false);
+    let Some(server) = harbor_server(false) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(harbor_registry());
@@ -199,7 +206,9 @@ fn managed_database_without_cnpg_reports_cnpg_not_installed_and_applies_nothing(
 
 #[test]
 fn deleting_with_retain_keeps_the_managed_database_cluster() {
-    let server = harbor_server(true);
+    let Some(server) = harbor_server(true) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(harbor_registry());
@@ -212,10 +221,19 @@ fn deleting_with_retain_keeps_the_managed_database_cluster() {
             .filter(|f| !f.is_empty())
             .map(|_| ())
     });
+    wait_for("coredns-custom", T, || {
+        server.get_object("configmaps", "kube-system", "coredns-custom")
+    });
     server.delete_object("registries", NS, "platform");
     wait_for("Registry gone", T, || {
         registry(&server).is_none().then_some(())
     });
+    assert!(
+        server
+            .get_object("configmaps", "kube-system", "coredns-custom")
+            .is_none(),
+        "the finalizer removes this Registry's coredns-custom (no owner reference across namespaces)"
+    );
     let cluster = server
         .get_object("clusters", NS, "platform-harbor-db")
         .expect("database kept under Retain");
@@ -228,4 +246,144 @@ fn deleting_with_retain_keeps_the_managed_database_cluster() {
         cluster["metadata"]["annotations"]["registry.aisp.dev/retained-from"],
         "registry/platform"
     );
+}
+
+/// Nodes and pods reach Harbor by one name over TLS: a generated CA and serving certificate in
+/// Secrets, the CA (public part only) exported in a ConfigMap, the Ingress serving the certificate,
+/// a CoreDNS rewrite for pods, and a registries.yaml for nodes trusting the exported CA.
+fn assert_pull_path(server: &ControlPlane, ready: &Value) {
+    let values = secret_values(server);
+    let value = |secret: &str, key: &str| {
+        values
+            .iter()
+            .find(|(n, k, _)| n == secret && k == key)
+            .map(|(_, _, v)| v.clone())
+            .unwrap_or_else(|| panic!("{secret}/{key} missing"))
+    };
+    let ca = value("platform-harbor-ca-secret", "ca.crt");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(value("platform-harbor-ca-secret", "ca.key").contains("PRIVATE KEY"));
+    let tls = children_of(server, "secrets", NS, "platform")
+        .into_iter()
+        .find(|s| s["type"] == "kubernetes.io/tls")
+        .expect("serving certificate Secret");
+    let tls_name = tls["metadata"]["name"].as_str().unwrap();
+    assert!(tls_name.starts_with("platform-harbor-tls-"), "{tls_name}");
+    let ingress = server
+        .get_object("ingresses", NS, "platform-harbor-ingress")
+        .expect("ingress");
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], tls_name);
+
+    let exported = server
+        .get_object("configmaps", NS, "platform-harbor-ca")
+        .expect("exported CA");
+    assert_eq!(
+        exported["data"]["ca.crt"],
+        ca.as_str(),
+        "the CA certificate, copied"
+    );
+    assert!(!exported.to_string().contains("PRIVATE KEY"));
+
+    let coredns = server
+        .get_object("configmaps", "kube-system", "coredns-custom")
+        .expect("coredns-custom");
+    assert!(
+        coredns["data"]["registry-platform-harbor.override"]
+            .as_str()
+            .unwrap()
+            .contains("rewrite name exact harbor.ai-platform.localhost traefik.kube-system.svc.cluster.local\n")
+    );
+    assert_eq!(
+        coredns["metadata"]["labels"]["registry.aisp.dev/owner-name"],
+        "platform"
+    );
+    assert_eq!(
+        ready["status"]["k3sRegistriesYaml"],
+        "mirrors:\n  harbor.ai-platform.localhost:\n    endpoint:\n    - https://harbor.ai-platform.localhost\nconfigs:\n  harbor.ai-platform.localhost:\n    tls:\n      ca_file: /etc/rancher/k3s/aisp/harbor.ai-platform.localhost-ca.crt\n"
+    );
+}
+
+/// A token Secret generated before PKCS#1 (PKCS#8, which Harbor core's libtrust refuses) is
+/// rewritten once, in place, to PKCS#1 with the same key: the certificate and every other generated
+/// Secret stay as they were, and a restarted operator does not touch it again.
+#[test]
+fn a_pkcs8_token_key_is_rewritten_once_to_pkcs1_keeping_the_key() {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+    let Some(server) = harbor_server(true) else {
+        return;
+    };
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let pkcs8 = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let certificate = "-----BEGIN CERTIFICATE-----\nkept as it is\n-----END CERTIFICATE-----\n";
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS},
+    }));
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "platform-harbor-token-secret", "namespace": NS},
+        "data": {"tls.key": b64(&pkcs8), "tls.crt": b64(certificate)},
+    }));
+    let logs = tempfile::tempdir().unwrap();
+    let mut operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(harbor_registry());
+
+    let token = |server: &ControlPlane| -> Option<(String, String)> {
+        let secret = server.get_object("secrets", NS, "platform-harbor-token-secret")?;
+        let decode = |key: &str| {
+            let value = secret["data"][key].as_str()?;
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .ok()?,
+            )
+            .ok()
+        };
+        Some((decode("tls.key")?, decode("tls.crt")?))
+    };
+    let (rewritten, kept_certificate) = wait_for("PKCS#1 token key", T, || {
+        token(&server).filter(|(key, _)| key.starts_with("-----BEGIN RSA PRIVATE KEY-----"))
+    });
+    assert_eq!(
+        rsa::RsaPrivateKey::from_pkcs1_pem(&rewritten).expect("PKCS#1"),
+        key,
+        "the same key, re-encoded"
+    );
+    assert_eq!(kept_certificate, certificate, "certificate untouched");
+    // The serving certificate is the last generated Secret created.
+    wait_for("every generated secret", T, || {
+        secret_values(&server)
+            .iter()
+            .any(|(n, k, _)| n.starts_with("platform-harbor-tls-") && k == "tls.key")
+            .then_some(())
+    });
+    let before = secret_values(&server);
+
+    operator.kill();
+    let restarted = Operator::start(&server, logs.path(), &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        secret_values(&server),
+        before,
+        "nothing rotates after the rewrite"
+    );
+    assert_eq!(
+        server.request_log().count("update", "Secret"),
+        1,
+        "the token Secret is rewritten exactly once"
+    );
+    let haystack = operator.log() + &restarted.log();
+    assert!(
+        haystack.contains("token key rewritten from PKCS#8 to PKCS#1"),
+        "the rewrite is logged"
+    );
+    for line in rewritten
+        .lines()
+        .chain(pkcs8.lines())
+        .filter(|l| l.len() > 40)
+    {
+        assert!(!haystack.contains(line), "key material in the logs");
+    }
 }

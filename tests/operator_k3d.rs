@@ -1,4 +1,4 @@
-//! Scenario tests of the Registry controller in K3d mode: the real binary against the fake API server.
+//! Scenario tests of the Registry controller in K3d mode: the real binary against the real control plane.
 
 mod scenario;
 mod support;
@@ -11,7 +11,7 @@ use serde_json::json;
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(30);
 
-fn ready_registry(server: &support::FakeApiServer, name: &str) -> serde_json::Value {
+fn ready_registry(server: &ControlPlane, name: &str) -> serde_json::Value {
     wait_for("Registry Ready=True", T, || {
         let registry = server.get_object("registries", NS, name)?;
         (condition(&registry, "Ready")?["status"] == "True").then_some(registry)
@@ -20,7 +20,9 @@ fn ready_registry(server: &support::FakeApiServer, name: &str) -> serde_json::Va
 
 #[test]
 fn k3d_registry_gets_children_then_becomes_ready() {
-    let server = server();
+    let Some(server) = server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Auto"})));
@@ -86,11 +88,27 @@ fn k3d_registry_gets_children_then_becomes_ready() {
         ready["metadata"]["generation"]
     );
     assert_eq!(ready["status"]["phase"], "Ready");
-    assert!(
-        ready["status"]["k3sRegistriesYaml"]
+    // Pods use the cluster DNS name; nodes, which cannot resolve it, pull through the NodePort.
+    assert_eq!(
+        ready["status"]["k3sRegistriesYaml"],
+        "mirrors:\n  platform-distribution.registry.svc.cluster.local:5000:\n    endpoint:\n    - http://127.0.0.1:30500\n"
+    );
+    let service = server
+        .get_object("services", NS, "platform-distribution")
+        .unwrap();
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["spec"]["ports"][0]["nodePort"], 30500);
+    let announced: serde_json::Value = yaml_serde::from_str(
+        announcement["data"]["localRegistryHosting.v1"]
             .as_str()
-            .unwrap()
-            .contains("mirrors")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(announced["host"], "localhost:30500");
+    assert_eq!(announced["hostFromContainerRuntime"], "127.0.0.1:30500");
+    assert_eq!(
+        announced["hostFromClusterNetwork"],
+        "platform-distribution.registry.svc.cluster.local:5000"
     );
     assert!(
         ready["metadata"]["finalizers"]
@@ -117,7 +135,9 @@ fn k3d_registry_gets_children_then_becomes_ready() {
 
 #[test]
 fn k3d_registry_adopts_announced_registry_and_deploys_nothing() {
-    let server = server();
+    let Some(server) = server() else {
+        return;
+    };
     server.put_object(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
@@ -128,6 +148,14 @@ fn k3d_registry_adopts_announced_registry_and_deploys_nothing() {
     server.put_object(k3d_registry(NS, "platform", json!({})));
     let ready = ready_registry(&server, "platform");
     assert_eq!(ready["status"]["endpoint"], "k3d-myregistry:5000");
+    let message = condition(&ready, "Ready").unwrap()["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("reachability is not checked"),
+        "an adopted registry says plainly that it is not probed: {message}"
+    );
     assert!(
         server.list_objects("deployments", None).is_empty(),
         "adoption deploys no workload"
@@ -148,7 +176,9 @@ fn k3d_registry_adopts_announced_registry_and_deploys_nothing() {
 
 #[test]
 fn spec_edit_updates_children_in_place() {
-    let server = server();
+    let Some(server) = server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
@@ -183,15 +213,27 @@ fn spec_edit_updates_children_in_place() {
 
 #[test]
 fn invalid_spec_sets_ready_false_naming_the_field_and_applies_nothing() {
-    let server = server();
+    let Some(server) = server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
-    // The fake server does not run CRD validation, as if CEL had been bypassed.
-    server.put_object(json!({
-        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "broken", "namespace": NS},
-        "spec": {"mode": "Harbor"},
-    }));
+    // What the schema can express, the API server refuses at once, naming the field.
+    let refused = server
+        .try_put_object(json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "broken", "namespace": NS},
+            "spec": {"mode": "Harbor"},
+        }))
+        .expect_err("CEL refuses Harbor mode without a host");
+    assert!(
+        refused.contains("spec.host: required when spec.mode is Harbor"),
+        "{refused}"
+    );
+    // What it cannot (a glob's syntax), the operator refuses with Ready=False naming the field.
+    let mut broken = k3d_registry(NS, "broken", json!({"adopt": "Never"}));
+    broken["spec"]["migration"] = json!({"repositories": ["ai/[models"]});
+    server.put_object(broken);
     let registry = wait_for("Ready=False InvalidSpec", T, || {
         let r = server.get_object("registries", NS, "broken")?;
         (condition(&r, "Ready")?["reason"] == "InvalidSpec").then_some(r)
@@ -202,7 +244,7 @@ fn invalid_spec_sets_ready_false_naming_the_field_and_applies_nothing() {
         ready["message"]
             .as_str()
             .unwrap()
-            .contains("spec.host: required when spec.mode is Harbor"),
+            .contains("spec.migration.repositories[0]: \"ai/[models\" is not a glob pattern"),
         "{ready}"
     );
     assert_eq!(registry["status"]["phase"], "Invalid");
@@ -221,8 +263,8 @@ fn invalid_spec_sets_ready_false_naming_the_field_and_applies_nothing() {
     }
 }
 
-fn delete_scenario(retention: &str) -> (support::FakeApiServer, tempfile::TempDir) {
-    let server = server();
+fn delete_scenario(retention: &str) -> Option<(ControlPlane, tempfile::TempDir)> {
+    let server = server()?;
     let logs = tempfile::tempdir().unwrap();
     let operator = Operator::start(&server, logs.path(), &[]);
     let mut registry = k3d_registry(NS, "platform", json!({"adopt": "Never"}));
@@ -254,19 +296,22 @@ fn delete_scenario(retention: &str) -> (support::FakeApiServer, tempfile::TempDi
             .is_none(),
         "KEP ConfigMap removed by the finalizer"
     );
-    assert!(
+    // The real garbage collector (kube-controller-manager) removes owned children after the owner.
+    wait_for("Deployment garbage-collected", T, || {
         server
             .get_object("deployments", NS, "platform-distribution")
-            .is_none(),
-        "Deployment garbage-collected"
-    );
+            .is_none()
+            .then_some(())
+    });
     drop(operator);
-    (server, logs)
+    Some((server, logs))
 }
 
 #[test]
 fn delete_with_retain_keeps_the_volume_claim_without_owner() {
-    let (server, _logs) = delete_scenario("Retain");
+    let Some((server, _logs)) = delete_scenario("Retain") else {
+        return;
+    };
     let claim = server
         .get_object("persistentvolumeclaims", NS, "platform-distribution")
         .expect("PVC retained");
@@ -283,10 +328,108 @@ fn delete_with_retain_keeps_the_volume_claim_without_owner() {
 
 #[test]
 fn delete_with_delete_removes_the_volume_claim() {
-    let (server, _logs) = delete_scenario("Delete");
-    assert!(
+    let Some((server, _logs)) = delete_scenario("Delete") else {
+        return;
+    };
+    // Collected, then released by the pvc-protection controller (no pod uses it).
+    wait_for("PVC deleted", T, || {
         server
             .get_object("persistentvolumeclaims", NS, "platform-distribution")
             .is_none()
+            .then_some(())
+    });
+}
+
+/// NodePorts: a second Registry finds 30500 taken and gets a port the API server picks (and its
+/// registries.yaml names it); a chosen port another Service holds is a clear condition, and choosing
+/// a free one recovers.
+#[test]
+fn node_ports_are_allocated_when_taken_and_conflicts_are_reported() {
+    let Some(server) = server() else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "gitea", "namespace": NS},
+        "spec": {"type": "NodePort", "selector": {"app": "gitea"},
+                 "ports": [{"port": 3000, "nodePort": 30600}]},
+    }));
+    server.put_object(k3d_registry(NS, "first", json!({"adopt": "Never"})));
+    mark_k3d_children_ready(&server, NS, "first");
+    let first = wait_for("first Ready", T, || {
+        mark_k3d_children_ready(&server, NS, "first");
+        let r = server.get_object("registries", NS, "first")?;
+        (condition(&r, "Ready")?["status"] == "True").then_some(r)
+    });
+    assert!(
+        first["status"]["k3sRegistriesYaml"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:30500")
+    );
+
+    server.put_object(k3d_registry(NS, "second", json!({"adopt": "Never"})));
+    let second = wait_for("second Ready with its allocated port", T, || {
+        mark_k3d_children_ready(&server, NS, "second");
+        let r = server.get_object("registries", NS, "second")?;
+        (condition(&r, "Ready")?["status"] == "True"
+            && r["status"]["k3sRegistriesYaml"].is_string())
+        .then_some(r)
+    });
+    let port = server
+        .get_object("services", NS, "second-distribution")
+        .unwrap()["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (30000..=32767).contains(&port) && port != 30500 && port != 30600,
+        "{port}"
+    );
+    assert_eq!(
+        second["status"]["k3sRegistriesYaml"],
+        format!(
+            "mirrors:\n  second-distribution.registry.svc.cluster.local:5000:\n    endpoint:\n    - http://127.0.0.1:{port}\n"
+        )
+    );
+
+    server.put_object(k3d_registry(
+        NS,
+        "third",
+        json!({"adopt": "Never", "nodePort": 30600}),
+    ));
+    let conflict = wait_for("NodePortConflict", T, || {
+        let r = server.get_object("registries", NS, "third")?;
+        (condition(&r, "Ready")?["reason"] == "NodePortConflict").then_some(r)
+    });
+    let ready = condition(&conflict, "Ready").unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(
+        ready["message"],
+        "spec.k3d.nodePort: 30600 is already used by Service registry/gitea; choose a free port between 30000 and 32767"
+    );
+    assert_eq!(condition(&conflict, "Degraded").unwrap()["status"], "True");
+    assert!(
+        children_of(&server, "services", NS, "third").is_empty(),
+        "nothing applied while the port is taken"
+    );
+
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "third",
+        json!({"spec": {"k3d": {"nodePort": 30601}}}),
+    );
+    wait_for("third Ready on its free port", T, || {
+        mark_k3d_children_ready(&server, NS, "third");
+        let r = server.get_object("registries", NS, "third")?;
+        (condition(&r, "Ready")?["status"] == "True").then_some(())
+    });
+    assert_eq!(
+        server
+            .get_object("services", NS, "third-distribution")
+            .unwrap()["spec"]["ports"][0]["nodePort"],
+        30601
     );
 }

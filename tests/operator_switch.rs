@@ -1,4 +1,4 @@
-//! Scenario tests of a K3d → Harbor switch with the real binary and the fake API server: Harbor comes
+//! Scenario tests of a K3d → Harbor switch with the real binary and the real control plane: Harbor comes
 //! up beside the serving k3d registry, a migration Job runs, and only its success flips the endpoint
 //! (ImagePolicies follow) and retires the old registry, keeping its volume.
 
@@ -9,34 +9,32 @@ use std::time::Duration;
 
 use scenario::*;
 use serde_json::{Value, json};
-use support::{ApiResourceSpec, FakeApiServer};
+use support::cluster::{ControlPlane, Upstream};
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(60);
 const K3D_ENDPOINT: &str = "platform-distribution.registry.svc.cluster.local:5000";
 const HARBOR: &str = "harbor.ai-platform.localhost";
 
-fn switch_server() -> FakeApiServer {
-    FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy())
-        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
+fn switch_server() -> Option<ControlPlane> {
+    ControlPlane::builder()
+        .with(Upstream::KyvernoClusterPolicyOnly)
+        .with(Upstream::Cnpg)
         .start()
 }
 
-fn registry(server: &FakeApiServer) -> Value {
+fn registry(server: &ControlPlane) -> Value {
     server
         .get_object("registries", NS, "platform")
         .expect("registry")
 }
 
-fn mark_everything_ready(server: &FakeApiServer) {
+fn mark_everything_ready(server: &ControlPlane) {
     mark_children_ready(server, NS, "platform");
 }
 
 /// A k3d Registry serving and Ready, plus an ImagePolicy restricting images to it.
-fn serving_k3d(server: &FakeApiServer) {
+fn serving_k3d(server: &ControlPlane) {
     server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
     wait_for("k3d Ready", T, || {
         mark_everything_ready(server);
@@ -55,27 +53,19 @@ fn serving_k3d(server: &FakeApiServer) {
     });
 }
 
-fn switch_to_harbor(server: &FakeApiServer) {
-    server.merge_patch_object(
-        "registries",
-        NS,
-        "platform",
-        json!({"spec": {"mode": "Harbor", "host": HARBOR, "harbor": {"database": {"external": {
-            "host": "postgresql-rw.storage.svc.cluster.local", "username": "harbor", "passwordSecretRef": {"name": "harbor-db"}}}}}}),
-    );
-}
-
-fn job_status(server: &FakeApiServer, name: &str, status: Value) {
+fn job_status(server: &ControlPlane, name: &str, status: Value) {
     server.patch_status("jobs", NS, name, status);
 }
 
 #[test]
 fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_keeping_data() {
-    let server = switch_server();
+    let Some(server) = switch_server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     serving_k3d(&server);
-    switch_to_harbor(&server);
+    switch_to_harbor(&server, NS, "platform", HARBOR);
 
     let provisioning = wait_for("ProvisioningTarget", T, || {
         let r = registry(&server);
@@ -108,10 +98,15 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
         server.get_object("jobs", NS, "platform-migrate-1")
     });
     let args = job["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    // Harbor serves TLS with the generated certificate; the Job trusts the exported CA.
     assert!(
         args.contains(&format!("http://{K3D_ENDPOINT}"))
-            && args.contains(&format!("http://{HARBOR}")),
+            && args.contains(&format!("https://{HARBOR}")),
         "{args}"
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
+        "platform-harbor-ca"
     );
     let migrating = wait_for("Migrating=True", T, || {
         let r = registry(&server);
@@ -121,17 +116,11 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
     assert_eq!(migrating["status"]["migration"]["phase"], "Running");
 
     // The Job's pod leaves `migrate`'s counts in its termination message.
-    server.put_object(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "platform-migrate-1-abcde", "namespace": NS, "labels": {"batch.kubernetes.io/job-name": "platform-migrate-1"}},
-        "spec": {"containers": [{"name": "migrate", "image": "x"}]},
-        "status": {"containerStatuses": [{"name": "migrate", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "message": "{\"repositories\":3,\"tags\":7,\"blobsCopied\":11,\"blobsSkipped\":4,\"bytesCopied\":123456,\"problems\":0}"}}}]},
-    }));
-    job_status(
+    complete_migration_job(
         &server,
+        NS,
         "platform-migrate-1",
-        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-28T00:00:00Z"}]}),
+        r#"{"repositories":3,"tags":7,"blobsCopied":11,"blobsSkipped":4,"bytesCopied":123456,"problems":0}"#,
     );
     let switched = wait_for("endpoint flipped to Harbor", T, || {
         let r = registry(&server);
@@ -174,11 +163,13 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
 
 #[test]
 fn failed_migration_keeps_old_registry_serving_and_retries() {
-    let server = switch_server();
+    let Some(server) = switch_server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     serving_k3d(&server);
-    switch_to_harbor(&server);
+    switch_to_harbor(&server, NS, "platform", HARBOR);
     wait_for("migration Job", T, || {
         mark_everything_ready(&server);
         server.get_object("jobs", NS, "platform-migrate-1")
@@ -186,7 +177,10 @@ fn failed_migration_keeps_old_registry_serving_and_retries() {
     job_status(
         &server,
         "platform-migrate-1",
-        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "lastTransitionTime": "2026-11-28T00:00:00Z"}]}),
+        json!({"failed": 1, "startTime": "2026-11-28T00:00:00Z",
+            "conditions": [
+                {"type": "FailureTarget", "status": "True", "lastTransitionTime": "2026-11-28T00:01:00Z"},
+                {"type": "Failed", "status": "True", "lastTransitionTime": "2026-11-28T00:01:00Z"}]}),
     );
     let degraded = wait_for("Degraded MigrationFailed", T, || {
         let r = registry(&server);
@@ -210,7 +204,9 @@ fn failed_migration_keeps_old_registry_serving_and_retries() {
 
 #[test]
 fn downgrade_without_allow_downgrade_is_refused_and_harbor_keeps_serving() {
-    let server = switch_server();
+    let Some(server) = switch_server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     server.put_object(json!({
@@ -256,13 +252,15 @@ fn downgrade_without_allow_downgrade_is_refused_and_harbor_keeps_serving() {
 
 #[test]
 fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
-    let server = switch_server();
+    let Some(server) = switch_server() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     {
         let _operator = Operator::start(&server, logs.path(), &[]);
         serving_k3d(&server);
     }
-    switch_to_harbor(&server);
+    switch_to_harbor(&server, NS, "platform", HARBOR);
     // Kill the operator at varying points of the switch (seeded delays), playing the cluster's part.
     let mut rng = fastrand::Rng::with_seed(7);
     for round in 0..10 {

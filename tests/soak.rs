@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use scenario::*;
 use serde_json::{Value, json};
-use support::{FakeApiServer, Faults};
+use support::cluster::{ControlPlane, Faults};
 
 const NS: &str = "registry";
 /// Registry every `registryRef` policy points at: updated during the soak, never deleted.
@@ -81,7 +81,7 @@ fn policy(name: &str, shape: PolicyShape) -> Value {
 
 impl World {
     /// One random create, update or delete, written straight into the store (as `kubectl` would).
-    fn step(&mut self, server: &FakeApiServer, rng: &mut fastrand::Rng) {
+    fn step(&mut self, server: &ControlPlane, rng: &mut fastrand::Rng) {
         self.next_id += 1;
         let id = self.next_id;
         // Creates and updates outweigh deletes, so the population grows to its caps and churns there.
@@ -146,12 +146,12 @@ fn pick<'a>(rng: &mut fastrand::Rng, names: impl Iterator<Item = &'a String>) ->
     names[rng.usize(..names.len())].clone()
 }
 
-fn names(server: &FakeApiServer, resource: &str, ns: Option<&str>) -> BTreeSet<String> {
+fn names(server: &ControlPlane, resource: &str, ns: Option<&str>) -> BTreeSet<String> {
     names_of(server, resource, ns).into_iter().collect()
 }
 
 /// Every difference between the store and `world`, empty once converged.
-fn divergence(server: &FakeApiServer, world: &World) -> Vec<String> {
+fn divergence(server: &ControlPlane, world: &World) -> Vec<String> {
     let mut out = Vec::new();
     let registries: BTreeSet<String> = world.registries.keys().cloned().collect();
     let stored = names(server, "registries", Some(NS));
@@ -209,7 +209,9 @@ fn divergence(server: &FakeApiServer, world: &World) -> Vec<String> {
 
 #[test]
 fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
-    let server = server_with_kyverno();
+    let Some(server) = server_with_kyverno() else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     let mut operator = Operator::start(&server, logs.path(), &[]);
     let mut world = World::default();
@@ -247,7 +249,10 @@ fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
     server.clear_faults();
     let faults_stopped = Instant::now();
 
-    let converged = wait_for_convergence(&server, &world, Duration::from_secs(90));
+    // On the real control plane convergence took 13.7 s, 33 s and once 90.2 s (deleted Registries waiting
+    // for their finalizer while watches sat in kube-runtime's backoff after repeated dropped streams);
+    // the bound leaves room for that without hiding a stuck object.
+    let converged = wait_for_convergence(&server, &world, Duration::from_secs(180));
     let settle = faults_stopped.elapsed();
     println!(
         "FIGURES soak {:?}: {operations} operations, {} requests, {injected_count} injected failures {injected:?}; converged {settle:?} after faults stopped ({} Registries, {} ImagePolicies, {} ClusterPolicies)",
@@ -278,7 +283,7 @@ fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
 }
 
 /// Poll until `divergence` is empty (returned) or `timeout` passes (the last divergence is returned).
-fn wait_for_convergence(server: &FakeApiServer, world: &World, timeout: Duration) -> Vec<String> {
+fn wait_for_convergence(server: &ControlPlane, world: &World, timeout: Duration) -> Vec<String> {
     let started = Instant::now();
     let deadline = started + timeout;
     let mut reported = Duration::ZERO;

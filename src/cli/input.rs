@@ -45,7 +45,16 @@ pub enum Manifest {
     /// A ConfigMap (used for `--observed`).
     ConfigMap(Box<ConfigMap>),
     /// Any other kind, reported and skipped.
-    Other { api_version: String, kind: String },
+    Other {
+        /// `apiVersion` as written (empty when missing).
+        api_version: String,
+        /// `kind` as written (empty when missing).
+        kind: String,
+        /// `metadata.name`, when there is one.
+        name: Option<String>,
+        /// `<file>: document <n>`, for messages.
+        location: String,
+    },
 }
 
 /// Read every document of every file, in order; a directory stands for its `*.yaml`/`*.yml` files
@@ -111,7 +120,15 @@ pub fn parse_manifests(text: &str, file: &Path) -> Result<Vec<Manifest>, InputEr
                 Manifest::ImagePolicy(Box::new(strict(&file, &kind, value)?))
             }
             ("v1", "ConfigMap") => Manifest::ConfigMap(Box::new(strict(&file, &kind, value)?)),
-            _ => Manifest::Other { api_version, kind },
+            _ => Manifest::Other {
+                name: value
+                    .pointer("/metadata/name")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                location: format!("{file}: document {}", index + 1),
+                api_version,
+                kind,
+            },
         };
         manifests.push(manifest);
     }
@@ -216,7 +233,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(manifests.len(), 2);
-        assert!(matches!(&manifests[0], Manifest::Other { kind, .. } if kind == "Namespace"));
+        assert!(
+            matches!(&manifests[0], Manifest::Other { kind, name, location, .. }
+                if kind == "Namespace" && name.as_deref() == Some("x") && location == "test.yaml: document 1")
+        );
         assert!(matches!(&manifests[1], Manifest::Registry(_)));
     }
 }

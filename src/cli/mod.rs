@@ -10,7 +10,10 @@ pub use migrate_cmd::{
     MigrateArgs, MigrateCommandError, OutputFormat, migrate_options, run_migrate,
     write_termination_log,
 };
-pub use render_cmd::{render_files, render_manifests};
+pub use render_cmd::{
+    DEFAULT_OPERATOR_NAMESPACE, RenderCommandError, RenderOptions, RenderOutput, render_files,
+    render_files_with, render_manifests, render_manifests_with,
+};
 
 use std::path::PathBuf;
 
@@ -72,7 +75,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "POD_NAMESPACE",
-        default_value = "registry-operator-system"
+        default_value = render_cmd::DEFAULT_OPERATOR_NAMESPACE
     )]
     pub operator_namespace: String,
     /// The operator's own image; migration Jobs run `migrate` in it.
@@ -116,6 +119,24 @@ pub struct RenderArgs {
     /// Namespace of Registries whose metadata has none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+    /// Namespace the operator runs in; image policies never check its pods.
+    #[arg(long, default_value = render_cmd::DEFAULT_OPERATOR_NAMESPACE)]
+    pub operator_namespace: String,
+    /// Fail when an input document is not a Registry or ImagePolicy render knows, instead of
+    /// skipping it with a warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl RenderArgs {
+    /// The render options these arguments describe.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions {
+            namespace: self.namespace.clone(),
+            operator_namespace: self.operator_namespace.clone(),
+            strict: self.strict,
+        }
+    }
 }
 
 /// Arguments of `crdgen`.

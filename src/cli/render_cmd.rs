@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use super::input::{InputError, Manifest, read_manifests};
 use crate::crd::ImagePolicy;
-use crate::render::observed::ObservedHosting;
+use crate::render::observed::{ObservedConfigMap, ObservedHosting};
 use crate::render::{self, Observed, PolicyObserved, RenderedObject};
 
 /// Why `render` failed.
@@ -26,6 +26,34 @@ pub enum RenderCommandError {
     /// The observed file holds something unusable.
     #[error("--observed: {0}")]
     Observed(String),
+    /// `--strict`: documents render does not know were given.
+    #[error("--strict: {}", .0.join("; "))]
+    Skipped(Vec<String>),
+}
+
+/// Namespace the operator runs in unless told otherwise (as in `config/manager`).
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "registry-operator-system";
+
+/// What `render` assumes beyond its input files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Namespace of Registries whose metadata has none (`-n`).
+    pub namespace: String,
+    /// Namespace the operator runs in; image policies exclude it (`--operator-namespace`).
+    pub operator_namespace: String,
+    /// Fail on a document render does not know instead of skipping it with a warning (`--strict`).
+    pub strict: bool,
+}
+
+impl RenderOptions {
+    /// Registries default to `namespace`; the operator runs in [`DEFAULT_OPERATOR_NAMESPACE`]; not strict.
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            operator_namespace: DEFAULT_OPERATOR_NAMESPACE.to_string(),
+            strict: false,
+        }
+    }
 }
 
 /// What `render` produced: objects in output order and one note per input object.
@@ -35,45 +63,114 @@ pub struct RenderOutput {
     pub objects: Vec<RenderedObject>,
     /// Human-readable notes (endpoint, registries.yaml, warnings) for stderr.
     pub notes: Vec<String>,
+    /// Input documents that were not rendered, one line each, for stderr.
+    pub warnings: Vec<String>,
 }
 
-/// Render files as `registry-operator render` does.
+/// Render files as `registry-operator render -n NAMESPACE` does, with the default options otherwise.
 pub fn render_files(
     files: &[PathBuf],
     observed: Option<&PathBuf>,
     namespace: &str,
+) -> Result<RenderOutput, RenderCommandError> {
+    render_files_with(files, observed, &RenderOptions::new(namespace))
+}
+
+/// Render files as `registry-operator render` does.
+pub fn render_files_with(
+    files: &[PathBuf],
+    observed: Option<&PathBuf>,
+    options: &RenderOptions,
 ) -> Result<RenderOutput, RenderCommandError> {
     let manifests = read_manifests(files)?;
     let observed = match observed {
         Some(path) => observed_from(&read_manifests(std::slice::from_ref(path))?)?,
         None => Observed::default(),
     };
-    render_manifests(manifests, &observed, namespace)
+    render_manifests_with(manifests, &observed, options)
 }
 
 fn observed_from(manifests: &[Manifest]) -> Result<Observed, RenderCommandError> {
     let mut observed = Observed::default();
     for manifest in manifests {
-        if let Manifest::ConfigMap(config_map) = manifest
-            && config_map.namespace().as_deref() == Some("kube-public")
-            && config_map.name_any() == "local-registry-hosting"
-        {
-            observed.local_registry_hosting = Some(
-                ObservedHosting::from_config_map(config_map)
-                    .map_err(RenderCommandError::Observed)?,
-            );
+        let Manifest::ConfigMap(config_map) = manifest else {
+            continue;
+        };
+        match (
+            config_map.namespace().as_deref(),
+            config_map.name_any().as_str(),
+        ) {
+            (Some("kube-public"), "local-registry-hosting") => {
+                observed.local_registry_hosting = Some(
+                    ObservedHosting::from_config_map(config_map)
+                        .map_err(RenderCommandError::Observed)?,
+                );
+            }
+            (Some("kube-system"), "coredns-custom") => {
+                observed.coredns_custom = Some(ObservedConfigMap::from_config_map(config_map));
+            }
+            _ => {}
         }
     }
     Ok(observed)
 }
 
-/// Render already-parsed manifests.
+/// Render already-parsed manifests with the default options and Registries defaulting to `namespace`.
 pub fn render_manifests(
     manifests: Vec<Manifest>,
     observed: &Observed,
     namespace: &str,
 ) -> Result<RenderOutput, RenderCommandError> {
-    let mut output = RenderOutput::default();
+    render_manifests_with(manifests, observed, &RenderOptions::new(namespace))
+}
+
+/// Why a document is not rendered, or `None` for a Registry or ImagePolicy.
+fn skipped(manifest: &Manifest) -> Option<String> {
+    const KNOWN: &str = "render knows only registry.aisp.dev/v1alpha1 Registry and ImagePolicy";
+    match manifest {
+        Manifest::Registry(_) | Manifest::ImagePolicy(_) => None,
+        Manifest::ConfigMap(config_map) => Some(format!(
+            "skipped v1 ConfigMap {}: {KNOWN} (pass cluster objects render should assume with --observed)",
+            config_map.metadata.name.as_deref().unwrap_or("<unnamed>")
+        )),
+        Manifest::Other {
+            api_version,
+            kind,
+            name,
+            location,
+        } => {
+            let or_none = |s: &str| {
+                if s.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            Some(format!(
+                "{location}: skipped apiVersion {} kind {} {}: {KNOWN}",
+                or_none(api_version),
+                or_none(kind),
+                name.as_deref().unwrap_or("<unnamed>")
+            ))
+        }
+    }
+}
+
+/// Render already-parsed manifests.
+pub fn render_manifests_with(
+    manifests: Vec<Manifest>,
+    observed: &Observed,
+    options: &RenderOptions,
+) -> Result<RenderOutput, RenderCommandError> {
+    let skipped: Vec<String> = manifests.iter().filter_map(skipped).collect();
+    if options.strict && !skipped.is_empty() {
+        return Err(RenderCommandError::Skipped(skipped));
+    }
+    let namespace = options.namespace.as_str();
+    let mut output = RenderOutput {
+        warnings: skipped,
+        ..RenderOutput::default()
+    };
     // Endpoints of the Registries rendered so far, so an ImagePolicy can follow one from the same files.
     let mut endpoints: Vec<((String, String), Option<String>)> = Vec::new();
     // ImagePolicies go after every Registry, whatever the file order, so they can follow its endpoint.
@@ -143,21 +240,27 @@ pub fn render_manifests(
                 ));
             }
             Manifest::ImagePolicy(policy) => policies.push(policy),
+            // Reported in `output.warnings` above.
             Manifest::ConfigMap(_) | Manifest::Other { .. } => {}
         }
     }
     for policy in policies {
-        render_image_policy(&policy, &endpoints, namespace, &mut output)?;
+        render_image_policy(
+            &policy,
+            &endpoints,
+            &options.operator_namespace,
+            &mut output,
+        )?;
     }
     Ok(output)
 }
 
-/// Render one ImagePolicy offline: Kyverno's ClusterPolicy is assumed served, and the Registry's
+/// Render one ImagePolicy offline: every Kyverno policy kind is assumed served (so `Auto` is the CEL flavour), and the Registry's
 /// endpoint is taken from a Registry of the same input files when one matches `registryRef`.
 fn render_image_policy(
     policy: &ImagePolicy,
     endpoints: &[((String, String), Option<String>)],
-    namespace: &str,
+    operator_namespace: &str,
     output: &mut RenderOutput,
 ) -> Result<(), RenderCommandError> {
     let name = policy.name_any();
@@ -177,7 +280,7 @@ fn render_image_policy(
         registry_endpoint,
         cluster_policy_served: true,
         cel_policies_served: true,
-        operator_namespace: namespace.to_string(),
+        operator_namespace: operator_namespace.to_string(),
     };
     let rendered =
         render::image_policy(policy, &observed).map_err(|source| RenderCommandError::Render {

@@ -46,9 +46,10 @@ pub struct VolumeSpec {
     /// StorageClass of the PersistentVolumeClaim; empty means the cluster default (`local-path` on k3s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new("self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("storageClassName: must be a StorageClass name (lowercase letters, digits, '-' and '.')"))]
+    #[x_kube(validation = crate::crd::schema::empty_or_dns_subdomain("storageClassName", "a StorageClass name"))]
     pub storage_class_name: Option<String>,
-    /// Requested size, e.g. `10Gi`.
+    /// Requested size, e.g. `10Gi`: a quantity greater than zero.
+    #[schemars(schema_with = "crate::crd::schema::volume_size")]
     pub size: Quantity,
 }
 

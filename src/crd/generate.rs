@@ -1,14 +1,67 @@
 //! CRD generation (`crdgen`): the YAML documents committed under `crds/`, built from the Rust types.
 //! Pure: returns file names and contents; writing them is the CLI's job.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use serde_json::{Value, json};
 
 use super::{ImagePolicy, Registry};
+
+/// The integer formats kube-apiserver knows; schemars also emits `uint8`..`uint64`, `int8`, `int16`,
+/// which the server does not know and warns about on every `kubectl apply` ("unrecognized format").
+const KUBERNETES_INTEGER_FORMATS: [&str; 2] = ["int32", "int64"];
+
+/// Both CRDs as the server should get them: the derived schemas with every integer format
+/// Kubernetes does not know replaced by `int64` and the unsigned type's bounds.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    [Registry::crd(), ImagePolicy::crd()]
+        .into_iter()
+        .map(|crd| {
+            let mut value = serde_json::to_value(&crd).expect("CRD serializes");
+            known_integer_formats(&mut value);
+            serde_json::from_value(value).expect("CRD deserializes")
+        })
+        .collect()
+}
+
+/// Rewrites `format: uint32` and the like to `int64` with `minimum`/`maximum` of the Rust type
+/// (unless the schema states tighter ones), everywhere in `value`.
+fn known_integer_formats(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let format = map.get("format").and_then(Value::as_str).map(str::to_owned);
+            if let Some(format) = format.filter(|f| {
+                map.get("type") == Some(&json!("integer"))
+                    && !KUBERNETES_INTEGER_FORMATS.contains(&f.as_str())
+            }) {
+                let (min, max): (i64, Option<i64>) = match format.as_str() {
+                    "uint8" => (0, Some(u8::MAX.into())),
+                    "uint16" => (0, Some(u16::MAX.into())),
+                    "uint32" => (0, Some(u32::MAX.into())),
+                    "uint64" | "uint" => (0, None),
+                    "int8" => (i8::MIN.into(), Some(i8::MAX.into())),
+                    "int16" => (i16::MIN.into(), Some(i16::MAX.into())),
+                    _ => (i64::MIN, None),
+                };
+                map.insert("format".to_string(), json!("int64"));
+                if min != i64::MIN {
+                    map.entry("minimum").or_insert(json!(min));
+                }
+                if let Some(max) = max {
+                    map.entry("maximum").or_insert(json!(max));
+                }
+            }
+            map.values_mut().for_each(known_integer_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(known_integer_formats),
+        _ => {}
+    }
+}
 
 /// Every generated file under `crds/`, as `(file name, contents)`, in a stable order.
 pub fn crd_files() -> Result<Vec<(String, String)>, yaml_serde::Error> {
     let mut files = Vec::new();
-    for crd in [Registry::crd(), ImagePolicy::crd()] {
+    for crd in crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let file = format!(
             "{}_{}.yaml",
@@ -27,3 +80,7 @@ pub fn crd_files() -> Result<Vec<(String, String)>, yaml_serde::Error> {
     ));
     Ok(files)
 }
+
+#[cfg(test)]
+#[path = "generate_tests.rs"]
+mod tests;

@@ -1,6 +1,8 @@
 //! Harbor-mode settings of a `Registry`: version, images, database, Redis, storage, exposure, components.
 //! Pure data and defaults; cross-field rules are CEL here and mirrored in `crate::validate`.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{CredentialsSecretRef, SecretKeyRef, VolumeSpec};
 
 /// Harbor version rendered when `spec.harbor.version` is not set.
-pub const DEFAULT_HARBOR_VERSION: &str = "2.15.3";
+pub const DEFAULT_HARBOR_VERSION: &str = "2.15.2";
 
 /// Harbor mode: the whole Harbor stack on CloudNativePG, Redis and PVC or S3 storage.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
@@ -19,14 +21,15 @@ pub const DEFAULT_HARBOR_VERSION: &str = "2.15.3";
 pub struct HarborSpec {
     /// Harbor version (image tag without the `v`), 2.9 or newer. Defaults to the tested 2.15 release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+$') && !self.matches('^v?(0|1)\\\\.') && !self.matches('^v?2\\\\.[0-8]\\\\.')").message("spec.harbor.version: must be a Harbor release 2.9.0 or newer, e.g. 2.15.3"))]
+    #[schemars(length(max = crate::crd::schema::MAX_VERSION))]
+    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+$') && !self.matches('^v?(0|1)\\\\.') && !self.matches('^v?2\\\\.[0-8]\\\\.')").message("spec.harbor.version: must be a Harbor release 2.9.0 or newer, e.g. 2.15.2"))]
     pub version: Option<String>,
-    /// Per-component image overrides (full references). Unset components use `goharbor/<component>:v<version>`.
+    /// Per-component image overrides (full references). Unset components use `docker.io/goharbor/<component>:v<version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<HarborImages>,
     /// Pull secrets added to every Harbor pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(s, size(s.name) > 0)").message("spec.harbor.imagePullSecrets: every entry needs a Secret name"))]
+    #[schemars(schema_with = "crate::crd::schema::image_pull_secrets")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// PostgreSQL: a CloudNativePG cluster the operator manages (default) or an existing database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,7 +53,7 @@ pub struct HarborSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobservice: Option<JobserviceSpec>,
     /// Secret holding the admin password. Unset: the operator generates one once and keeps it in
-    /// the Secret `<registry>-harbor-admin`.
+    /// the Secret `<registry>-harbor-admin-secret` (key `password`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password_secret_ref: Option<SecretKeyRef>,
     /// Per-component resource overrides; unset components use the platform's sizing.
@@ -74,39 +77,56 @@ pub struct RemovedComponent {
 }
 
 /// Full image references overriding the defaults, per component.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HarborImages {
     /// harbor-core image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.core"))]
     pub core: Option<String>,
     /// harbor-portal image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.portal"))]
     pub portal: Option<String>,
     /// harbor-jobservice image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.jobservice"))]
     pub jobservice: Option<String>,
     /// registry-photon (distribution) image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.registry"))]
     pub registry: Option<String>,
     /// harbor-registryctl image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.registryctl"))]
     pub registryctl: Option<String>,
     /// trivy-adapter-photon image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.trivy"))]
     pub trivy: Option<String>,
     /// Redis image of the internal Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.redis"))]
     pub redis: Option<String>,
     /// harbor-exporter image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.harbor.images.exporter"))]
     pub exporter: Option<String>,
 }
 
-/// Harbor's PostgreSQL: set exactly one of `managed` or `external`.
+/// Harbor's PostgreSQL: set exactly one of `managed`, `external` or `cnpg`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.managed) != has(self.external)").message("spec.harbor.database: set exactly one of managed or external"))]
+#[x_kube(validation = Rule::new("(has(self.managed) ? 1 : 0) + (has(self.external) ? 1 : 0) + (has(self.cnpg) ? 1 : 0) == 1").message("spec.harbor.database: set exactly one of managed, external or cnpg"))]
+#[x_kube(validation = Rule::new("!has(self.backup) || has(self.managed)").message("spec.harbor.database.backup: only for the managed Cluster (back up an external or existing CNPG cluster where it is defined)"))]
 pub struct HarborDatabase {
     /// A CloudNativePG `Cluster` created and owned by the Registry (requires the CNPG operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +134,97 @@ pub struct HarborDatabase {
     /// An existing PostgreSQL, e.g. the platform's CNPG at `postgresql-rw.storage.svc.cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalDatabase>,
+    /// A database and role the operator declares on an existing CloudNativePG `Cluster` (the ADR's
+    /// platform database) with CNPG's `Database` and `DatabaseRole` resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnpg: Option<CnpgDatabase>,
+    /// Scheduled backups of the managed Cluster (a CNPG `ScheduledBackup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<DatabaseBackup>,
+}
+
+/// Harbor's database and role on an existing CloudNativePG cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgDatabase {
+    /// The CNPG `Cluster` (postgresql.cnpg.io/v1). The `Database`, `DatabaseRole` and a copy of the
+    /// role's password Secret are created in its namespace; Harbor connects to `<name>-rw.<namespace>.svc`.
+    pub cluster_ref: CnpgClusterRef,
+    /// Name of the PostgreSQL database and of its owner role. Defaults to `harbor`; two Registries on
+    /// one cluster need different names.
+    #[serde(default = "default_cnpg_name")]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z_][a-z0-9_]*$') && self != 'postgres' && self != 'streaming_replica' && !self.startsWith('pg_') && !self.startsWith('cnpg_')").message("spec.harbor.database.cnpg.name: lowercase letters, digits and '_', not starting with a digit; postgres, streaming_replica, pg_* and cnpg_* are reserved"))]
+    pub name: String,
+}
+
+fn default_cnpg_name() -> String {
+    "harbor".to_string()
+}
+
+/// Reference to a CNPG `Cluster`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgClusterRef {
+    /// Name of the Cluster.
+    #[schemars(length(min = 1, max = 50))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.database.cnpg.clusterRef.name", crate::crd::schema::DNS_LABEL, "a CNPG Cluster name (lowercase letters, digits and '-')"))]
+    pub name: String,
+    /// Namespace of the Cluster.
+    #[schemars(length(min = 1, max = crate::crd::schema::MAX_DNS_LABEL))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.database.cnpg.clusterRef.namespace", crate::crd::schema::DNS_LABEL, "a namespace name"))]
+    pub namespace: String,
+}
+
+/// Scheduled backups of the managed Cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.method != 'VolumeSnapshot' || has(self.volumeSnapshot)").message("spec.harbor.database.backup.volumeSnapshot: required when method is VolumeSnapshot (CNPG needs the VolumeSnapshotClass)"))]
+#[x_kube(validation = Rule::new("self.method != 'ObjectStore' || has(self.objectStore)").message("spec.harbor.database.backup.objectStore: required when method is ObjectStore (the Barman Cloud ObjectStore to write to)"))]
+pub struct DatabaseBackup {
+    /// When to back up, in CloudNativePG's six-field cron format (seconds first), e.g. `0 0 3 * * *`.
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$') || self.matches('^@every [0-9]') || self.matches('^[^ ]+( [^ ]+){5}$')").message("spec.harbor.database.backup.schedule: six fields with seconds first (CloudNativePG's format, not a five-field CronJob schedule), e.g. '0 0 3 * * *'"))]
+    pub schedule: String,
+    /// `VolumeSnapshot` (CSI snapshots of the instances' volumes) or `ObjectStore` (the Barman Cloud
+    /// plugin, with continuous WAL archiving).
+    pub method: BackupMethod,
+    /// Settings of the `VolumeSnapshot` method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot: Option<VolumeSnapshotBackup>,
+    /// Settings of the `ObjectStore` method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreBackup>,
+}
+
+/// How CNPG backs up the managed Cluster.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BackupMethod {
+    /// CSI volume snapshots (needs a CSI driver with snapshot support and a VolumeSnapshotClass).
+    VolumeSnapshot,
+    /// The Barman Cloud plugin (`barman-cloud.cloudnative-pg.io`) writing to an `ObjectStore`.
+    ObjectStore,
+}
+
+/// The `VolumeSnapshot` method.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotBackup {
+    /// VolumeSnapshotClass of the snapshots (the Cluster's `spec.backup.volumeSnapshot.className`).
+    #[schemars(length(min = 1, max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.database.backup.volumeSnapshot.className", crate::crd::schema::DNS_SUBDOMAIN, "a VolumeSnapshotClass name"))]
+    pub class_name: String,
+}
+
+/// The `ObjectStore` method.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStoreBackup {
+    /// Name of a Barman Cloud `ObjectStore` (barmancloud.cnpg.io/v1) in the Registry's namespace,
+    /// created by you (bucket, credentials, retention).
+    #[schemars(length(min = 1, max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.database.backup.objectStore.name", crate::crd::schema::DNS_SUBDOMAIN, "an ObjectStore name"))]
+    pub name: String,
 }
 
 /// A CloudNativePG cluster for Harbor.
@@ -149,6 +260,7 @@ impl Default for ManagedDatabase {
 /// An existing PostgreSQL database.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.sslMode) && (self.sslMode == 'verify-ca' || self.sslMode == 'verify-full')) || has(self.caBundleSecretRef)").message("spec.harbor.database.external.caBundleSecretRef: required when sslMode is verify-ca or verify-full (without the database's CA Harbor core cannot verify the server and exits at start)"))]
 pub struct ExternalDatabase {
     /// Host name of the database service.
     #[schemars(length(min = 1, max = 253))]
@@ -166,9 +278,33 @@ pub struct ExternalDatabase {
     pub username: String,
     /// Secret key holding that user's password.
     pub password_secret_ref: SecretKeyRef,
-    /// TLS mode of the connection. Defaults to `require`.
+    /// TLS mode of the connection. Defaults to `require`. `verify-ca` and `verify-full` need
+    /// `caBundleSecretRef`.
     #[serde(default)]
     pub ssl_mode: SslMode,
+    /// Secret key holding the PEM CA certificate(s) that signed the database's server certificate
+    /// (key defaults to `ca.crt`), e.g. CloudNativePG's `<cluster>-ca`. Mounted into
+    /// `/harbor_cust_cert/` of core, jobservice and the exporter, whose entrypoint
+    /// (`install_cert.sh`) adds it to the system trust store the database driver verifies against
+    /// (harbor-helm's `caBundleSecretName`). Read at container start: restart core after a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<CaBundleSecretRef>,
+}
+
+/// Reference to a Secret key holding PEM CA certificates.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleSecretRef {
+    /// Name of the Secret (same namespace as the Registry).
+    #[schemars(length(min = 1, max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    pub name: String,
+    /// Key holding the PEM certificates. Defaults to `ca.crt`.
+    #[serde(default = "default_ca_key")]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_string()
 }
 
 fn default_postgres_port() -> i32 {
@@ -242,6 +378,7 @@ pub struct ExternalRedis {
     pub mode: RedisMode,
     /// Sentinel master set name (Sentinel mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
     pub sentinel_master_set: Option<String>,
     /// Secret key holding the Redis password, if Redis requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,17 +411,20 @@ pub struct HarborStorage {
 }
 
 /// S3-compatible object storage.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Storage {
     /// Endpoint URL, e.g. `http://seaweedfs-s3.storage.svc:8333`. Unset uses AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_URL))]
+    #[x_kube(validation = crate::crd::schema::http_url("spec.harbor.storage.s3.endpoint"))]
     pub endpoint: Option<String>,
     /// Region. Defaults to `us-east-1`.
     #[serde(default = "default_region")]
     pub region: String,
     /// Bucket name.
     #[schemars(length(min = 3, max = 63))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.storage.s3.bucket", crate::crd::schema::DNS_SUBDOMAIN, "a bucket name of 3 to 63 lowercase letters, digits, '-' or '.'"))]
     pub bucket: String,
     /// Secret with the access key id (`usernameKey`, default `username`) and secret key (`passwordKey`).
     pub credentials_secret_ref: CredentialsSecretRef,
@@ -303,15 +443,36 @@ fn default_true() -> bool {
 }
 
 /// Exposure through an Ingress.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HarborExpose {
     /// IngressClass. Defaults to `traefik` (k3s).
     #[serde(default = "default_ingress_class")]
+    #[schemars(length(max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.expose.ingressClassName", crate::crd::schema::DNS_SUBDOMAIN, "an IngressClass name (lowercase letters, digits, '-' and '.')"))]
     pub ingress_class_name: String,
-    /// TLS Secret for `spec.host`; unset serves plain HTTP and advertises `http://`.
+    /// TLS Secret (`tls.crt`, `tls.key`) for `spec.host`. Unset: the operator generates a CA
+    /// (`<registry>-harbor-ca-secret`, exported in the ConfigMap `<registry>-harbor-ca` for nodes and
+    /// Kyverno) and a serving certificate signed by it, once. Harbor is always served and advertised
+    /// at `https://<host>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.expose.tlsSecretName", crate::crd::schema::DNS_SUBDOMAIN, "a Secret name (lowercase letters, digits, '-' and '.')"))]
     pub tls_secret_name: Option<String>,
+    /// Cluster DNS name of the ingress controller's Service that serves `spec.host` inside the
+    /// cluster. Pods (the migration Job, Kyverno) resolve `spec.host` to it through a CoreDNS
+    /// rewrite the operator writes to `kube-system/coredns-custom` (k3s). Defaults to
+    /// `traefik.kube-system.svc.cluster.local` when `ingressClassName` is `traefik`; for other
+    /// classes no rewrite is written unless this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_DNS_SUBDOMAIN))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.harbor.expose.ingressService", crate::crd::schema::DNS_SUBDOMAIN, "a DNS name such as traefik.kube-system.svc.cluster.local"))]
+    pub ingress_service: Option<String>,
+    /// Annotations of the Ingress (harbor-helm's `expose.ingress.annotations`), e.g. for
+    /// ingress-nginx `nginx.ingress.kubernetes.io/proxy-body-size: "0"`: its default 1m body limit
+    /// refuses image layer pushes. Traefik (k3s) has no body limit and needs none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingress_annotations: BTreeMap<String, String>,
 }
 
 fn default_ingress_class() -> String {
@@ -323,6 +484,8 @@ impl Default for HarborExpose {
         Self {
             ingress_class_name: default_ingress_class(),
             tls_secret_name: None,
+            ingress_service: None,
+            ingress_annotations: BTreeMap::new(),
         }
     }
 }
@@ -372,26 +535,34 @@ pub struct JobserviceSpec {
 pub struct HarborResources {
     /// harbor-core (default 512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub core: Option<ResourceRequirements>,
     /// harbor-portal (default 256Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub portal: Option<ResourceRequirements>,
     /// harbor-jobservice (default 256Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub jobservice: Option<ResourceRequirements>,
     /// registry container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub registry: Option<ResourceRequirements>,
     /// registryctl container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub registryctl: Option<ResourceRequirements>,
     /// Trivy adapter (default 1Gi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub trivy: Option<ResourceRequirements>,
     /// Internal Redis (default 256Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub redis: Option<ResourceRequirements>,
     /// Exporter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub exporter: Option<ResourceRequirements>,
 }

@@ -5,11 +5,14 @@ mod common;
 pub mod generate;
 mod harbor;
 mod image_policy;
+mod reason;
 mod registry;
+pub mod schema;
 
 pub use common::*;
 pub use harbor::*;
 pub use image_policy::*;
+pub use reason::*;
 pub use registry::*;
 
 /// API group of every kind this operator serves.

@@ -25,9 +25,12 @@ use super::{CredentialsSecretRef, HarborSpec, VolumeSpec};
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("self.spec.mode != 'Harbor' || size(self.metadata.name) <= 39").message("metadata.name: must be at most 39 characters in Harbor mode (children such as <name>-harbor-jobservice are Services and StatefulSet revision labels must stay within 63 characters)"),
+    validation = Rule::new("self.spec.mode != 'K3d' || size(self.metadata.name) <= 50").message("metadata.name: must be at most 50 characters in K3d mode (the Service <name>-distribution must be a DNS-1035 label of at most 63 characters)")
 )]
 #[x_kube(validation = Rule::new("self.mode != 'Harbor' || has(self.host)").message("spec.host: required when spec.mode is Harbor"))]
+#[x_kube(validation = Rule::new("self.mode != 'Harbor' || !has(self.host) || !self.host.matches('^[^:]*[.](svc|cluster[.]local)(:[0-9]+)?$')").message("spec.host: must not be a cluster DNS name in Harbor mode (the nodes' container runtimes resolve names with the node's resolver, never cluster DNS)"))]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpec {
     /// Which registry runs: `K3d` (the k3d registry, adopted or run in-cluster) or `Harbor` (the full stack).
@@ -36,7 +39,8 @@ pub struct RegistrySpec {
     /// `k3d-myregistry:5000`. Optional in K3d mode (derived from the adopted registry or the Service);
     /// required in Harbor mode, where it is also the Ingress host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$')").message("spec.host: must be a lowercase DNS name with an optional :port"))]
+    #[schemars(length(max = crate::crd::schema::MAX_HOST))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.host", crate::crd::schema::HOST, "a lowercase DNS name with an optional :port (1 to 65535)"))]
     pub host: Option<String>,
     /// Settings of K3d mode. In Harbor mode it still describes the old registry while a migration runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +77,7 @@ pub enum Retention {
 }
 
 /// K3d mode: adopt the registry that k3d created, or run a CNCF distribution registry in-cluster.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct K3dSpec {
     /// `Auto` (default) adopts the registry announced in `kube-public/local-registry-hosting`
@@ -82,6 +86,8 @@ pub struct K3dSpec {
     pub adopt: AdoptPolicy,
     /// Image of the in-cluster registry. Defaults to the CNCF distribution image `docker.io/library/registry:2.8.3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::crd::schema::MAX_IMAGE))]
+    #[x_kube(validation = crate::crd::schema::image_reference("spec.k3d.image"))]
     pub image: Option<String>,
     /// Volume for the in-cluster registry's data. Defaults to 10Gi of the default StorageClass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,7 +97,34 @@ pub struct K3dSpec {
     pub cache: Option<K3dCacheSpec>,
     /// Resources of the registry container. Defaults to 50Mi request and 64Mi limit of memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::schema::resources")]
     pub resources: Option<ResourceRequirements>,
+    /// NodePort (30000-32767) of the in-cluster registry's Service. Container runtimes on the nodes
+    /// pull through it at `127.0.0.1:<nodePort>` (node resolvers cannot resolve cluster DNS names),
+    /// and with a k3d port mapping your machine pushes to `localhost:<nodePort>`. Unset: 30500 when
+    /// no other Service uses it, else a port the API server picks (shown in
+    /// `status.k3sRegistriesYaml`); the port of a running registry never changes by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+    /// Garbage collection of the hosted registry's storage (a CronJob running distribution's
+    /// `registry garbage-collect`). Unset: no collection; deleted images keep their space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<K3dGcSpec>,
+}
+
+/// Garbage collection of the hosted registry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct K3dGcSpec {
+    /// CronJob schedule (five fields, or `@daily` and the like), e.g. `0 3 * * 0`. Pick a time with
+    /// no pushes: distribution's collector must not run while images are pushed.
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$') || self.matches('^[^ ]+( [^ ]+){4}$')").message("spec.k3d.gc.schedule: a CronJob schedule of five fields, e.g. '0 3 * * 0'"))]
+    pub schedule: String,
+    /// Also delete manifests no tag references (`--delete-untagged`). Defaults to `false`.
+    #[serde(default)]
+    pub delete_untagged: bool,
 }
 
 /// Whether an existing k3d registry is adopted.
@@ -110,7 +143,8 @@ pub enum AdoptPolicy {
 pub struct K3dCacheSpec {
     /// URL of the upstream registry, e.g. `https://registry-1.docker.io`.
     #[serde(rename = "remoteURL")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.k3d.cache.remoteURL: must start with https:// or http://"))]
+    #[schemars(length(max = crate::crd::schema::MAX_URL))]
+    #[x_kube(validation = crate::crd::schema::http_url("spec.k3d.cache.remoteURL"))]
     pub remote_url: String,
     /// Secret with the upstream registry's `username` and `password`; credentials are never inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +165,8 @@ pub struct MigrationSpec {
     pub repositories: Vec<String>,
     /// Harbor project that receives the copied repositories. Defaults to `library`.
     #[serde(default = "default_destination_project")]
+    #[schemars(length(max = crate::crd::schema::MAX_DNS_LABEL))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.migration.destinationProject", crate::crd::schema::DNS_LABEL, "a lowercase Harbor project name (lowercase letters, digits and '-')"))]
     pub destination_project: String,
     /// How many blobs are copied at once. Defaults to 4.
     #[serde(default = "default_concurrency")]

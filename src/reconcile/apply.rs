@@ -1,22 +1,28 @@
 //! Apply (server-side apply, one field manager, force) and prune (by owner labels) of rendered
-//! children. Skips objects whose cached copy already matches, so a steady state sends no writes.
+//! children, and the one apply-then-prune driver both controllers call. Skips objects whose cached
+//! copy already matches, so a steady state sends no writes. Must not decide what to render or report.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy,
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tracing::info;
 
 use super::children::{ChildStores, kind_key};
+use super::context::Context;
+use super::refused::Refusal;
 use crate::crd::Retention;
-use crate::render::{RenderedObject, labels};
+use crate::render::RenderedObject;
+use crate::render::labels::{self, Owner};
 
 /// The one field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "registry-operator";
-/// Annotation holding a hash of what was last applied; a changed render changes it.
+/// Annotation holding a hash of what was last applied; a changed render changes it. The hash is
+/// SHA-256 (hex), so every release of the operator computes the same value for the same object.
 pub const APPLIED_HASH: &str = "registry.aisp.dev/applied-hash";
 /// Annotation left on a PersistentVolumeClaim kept under `retention: Retain`.
 pub const RETAINED_FROM: &str = "registry.aisp.dev/retained-from";
@@ -30,6 +36,10 @@ pub enum ApplyError {
     /// Deleting or orphaning an object no longer wanted failed.
     #[error("pruning {key}: {source}")]
     Prune { key: String, source: kube::Error },
+    /// The API server refused a child (400, 403, 404, 422): retrying alone will not fix it, so the
+    /// owner shows it in its status.
+    #[error("{0}")]
+    Refused(Box<Refusal>),
     /// A rendered object could not be serialized (a bug).
     #[error("serializing {key}: {source}")]
     Serialize {
@@ -54,10 +64,10 @@ fn api_for(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> 
     }
 }
 
+/// SHA-256 of the object's compact JSON (serde_json keeps map keys sorted): stable across processes
+/// and Rust releases, unlike `DefaultHasher`, so an upgrade does not re-apply every object.
 fn content_hash(value: &Value) -> String {
-    let mut hasher = DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 
 /// Whether every field of `desired` has the same value in `live` (arrays must match element-wise).
@@ -113,9 +123,21 @@ pub async fn apply_all(
                 &Patch::Apply(&desired),
             )
             .await
-            .map_err(|source| ApplyError::Apply {
-                key: key.clone(),
-                source,
+            .map_err(|source| {
+                match Refusal::from_error(
+                    "apply",
+                    &object.resource.kind,
+                    object.namespace(),
+                    object.name(),
+                    Some(&desired),
+                    &source,
+                ) {
+                    Some(refusal) => ApplyError::Refused(Box::new(refusal)),
+                    None => ApplyError::Apply {
+                        key: key.clone(),
+                        source,
+                    },
+                }
             })?;
         report.applied.push(key);
     }
@@ -163,7 +185,8 @@ pub async fn prune(
             name
         );
         let api = api_for(client, &resource, namespace.as_deref());
-        let result = if holds_data(&resource.kind) && retention == Retention::Retain {
+        let orphan = holds_data(&resource.kind) && retention == Retention::Retain;
+        let result = if orphan {
             api.patch(
                 &name,
                 &PatchParams::default(),
@@ -181,13 +204,67 @@ pub async fn prune(
                 other => other.map(|_| ()),
             }
         };
-        result.map_err(|source| ApplyError::Prune {
-            key: key.clone(),
-            source,
+        result.map_err(|source| {
+            let action = if orphan { "orphan" } else { "delete" };
+            // A 404 here means the object went meanwhile: transient, not a refusal.
+            let gone = matches!(&source, kube::Error::Api(status) if status.code == 404);
+            match Refusal::from_error(
+                action,
+                &resource.kind,
+                namespace.as_deref(),
+                &name,
+                None,
+                &source,
+            ) {
+                Some(refusal) if !gone => ApplyError::Refused(Box::new(refusal)),
+                _ => ApplyError::Prune {
+                    key: key.clone(),
+                    source,
+                },
+            }
         })?;
         pruned.push(key);
     }
     Ok(pruned)
+}
+
+/// Whose children an apply-and-prune pass manages.
+pub(crate) struct Owned<'a> {
+    /// The owner: prune selects its children by this owner's labels.
+    pub owner: Owner<'a>,
+    /// `namespace/name` or `Kind/name`, for logs and the retained-from annotation.
+    pub id: &'a str,
+    /// What happens to children that hold data once they are no longer wanted.
+    pub retention: Retention,
+}
+
+/// The one apply-then-prune pass of both controllers: server-side apply `desired` in order, then
+/// prune the owner's children it no longer lists; count what was applied and log what changed (`what`
+/// names the step). A refusal comes back as [`ApplyError::Refused`] for the caller to report.
+pub(crate) async fn apply_and_prune(
+    ctx: &Context,
+    owned: &Owned<'_>,
+    desired: &[RenderedObject],
+    what: &str,
+) -> Result<(), ApplyError> {
+    let report = apply_all(&ctx.client, &ctx.stores, desired).await?;
+    for key in &report.applied {
+        ctx.metrics
+            .applied(key.split('/').next().unwrap_or_default());
+    }
+    let pruned = prune(
+        &ctx.client,
+        &ctx.stores,
+        &owned.owner.selector_labels(),
+        desired,
+        owned.retention,
+        owned.id,
+    )
+    .await?;
+    if !report.applied.is_empty() || !pruned.is_empty() {
+        info!(kind = owned.owner.kind, owner = %owned.id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "{what}");
+    }
+    Ok(())
 }
 
 /// Kinds whose deletion loses data: volume claims and CloudNativePG clusters (which delete their own
@@ -235,6 +312,11 @@ mod tests {
         assert_ne!(
             content_hash(&a),
             content_hash(&json!({"a": 1, "b": [2, 1]}))
+        );
+        // Pinned: the value is stored in an annotation and compared by later operator versions.
+        assert_eq!(
+            content_hash(&json!({"b": 2, "a": 1})),
+            "43258cff783fe7036d8a43033f830adfc60ec037382473548ac742b888292777"
         );
     }
 

@@ -92,6 +92,13 @@ pub fn backoff_delay(base: Duration, max: Duration, failures: u32) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
+/// Hash of what a watch predicate compares. It lives in this process's memory only (never stored or
+/// sent), so `DefaultHasher` is fine here; a hash that is stored uses SHA-256 (`apply::APPLIED_HASH`).
+pub(crate) fn predicate_hash(value: impl std::hash::Hash) -> Option<u64> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    Some(BuildHasherDefault::<DefaultHasher>::default().hash_one(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

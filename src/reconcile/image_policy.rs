@@ -18,7 +18,7 @@ use super::context::Context;
 use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
 use super::status::DesiredCondition;
 use super::status_write;
-use crate::crd::{ImagePolicy, ImagePolicyStatus, Registry, Retention, condition};
+use crate::crd::{ImagePolicy, ImagePolicyStatus, Meaning, Reason, Registry, Retention, condition};
 use crate::render::labels::{self, Owner};
 use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
 
@@ -112,30 +112,23 @@ pub fn policies_referencing(
 
 /// Registry events matter to ImagePolicies only when the endpoint changes (or a Registry appears).
 pub fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
     let endpoint = registry
         .0
         .as_ref()
         .ok()
         .and_then(|r| r.status.as_ref())
         .and_then(|s| s.endpoint.clone());
-    let mut hasher = DefaultHasher::new();
-    (&registry.meta().uid, endpoint).hash(&mut hasher);
-    Some(hasher.finish())
+    super::context::predicate_hash((&registry.meta().uid, endpoint))
 }
 
 /// ImagePolicies reconcile again on spec changes only (their own status writes are ignored).
 pub fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = policy.meta();
-    let mut hasher = DefaultHasher::new();
-    (
+    super::context::predicate_hash((
         meta.generation,
         meta.deletion_timestamp.is_some(),
         &meta.uid,
-    )
-        .hash(&mut hasher);
-    Some(hasher.finish())
+    ))
 }
 
 /// Controller entry point: skips objects that do not deserialize (logged), reconciles the rest.
@@ -221,29 +214,15 @@ async fn reconcile(
         .filter(|o| !ctx.base.stores.watches(&o.resource))
         .map(|o| o.resource.kind.clone())
         .collect();
-    let stores = &ctx.base.stores;
-    let report = apply::apply_all(&ctx.base.client, stores, &rendered.objects).await?;
-    for key in &report.applied {
-        ctx.base
-            .metrics
-            .applied(key.split('/').next().unwrap_or_default());
-    }
-    let owner = Owner {
-        kind: "ImagePolicy",
-        name: &id,
-        namespace: None,
+    let owned = apply::Owned {
+        owner: Owner::image_policy(&id),
+        id: &policy_id(policy),
+        retention: Retention::Delete,
     };
-    let pruned = apply::prune(
-        &ctx.base.client,
-        stores,
-        &owner.selector_labels(),
-        &rendered.objects,
-        Retention::Delete,
-        &policy_id(policy),
-    )
-    .await?;
-    if !report.applied.is_empty() || !pruned.is_empty() {
-        info!(image_policy = %id, applied = ?report.applied, pruned = ?pruned, unchanged = report.unchanged, "policies reconciled");
+    if let Err(error) =
+        apply::apply_and_prune(&ctx.base, &owned, &rendered.objects, "policies reconciled").await
+    {
+        return Err(report_refusal(policy, ctx, error).await);
     }
 
     let (conditions, ready) = rendered_conditions(&rendered, ctx, &unwatched);
@@ -296,15 +275,15 @@ fn rendered_conditions(
     };
     let (reason, message) = if ready {
         (
-            "PoliciesReady",
+            Reason::PoliciesReady,
             format!("{} Kyverno policies ready{allowed}", rendered.objects.len()),
         )
     } else if !failing.is_empty() {
-        ("PolicyNotReady", failing.join("; "))
+        (Reason::PolicyNotReady, failing.join("; "))
     } else if !unwatched.is_empty() {
-        ("RestartRequired", problems.join("; "))
+        (Reason::RestartRequired, problems.join("; "))
     } else {
-        ("WaitingForKyverno", pending.join("; "))
+        (Reason::WaitingForKyverno, pending.join("; "))
     };
     let conditions = [
         DesiredCondition::new(condition::READY, ready, reason, message),
@@ -312,9 +291,9 @@ fn rendered_conditions(
             condition::PROGRESSING,
             !pending.is_empty(),
             if pending.is_empty() {
-                "Reconciled"
+                Reason::Reconciled
             } else {
-                "WaitingForKyverno"
+                Reason::WaitingForKyverno
             },
             pending.join("; "),
         ),
@@ -322,11 +301,11 @@ fn rendered_conditions(
             condition::DEGRADED,
             !problems.is_empty(),
             if problems.is_empty() {
-                "AsExpected"
+                Reason::AsExpected
             } else if !failing.is_empty() {
-                "PolicyNotReady"
+                Reason::PolicyNotReady
             } else {
-                "Warnings"
+                Reason::Warnings
             },
             problems.join("; "),
         ),
@@ -341,16 +320,17 @@ async fn not_rendered(
     error: RenderError,
 ) -> Result<Action, PolicyReconcileError> {
     let settings = &ctx.base.settings;
-    let (reason, message, action) = match &error {
-        RenderError::Invalid(errors) => ("InvalidSpec", errors.to_string(), Action::await_change()),
+    let Some(reason) = error.reason() else {
+        return Err(PolicyReconcileError::Render(error));
+    };
+    let (message, action) = match &error {
+        RenderError::Invalid(errors) => (errors.to_string(), Action::await_change()),
         RenderError::KyvernoNotInstalled(what) => (
-            "KyvernoNotInstalled",
             format!("{what}; {INSTALL_KYVERNO}"),
             // Notice Kyverno being installed as soon as the discovery cache expires.
             Action::requeue(settings.resync.min(DISCOVERY_TTL)),
         ),
         RenderError::NoAllowedRegistries => (
-            "WaitingForRegistryEndpoint",
             match &policy.spec.registry_ref {
                 Some(r) => format!(
                     "spec.rules.restrictRegistries: Registry {}/{} has no status.endpoint yet",
@@ -361,17 +341,18 @@ async fn not_rendered(
             Action::requeue(settings.requeue_not_ready),
         ),
         RenderError::InvalidEndpoint(endpoint) => (
-            "InvalidEndpoint",
             format!("the Registry's status.endpoint {endpoint:?} is not a registry host"),
             Action::requeue(settings.resync),
         ),
-        _ => return Err(PolicyReconcileError::Render(error)),
+        RenderError::Serialize(_) | RenderError::Yaml(_) => {
+            return Err(PolicyReconcileError::Render(error));
+        }
     };
-    info!(image_policy = %policy.name_any(), reason, %message, "nothing applied");
+    info!(image_policy = %policy.name_any(), %reason, %message, "nothing applied");
     // Waiting is progress; a missing Kyverno or a bad endpoint is the cluster's fault (Degraded); an
     // invalid spec is the user's, as for Registries.
-    let waiting = reason == "WaitingForRegistryEndpoint";
-    let degraded = matches!(reason, "KyvernoNotInstalled" | "InvalidEndpoint");
+    let waiting = reason.meaning() == Meaning::Progressing;
+    let degraded = reason.meaning() == Meaning::Degraded;
     let conditions = [
         DesiredCondition::new(condition::READY, false, reason, message.clone()),
         DesiredCondition::new(
@@ -397,6 +378,24 @@ async fn not_rendered(
     };
     write_status(policy, ctx, status, &conditions).await?;
     Ok(action)
+}
+
+/// A generated policy the API server refused shows in the status (Ready=False, reason `ApplyFailed`,
+/// the policy and the server's message; what is still deployed stays listed); the error is returned
+/// either way, so the reconcile backs off.
+async fn report_refusal(
+    policy: &ImagePolicy,
+    ctx: &PolicyContext,
+    error: ApplyError,
+) -> PolicyReconcileError {
+    if let ApplyError::Refused(refusal) = &error {
+        let current = policy.status().cloned().unwrap_or_default();
+        let conditions = refusal.conditions(&current.conditions);
+        if let Err(status_error) = write_status(policy, ctx, current, &conditions).await {
+            warn!(image_policy = %policy.name_any(), error = %status_error, "reporting a refused apply failed");
+        }
+    }
+    PolicyReconcileError::Apply(error)
 }
 
 /// Write the status if it changed (see [`status_write::write_status`]).
@@ -479,11 +478,7 @@ mod tests {
 
     #[test]
     fn generated_policies_map_to_their_image_policy_only() {
-        let owner = Owner {
-            kind: "ImagePolicy",
-            name: "ai-workloads",
-            namespace: None,
-        };
+        let owner = Owner::image_policy("ai-workloads");
         let mut object = DynamicObject::new(
             "ai-workloads-restrict-registries",
             &crate::render::kyverno::cluster_policy_resource(),
@@ -493,11 +488,7 @@ mod tests {
             owning_image_policy(object.clone()).map(|r| r.name),
             Some("ai-workloads".to_string())
         );
-        let registry_owner = Owner {
-            kind: "Registry",
-            name: "ai-workloads",
-            namespace: Some("registry"),
-        };
+        let registry_owner = Owner::registry("ai-workloads", "registry");
         object.metadata.labels = Some(registry_owner.selector_labels());
         assert!(owning_image_policy(object).is_none());
     }

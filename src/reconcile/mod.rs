@@ -1,20 +1,19 @@
-//! The running operator (`registry-operator run`): controllers, watch caches, HTTP endpoint and
-//! graceful shutdown. Renders nothing itself; calls `render` and applies its output.
+//! The running operator (`registry-operator run`): the Registry and ImagePolicy controllers, their
+//! watch caches, the HTTP endpoint and graceful shutdown. Renders nothing itself; calls `render` and
+//! applies its output through `apply`. Only `run`, its settings and `rbac` are public.
 
-pub mod apply;
-pub mod children;
+pub(crate) mod apply;
+pub(crate) mod children;
 pub mod context;
-pub mod harbor;
-pub mod http;
-pub mod image_policy;
-pub mod kyverno;
-pub mod metrics;
+pub(crate) mod http;
+pub(crate) mod image_policy;
+pub(crate) mod kyverno;
+pub(crate) mod metrics;
 pub mod rbac;
-pub mod registry;
-mod registry_switch;
-pub mod status;
-pub mod status_write;
-pub mod switch;
+pub(crate) mod refused;
+pub(crate) mod registry;
+pub(crate) mod status;
+pub(crate) mod status_write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,8 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, future};
-use kube::api::{Api, DynamicObject};
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt, future};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -103,17 +104,13 @@ fn owning_registry(object: DynamicObject) -> Option<ObjectRef<DeserializeGuard<R
 /// Reconcile again only when something a reconcile depends on changed: the spec (generation), the
 /// deletion mark, or the finalizers (status-only updates are ignored).
 fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = registry.meta();
-    let mut hasher = DefaultHasher::new();
-    (
+    context::predicate_hash((
         meta.generation,
         meta.deletion_timestamp.is_some(),
         &meta.finalizers,
         &meta.uid,
-    )
-        .hash(&mut hasher);
-    Some(hasher.finish())
+    ))
 }
 
 /// Counts watch streams that completed their initial list, to answer `/readyz`.
@@ -144,6 +141,55 @@ impl SyncTracker {
     }
 }
 
+/// The watch of one child kind: label-selected (only what the operator manages), without
+/// `managedFields`, feeding that kind's cache in `stores`; counted by `synced`.
+fn child_stream(
+    client: &Client,
+    resource: &ApiResource,
+    stores: &mut ChildStores,
+    synced: &SyncTracker,
+    page_size: u32,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<> {
+    let writer = Writer::new(resource.clone());
+    stores.insert(resource.clone(), writer.as_reader());
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let watch_config = watcher::Config::default()
+        .labels(&managed_selector())
+        .page_size(page_size);
+    reflector::reflector(writer, watcher(api, watch_config).modify(lean))
+        .default_backoff()
+        .inspect(synced.observer())
+        .touched_objects()
+}
+
+/// The watch of one of our custom resources (every namespace; objects that do not deserialize
+/// come through as such), without `managedFields`, feeding `writer`; counted by `synced`.
+fn owner_stream<K>(
+    client: &Client,
+    writer: Writer<DeserializeGuard<K>>,
+    synced: &SyncTracker,
+    page_size: u32,
+) -> impl Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()>
+        + serde::de::DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(
+        Api::<DeserializeGuard<K>>::all(client.clone()),
+        watcher::Config::default().page_size(page_size),
+    )
+    .modify(lean)
+    .default_backoff()
+    .reflect(writer)
+    .inspect(synced.observer())
+    .applied_objects()
+}
+
 /// Run the operator until SIGTERM/SIGINT.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = client_for(config.kubeconfig.as_ref()).await?;
@@ -154,22 +200,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let mut stores = ChildStores::default();
     let mut child_streams = Vec::new();
     let mut kinds = children::core_child_kinds();
-    if harbor::cnpg_served(&client).await {
+    if registry::harbor::cnpg_served(&client).await {
         kinds.push(crate::render::cnpg_cluster_resource());
     } else {
         info!("CloudNativePG is not installed; managed Harbor databases report CNPGNotInstalled");
     }
     for resource in kinds {
-        let writer = Writer::new(resource.clone());
-        stores.insert(resource.clone(), writer.as_reader());
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        let watch_config = watcher::Config::default()
-            .labels(&managed_selector())
-            .page_size(config.page_size);
-        let stream = reflector::reflector(writer, watcher(api, watch_config).modify(lean))
-            .default_backoff()
-            .inspect(synced.observer())
-            .touched_objects();
+        let stream = child_stream(&client, &resource, &mut stores, &synced, config.page_size);
         child_streams.push((resource, stream));
     }
 
@@ -183,30 +220,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     };
     let mut policy_child_streams = Vec::new();
     for resource in kyverno_served.kinds() {
-        let writer = Writer::new(resource.clone());
-        stores.insert(resource.clone(), writer.as_reader());
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        let watch_config = watcher::Config::default()
-            .labels(&managed_selector())
-            .page_size(config.page_size);
-        let stream = reflector::reflector(writer, watcher(api, watch_config).modify(lean))
-            .default_backoff()
-            .inspect(synced.observer())
-            .touched_objects();
+        let stream = child_stream(&client, &resource, &mut stores, &synced, config.page_size);
         policy_child_streams.push((resource, stream));
     }
 
     let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
-    let registries = watcher(
-        Api::<DeserializeGuard<Registry>>::all(client.clone()),
-        watcher::Config::default().page_size(config.page_size),
-    )
-    .modify(lean)
-    .default_backoff()
-    .reflect(writer)
-    .inspect(synced.observer())
-    .applied_objects()
-    .predicate_filter(registry_predicate, Default::default());
+    let registries = owner_stream(&client, writer, &synced, config.page_size)
+        .predicate_filter(registry_predicate, Default::default());
     let mut controller = Controller::for_stream(registries, reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal();
@@ -215,32 +235,16 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     }
 
     let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
-    let policies = watcher(
-        Api::<DeserializeGuard<ImagePolicy>>::all(client.clone()),
-        watcher::Config::default().page_size(config.page_size),
-    )
-    .modify(lean)
-    .default_backoff()
-    .reflect(policy_writer)
-    .inspect(synced.observer())
-    .applied_objects()
-    .predicate_filter(image_policy::image_policy_predicate, Default::default());
+    let policies = owner_stream(&client, policy_writer, &synced, config.page_size)
+        .predicate_filter(image_policy::image_policy_predicate, Default::default());
     // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
     // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
     let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
-    let endpoint_changes = watcher(
-        Api::<DeserializeGuard<Registry>>::all(client.clone()),
-        watcher::Config::default().page_size(config.page_size),
-    )
-    .modify(lean)
-    .default_backoff()
-    .reflect(endpoint_writer)
-    .inspect(synced.observer())
-    .applied_objects()
-    .predicate_filter(
-        image_policy::registry_endpoint_predicate,
-        Default::default(),
-    );
+    let endpoint_changes = owner_stream(&client, endpoint_writer, &synced, config.page_size)
+        .predicate_filter(
+            image_policy::registry_endpoint_predicate,
+            Default::default(),
+        );
     let mut policy_controller = Controller::for_stream(policies, policy_reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal()

@@ -14,25 +14,26 @@ pub struct RbacRule {
     pub why: &'static str,
 }
 
-const CHILD: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
-const OWN: &[&str] = &["get", "list", "watch", "patch", "update"];
-const STATUS: &[&str] = &["get", "patch", "update"];
+// Trimmed to what the scenarios against the real kube-apiserver use (its audit log, checked by
+// tests/rbac_audit.rs): children are read from watch caches, so no `get`; server-side apply that
+// creates an object is authorized as `create` too.
+const CHILD: &[&str] = &["list", "watch", "create", "patch", "delete"];
+/// Children the operator also reads directly (`get`).
+const CHILD_READ: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
 const FINALIZERS: &[&str] = &["update"];
-const READ: &[&str] = &["get", "list", "watch"];
-const LOOK: &[&str] = &["get", "list"];
 
 /// Every group/resource/verb the operator uses, and nothing else.
 pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "registry.aisp.dev",
         resource: "registries",
-        verbs: OWN,
+        verbs: &["list", "watch", "patch"],
         why: "watch Registries in every namespace; add/remove the finalizer",
     },
     RbacRule {
         group: "registry.aisp.dev",
         resource: "registries/status",
-        verbs: STATUS,
+        verbs: &["patch"],
         why: "report conditions, endpoint and migration progress",
     },
     RbacRule {
@@ -44,13 +45,13 @@ pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "registry.aisp.dev",
         resource: "imagepolicies",
-        verbs: OWN,
-        why: "watch ImagePolicies; add/remove the finalizer",
+        verbs: &["list", "watch"],
+        why: "watch ImagePolicies (their policies are owned, so no finalizer)",
     },
     RbacRule {
         group: "registry.aisp.dev",
         resource: "imagepolicies/status",
-        verbs: STATUS,
+        verbs: &["patch"],
         why: "report conditions",
     },
     RbacRule {
@@ -62,7 +63,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "",
         resource: "configmaps",
-        verbs: CHILD,
+        verbs: CHILD_READ,
         why: "component configuration; the KEP-1755 announcement in kube-public",
     },
     RbacRule {
@@ -80,8 +81,8 @@ pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "",
         resource: "secrets",
-        verbs: CHILD,
-        why: "generated Harbor secrets (created once); only labelled ones are watched",
+        verbs: &["get", "list", "watch", "create", "update", "delete"],
+        why: "generated Harbor secrets: created once, never patched; update only for the one-time PKCS#8 -> PKCS#1 rewrite of a token key; only labelled ones are watched",
     },
     RbacRule {
         group: "apps",
@@ -98,7 +99,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "",
         resource: "pods",
-        verbs: LOOK,
+        verbs: &["list"],
         why: "read a finished migration Job's termination message (counts); listed by job label, never watched",
     },
     RbacRule {
@@ -122,7 +123,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
     RbacRule {
         group: "postgresql.cnpg.io",
         resource: "clusters",
-        verbs: CHILD,
+        verbs: CHILD_READ,
         why: "Harbor's managed PostgreSQL on CloudNativePG",
     },
     RbacRule {
@@ -142,12 +143,6 @@ pub const RBAC_RULES: &[RbacRule] = &[
         resource: "imagevalidatingpolicies",
         verbs: CHILD,
         why: "ImagePolicy signature rules as a Kyverno ImageValidatingPolicy",
-    },
-    RbacRule {
-        group: "apiextensions.k8s.io",
-        resource: "customresourcedefinitions",
-        verbs: READ,
-        why: "detect whether CloudNativePG and Kyverno are installed",
     },
 ];
 

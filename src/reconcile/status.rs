@@ -3,6 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::crd::Reason;
+
 /// A desired condition before it is merged with the current ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredCondition {
@@ -17,8 +19,18 @@ pub struct DesiredCondition {
 }
 
 impl DesiredCondition {
-    /// Shorthand constructor.
+    /// A condition the operator decides, with one of its [`Reason`]s.
     pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::kept(type_, status, reason.as_str(), message)
+    }
+
+    /// A condition carried over as it is (its reason may come from an older operator).
+    pub fn kept(
         type_: &'static str,
         status: bool,
         reason: &str,
@@ -88,7 +100,7 @@ mod tests {
             &[DesiredCondition::new(
                 "Ready",
                 false,
-                "Provisioning",
+                Reason::Provisioning,
                 "waiting",
             )],
             Some(1),
@@ -100,7 +112,7 @@ mod tests {
             &[DesiredCondition::new(
                 "Ready",
                 false,
-                "Provisioning",
+                Reason::Provisioning,
                 "still waiting",
             )],
             Some(2),
@@ -115,7 +127,12 @@ mod tests {
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = merge_conditions(
             &same,
-            &[DesiredCondition::new("Ready", true, "Available", "ok")],
+            &[DesiredCondition::new(
+                "Ready",
+                true,
+                Reason::Available,
+                "ok",
+            )],
             Some(2),
             &at(30),
         );
@@ -126,8 +143,8 @@ mod tests {
     #[test]
     fn identical_inputs_give_identical_conditions() {
         let desired = [
-            DesiredCondition::new("Ready", true, "Available", "ok"),
-            DesiredCondition::new("Degraded", false, "AsExpected", ""),
+            DesiredCondition::new("Ready", true, Reason::Available, "ok"),
+            DesiredCondition::new("Degraded", false, Reason::AsExpected, ""),
         ];
         let first = merge_conditions(&[], &desired, Some(1), &at(10));
         let again = merge_conditions(&first, &desired, Some(1), &at(99));

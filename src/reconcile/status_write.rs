@@ -1,5 +1,6 @@
 //! Writes a custom resource's status (server-side apply, our one field manager) only when it changed,
-//! and publishes an Event when Ready flips. It must not decide what the conditions say.
+//! and publishes an Event when Ready flips or its reason changes. It must not decide what the
+//! conditions say.
 
 use std::fmt::Debug;
 
@@ -44,7 +45,8 @@ macro_rules! conditioned_status {
 conditioned_status!(RegistryStatus, ImagePolicyStatus);
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
-/// changed (so a steady state writes nothing); publish an Event when Ready flips or first appears.
+/// changed (so a steady state writes nothing); publish an Event when Ready first appears, flips or
+/// changes its reason (e.g. `Provisioning` → `ApplyFailed`), never again while it stays the same.
 pub async fn write_status<K>(
     api: &Api<K>,
     recorder: &Recorder,
@@ -81,12 +83,18 @@ where
     .await?;
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);
+    let reason_of = |conditions: &[Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .map(|c| c.reason.clone())
+    };
+    let reason_changed = reason_of(current.conditions()) != reason_of(status.conditions());
     let ready = status
         .conditions()
         .iter()
         .find(|c| c.type_ == condition::READY);
-    if let Some(ready) = ready.filter(|_| was_ready != now_ready || current.conditions().is_empty())
-    {
+    if let Some(ready) = ready.filter(|_| was_ready != now_ready || reason_changed) {
         let event = KubeEvent {
             type_: if now_ready {
                 EventType::Normal

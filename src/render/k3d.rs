@@ -1,25 +1,27 @@
 //! K3d mode: adopt the registry k3d announces (KEP-1755) or render a CNCF distribution registry
-//! (Deployment, Service, PVC, KEP-1755 ConfigMap), optionally as a pull-through cache. Pure.
+//! (Deployment, NodePort Service, PVC, KEP-1755 ConfigMap), optionally as a pull-through cache, and
+//! the k3s `registries.yaml` that sends nodes to the NodePort on loopback. Pure.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
+use super::builders::{self, env, env_from_secret};
+use super::k3s::Registries;
 use super::labels::Owner;
+use super::observed::NodePortsObserved;
 use super::{Observed, RenderError, Rendered, RenderedObject, owner_reference};
 use crate::crd::{AdoptPolicy, K3dSpec, Registry, VolumeSpec, default_k3d_volume};
+use crate::validate::is_cluster_dns_name;
 
 /// Image of the in-cluster registry when `spec.k3d.image` is unset (CNCF distribution, pinned).
 pub const DEFAULT_DISTRIBUTION_IMAGE: &str = "docker.io/library/registry:2.8.3";
@@ -30,12 +32,29 @@ pub const KEP_1755_NAME: &str = "local-registry-hosting";
 /// Data key of the KEP-1755 ConfigMap.
 pub const KEP_1755_KEY: &str = "localRegistryHosting.v1";
 
+/// NodePort of the in-cluster registry when `spec.k3d.nodePort` is unset and no other Service has it.
+pub const DEFAULT_NODE_PORT: i32 = 30500;
+/// Where the KEP-1755 announcement sends users whose pushes fail.
+const HELP: &str = "https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry";
+
 const APP: &str = "distribution";
 const COMPONENT: &str = "registry";
 const PORT: i32 = 5000;
-const DATA_DIR: &str = "/var/lib/registry";
+pub(super) const DATA_DIR: &str = "/var/lib/registry";
 /// Non-root uid/gid the distribution image runs as (the image's default is root, which it does not need).
 const RUN_AS: i64 = 1000;
+
+/// Pod Security "restricted" pod settings of the registry's pods (the uid/gid that owns the volume).
+pub(super) fn restricted_pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        fs_group: Some(RUN_AS),
+        seccomp_profile: Some(builders::runtime_default()),
+        ..Default::default()
+    }
+}
 
 /// The `localRegistryHosting.v1` document of KEP-1755.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -65,38 +84,97 @@ impl LocalRegistryHosting {
     }
 }
 
-#[derive(Serialize)]
-struct K3sRegistries<'a> {
-    mirrors: BTreeMap<&'a str, K3sMirror>,
+/// A k3s `registries.yaml` for an adopted registry: image references naming `name` are pulled from
+/// `runtime_host` over plain HTTP (k3d registries serve no TLS). `None` when the only host announced
+/// is a cluster DNS name, which no node can resolve.
+fn adopted_registries_yaml(
+    name: &str,
+    hosting: &LocalRegistryHosting,
+) -> Result<Option<String>, RenderError> {
+    let runtime_host = hosting
+        .host_from_container_runtime
+        .as_deref()
+        .or(hosting.host.as_deref())
+        .unwrap_or(name);
+    if is_cluster_dns_name(runtime_host) {
+        return Ok(None);
+    }
+    let mut registries = Registries::default();
+    registries.mirror(name, &format!("http://{runtime_host}"));
+    registries.to_yaml().map(Some)
 }
 
-#[derive(Serialize)]
-struct K3sMirror {
-    endpoint: Vec<String>,
+/// `host[:port]` of a pull-through cache's upstream as image references name it (`docker.io` for
+/// Docker Hub), so nodes pull those images through the cache.
+fn upstream_registry(remote_url: &str) -> String {
+    let without_scheme = remote_url
+        .split_once("://")
+        .map_or(remote_url, |(_, rest)| rest);
+    let host = without_scheme.split('/').next().unwrap_or_default();
+    match host {
+        "registry-1.docker.io" | "index.docker.io" | "docker.io" => "docker.io".to_string(),
+        other => other.to_string(),
+    }
 }
 
-/// A k3s `registries.yaml` that mirrors `endpoint` over plain HTTP (k3d registries serve no TLS).
-fn k3s_registries_yaml(endpoint: &str) -> Result<String, RenderError> {
-    let registries = K3sRegistries {
-        mirrors: BTreeMap::from([(
-            endpoint,
-            K3sMirror {
-                endpoint: vec![format!("http://{endpoint}")],
-            },
-        )]),
-    };
-    Ok(yaml_serde::to_string(&registries)?)
+/// The NodePort a hosted registry's Service gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NodePort {
+    /// This port, known now.
+    Fixed(i32),
+    /// The API server picks one (the default is taken); known once the Service exists.
+    Allocated,
 }
 
-pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendered, RenderError> {
+/// `spec.k3d.nodePort`, else the port the Service already has, else [`DEFAULT_NODE_PORT`] unless
+/// another Service holds it. `Err` names the Service holding an explicitly chosen port.
+fn node_port(spec: &K3dSpec, observed: &NodePortsObserved) -> Result<NodePort, String> {
+    match (spec.node_port, observed.current) {
+        (Some(port), Some(current)) if port == current => Ok(NodePort::Fixed(port)),
+        (Some(port), _) => match observed.taken.get(&port) {
+            Some(holder) => Err(format!(
+                "spec.k3d.nodePort: {port} is already used by Service {holder}; choose a free port between 30000 and 32767"
+            )),
+            None => Ok(NodePort::Fixed(port)),
+        },
+        (None, Some(current)) => Ok(NodePort::Fixed(current)),
+        (None, None) if observed.taken.contains_key(&DEFAULT_NODE_PORT) => Ok(NodePort::Allocated),
+        (None, None) => Ok(NodePort::Fixed(DEFAULT_NODE_PORT)),
+    }
+}
+
+/// Whether the reconciler must read every Service's NodePort before rendering: only while the
+/// Registry's own port is not settled (no Service yet, or `spec.k3d.nodePort` changed).
+pub fn needs_node_port_census(spec: Option<&K3dSpec>, current: Option<i32>) -> bool {
+    match spec.and_then(|s| s.node_port) {
+        Some(port) => current != Some(port),
+        None => current.is_none(),
+    }
+}
+
+/// `<registry>-distribution`: the name of the hosted registry's Deployment, Service and claim.
+pub fn object_name(registry: &str) -> String {
+    format!("{registry}-distribution")
+}
+
+/// What pods use to reach the hosted registry: cluster DNS resolves its Service's name (Kyverno,
+/// migration Jobs).
+pub fn service_host(registry: &str, namespace: &str) -> String {
+    format!(
+        "{}.{namespace}.svc.cluster.local:{PORT}",
+        object_name(registry)
+    )
+}
+
+pub(super) fn render(
+    registry: &Registry,
+    host: Option<&str>,
+    observed: &Observed,
+) -> Result<Rendered, RenderError> {
     let spec = registry.spec.k3d.clone().unwrap_or_default();
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
-    let owner = Owner {
-        kind: "Registry",
-        name: &name,
-        namespace: Some(&namespace),
-    };
+    let owner = Owner::registry(&name, &namespace);
     let mut warnings = Vec::new();
 
     if let Some(announced) = &observed.local_registry_hosting {
@@ -106,12 +184,13 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
             .map(|(ns, n)| (ns.as_str(), n.as_str()));
         match ours {
             None if spec.adopt == AdoptPolicy::Auto => {
-                let endpoint = registry
-                    .spec
-                    .host
-                    .clone()
+                let endpoint = host
+                    .map(str::to_string)
                     .or_else(|| announced.hosting.endpoint().map(str::to_string));
-                let k3s_registries_yaml = endpoint.as_deref().map(k3s_registries_yaml).transpose()?;
+                let k3s_registries_yaml = match &endpoint {
+                    Some(name) => adopted_registries_yaml(name, &announced.hosting)?,
+                    None => None,
+                };
                 return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings, ..Default::default() });
             }
             None => warnings.push(format!(
@@ -125,13 +204,20 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         }
     }
 
-    let object_name = format!("{name}-distribution");
-    let service_host = format!("{object_name}.{namespace}.svc.cluster.local:{PORT}");
-    let endpoint = registry
-        .spec
-        .host
-        .clone()
-        .unwrap_or_else(|| service_host.clone());
+    let object_name = object_name(&name);
+    let service_host = service_host(&name, &namespace);
+    let endpoint = host.map_or_else(|| service_host.clone(), str::to_string);
+    let (port, node_port_conflict) = match node_port(&spec, &observed.node_ports) {
+        Ok(port) => (port, None),
+        Err(conflict) => (
+            NodePort::Fixed(spec.node_port.unwrap_or(DEFAULT_NODE_PORT)),
+            Some(conflict),
+        ),
+    };
+    let known_port = match port {
+        NodePort::Fixed(port) => Some(port),
+        NodePort::Allocated => None,
+    };
     let meta = |object_name: &str, object_namespace: &str, owned: bool| ObjectMeta {
         name: Some(object_name.to_string()),
         namespace: Some(object_namespace.to_string()),
@@ -151,6 +237,7 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         RenderedObject::from_typed(service(
             meta(&object_name, &namespace, true),
             owner.pod_selector(APP, COMPONENT),
+            known_port,
         ))?,
         RenderedObject::from_typed(deployment(
             meta(&object_name, &namespace, true),
@@ -159,6 +246,15 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
             &object_name,
         ))?,
     ];
+    if let Some(gc) = &spec.gc {
+        objects.extend(gc::objects(
+            gc,
+            &spec,
+            &owner,
+            meta(&format!("{object_name}-gc"), &namespace, true),
+            &object_name,
+        )?);
+    }
     let announce = match &observed.local_registry_hosting {
         None => true,
         Some(announced) => {
@@ -166,11 +262,14 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         }
     };
     if announce {
+        // Each KEP-1755 field carries what its audience can really use: the user's machine reaches
+        // the NodePort through the k3d port mapping, containerd on every node through 127.0.0.1
+        // (IPv4: kube-proxy serves NodePorts on the IPv4 loopback only), pods through cluster DNS.
         let hosting = LocalRegistryHosting {
-            host: Some(endpoint.clone()),
-            host_from_container_runtime: None,
-            host_from_cluster_network: Some(service_host),
-            help: Some("https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry".to_string()),
+            host: known_port.map(|p| format!("localhost:{p}")),
+            host_from_container_runtime: known_port.map(|p| format!("127.0.0.1:{p}")),
+            host_from_cluster_network: Some(service_host.clone()),
+            help: Some(HELP.to_string()),
         };
         // Cross-namespace owner references are not allowed; the finalizer deletes this ConfigMap.
         let config_map = ConfigMap {
@@ -183,41 +282,56 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
         };
         objects.push(RenderedObject::from_typed(config_map)?);
     }
+    // Nodes cannot resolve cluster DNS: the names images use are mirrored to the NodePort on the
+    // node's own loopback, where kube-proxy forwards to the registry.
+    let k3s_registries_yaml = match known_port {
+        Some(port) => {
+            let node_endpoint = format!("http://127.0.0.1:{port}");
+            let mut registries = Registries::default();
+            registries
+                .mirror(&endpoint, &node_endpoint)
+                .mirror(&service_host, &node_endpoint);
+            if let Some(cache) = &spec.cache {
+                registries.mirror(&upstream_registry(&cache.remote_url), &node_endpoint);
+            }
+            Some(registries.to_yaml()?)
+        }
+        None => None,
+    };
     Ok(Rendered {
         objects,
-        k3s_registries_yaml: Some(k3s_registries_yaml(&endpoint)?),
+        k3s_registries_yaml,
         endpoint: Some(endpoint),
         adopted: false,
         warnings,
+        node_port_conflict,
         ..Default::default()
     })
 }
 
 fn pvc(metadata: ObjectMeta, storage: Option<&VolumeSpec>) -> PersistentVolumeClaim {
-    let storage = storage.cloned().unwrap_or_else(default_k3d_volume);
-    PersistentVolumeClaim {
+    builders::pvc(
         metadata,
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-            storage_class_name: storage.storage_class_name,
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), storage.size)])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+        &storage.cloned().unwrap_or_else(default_k3d_volume),
+    )
 }
 
-fn service(metadata: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
+/// The registry's Service: a ClusterIP for pods and a NodePort for the nodes' container runtimes
+/// (`node_port` `None` lets the API server pick one).
+fn service(
+    metadata: ObjectMeta,
+    selector: BTreeMap<String, String>,
+    node_port: Option<i32>,
+) -> Service {
     Service {
         metadata,
         spec: Some(ServiceSpec {
+            type_: Some("NodePort".to_string()),
             selector: Some(selector),
             ports: Some(vec![ServicePort {
                 name: Some("registry".to_string()),
                 port: PORT,
+                node_port,
                 target_port: Some(IntOrString::String("registry".to_string())),
                 protocol: Some("TCP".to_string()),
                 ..Default::default()
@@ -228,79 +342,31 @@ fn service(metadata: ObjectMeta, selector: BTreeMap<String, String>) -> Service 
     }
 }
 
-fn default_resources() -> ResourceRequirements {
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity("10m".to_string())),
-            ("memory".to_string(), Quantity("50Mi".to_string())),
-        ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_string(),
-            Quantity("64Mi".to_string()),
-        )])),
-        ..Default::default()
-    }
+pub(super) fn default_resources() -> ResourceRequirements {
+    builders::resources(None, "10m", "50Mi", "64Mi")
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value: Some(value.to_string()),
-        ..Default::default()
-    }
-}
-
-fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.to_string(),
-                key: key.to_string(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
+/// The registry's probe: `GET /` on the `registry` port (no scheme: HTTP is the default), 2 s timeout.
 fn probe(initial_delay: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some("/".to_string()),
-            port: IntOrString::String("registry".to_string()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(10),
-        timeout_seconds: Some(2),
-        failure_threshold: Some(3),
-        ..Default::default()
+    let mut probe = builders::http_probe("/", "registry", initial_delay, 3);
+    if let Some(get) = probe.http_get.as_mut() {
+        get.scheme = None;
     }
+    probe.timeout_seconds = Some(2);
+    probe
 }
 
-/// Pod Security "restricted" container settings.
+/// Pod Security "restricted" container settings (read-only root; `privileged` left unset).
 pub(crate) fn restricted_container_security() -> SecurityContext {
     SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_string()]),
-            ..Default::default()
-        }),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_string(),
-            ..Default::default()
-        }),
-        ..Default::default()
+        privileged: None,
+        ..builders::container_security(true)
     }
 }
 
 fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &str) -> Deployment {
     let mut environment = vec![
-        env("REGISTRY_HTTP_ADDR", &format!(":{PORT}")),
+        env("REGISTRY_HTTP_ADDR", format!(":{PORT}")),
         env("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
         env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", DATA_DIR),
     ];
@@ -374,17 +440,7 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_string(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(restricted_pod_security()),
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {
@@ -409,6 +465,9 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
         ..Default::default()
     }
 }
+
+#[path = "k3d_gc.rs"]
+mod gc;
 
 #[cfg(test)]
 #[path = "k3d_tests.rs"]

@@ -1,7 +1,8 @@
 //! Unit tests of K3d-mode rendering: adopt, host, cache, overrides, labels and owner references.
 use super::*;
 use crate::crd::{CredentialsSecretRef, K3dCacheSpec, RegistryMode, RegistrySpec, Retention};
-use crate::render::observed::ObservedHosting;
+use crate::render::observed::{NodePortsObserved, ObservedHosting};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 fn registry(k3d: K3dSpec, host: Option<&str>) -> Registry {
     let mut registry = Registry::new(
@@ -88,11 +89,176 @@ fn hosts_distribution_registry_when_nothing_is_announced() {
             .iter()
             .any(|n| n.starts_with("REGISTRY_PROXY"))
     );
-    let snippet = rendered.k3s_registries_yaml.unwrap();
-    assert!(
-        snippet.contains("http://platform-distribution.registry.svc.cluster.local:5000"),
-        "{snippet}"
+    // Nodes cannot resolve cluster DNS: the name pods use is mirrored to the NodePort on loopback.
+    let snippet = rendered.k3s_registries_yaml.clone().unwrap();
+    assert_eq!(
+        snippet,
+        "mirrors:\n  platform-distribution.registry.svc.cluster.local:5000:\n    endpoint:\n    - http://127.0.0.1:30500\n"
     );
+    let service = object(&rendered, "Service");
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["spec"]["ports"][0]["nodePort"], DEFAULT_NODE_PORT);
+    assert_eq!(service["spec"]["ports"][0]["port"], 5000);
+}
+
+fn object(rendered: &Rendered, kind: &str) -> serde_json::Value {
+    rendered
+        .objects
+        .iter()
+        .find(|o| o.resource.kind == kind)
+        .map(|o| o.object.data.clone())
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+fn hosting(rendered: &Rendered) -> LocalRegistryHosting {
+    let data = object(rendered, "ConfigMap");
+    yaml_serde::from_str(data["data"][KEP_1755_KEY].as_str().unwrap()).unwrap()
+}
+
+fn ports(current: Option<i32>, taken: &[(i32, &str)]) -> Observed {
+    Observed {
+        node_ports: NodePortsObserved {
+            current,
+            taken: taken.iter().map(|(p, s)| (*p, s.to_string())).collect(),
+        },
+        ..Default::default()
+    }
+}
+
+/// KEP-1755: each field carries what its audience can use: the user's machine (k3d port mapping),
+/// containerd on the nodes (NodePort on loopback), pods (cluster DNS).
+#[test]
+fn announcement_gives_each_audience_a_host_it_can_reach() {
+    let spec = K3dSpec {
+        node_port: Some(31000),
+        ..Default::default()
+    };
+    let rendered = crate::render::registry(&registry(spec, None), &Observed::default()).unwrap();
+    assert_eq!(
+        hosting(&rendered),
+        LocalRegistryHosting {
+            host: Some("localhost:31000".into()),
+            host_from_container_runtime: Some("127.0.0.1:31000".into()),
+            host_from_cluster_network: Some(
+                "platform-distribution.registry.svc.cluster.local:5000".into()
+            ),
+            help: Some(HELP.into()),
+        }
+    );
+    assert_eq!(
+        object(&rendered, "Service")["spec"]["ports"][0]["nodePort"],
+        31000
+    );
+}
+
+#[test]
+fn node_port_defaults_to_30500_keeps_its_port_and_lets_the_api_server_pick_when_taken() {
+    let render = |spec: K3dSpec, observed: Observed| {
+        crate::render::registry(&registry(spec, None), &observed).unwrap()
+    };
+    // The port the Service has is kept, whatever else holds 30500 now.
+    let kept = render(K3dSpec::default(), ports(Some(31234), &[(30500, "a/b")]));
+    assert_eq!(
+        object(&kept, "Service")["spec"]["ports"][0]["nodePort"],
+        31234
+    );
+    assert!(
+        kept.k3s_registries_yaml
+            .unwrap()
+            .contains("127.0.0.1:31234")
+    );
+    // 30500 taken and no Service yet: the API server picks; nothing to tell nodes until it has.
+    let allocated = render(
+        K3dSpec::default(),
+        ports(None, &[(30500, "other/registry")]),
+    );
+    let port = &object(&allocated, "Service")["spec"]["ports"][0];
+    assert!(port.get("nodePort").is_none(), "{port}");
+    assert!(allocated.k3s_registries_yaml.is_none());
+    assert_eq!(hosting(&allocated).host, None);
+    assert_eq!(hosting(&allocated).host_from_container_runtime, None);
+    assert!(allocated.node_port_conflict.is_none());
+}
+
+#[test]
+fn a_chosen_node_port_held_by_another_service_is_a_conflict() {
+    let spec = K3dSpec {
+        node_port: Some(30600),
+        ..Default::default()
+    };
+    let rendered = crate::render::registry(
+        &registry(spec.clone(), None),
+        &ports(Some(30500), &[(30600, "tools/gitea")]),
+    )
+    .unwrap();
+    assert_eq!(
+        rendered.node_port_conflict.as_deref(),
+        Some(
+            "spec.k3d.nodePort: 30600 is already used by Service tools/gitea; choose a free port between 30000 and 32767"
+        )
+    );
+    // Its own port is never a conflict.
+    let own = crate::render::registry(&registry(spec, None), &ports(Some(30600), &[])).unwrap();
+    assert!(own.node_port_conflict.is_none());
+}
+
+#[test]
+fn node_ports_are_listed_only_while_the_port_is_not_settled() {
+    let chosen = K3dSpec {
+        node_port: Some(30600),
+        ..Default::default()
+    };
+    assert!(needs_node_port_census(None, None));
+    assert!(!needs_node_port_census(None, Some(31234)));
+    assert!(needs_node_port_census(Some(&chosen), Some(30500)));
+    assert!(!needs_node_port_census(Some(&chosen), Some(30600)));
+}
+
+#[test]
+fn spec_host_and_cache_upstream_are_mirrored_to_the_node_port_too() {
+    let spec = K3dSpec {
+        cache: Some(K3dCacheSpec {
+            remote_url: "https://registry-1.docker.io".into(),
+            credentials_secret_ref: None,
+        }),
+        ..Default::default()
+    };
+    let rendered = crate::render::registry(
+        &registry(spec, Some("registry.local:5000")),
+        &Observed::default(),
+    )
+    .unwrap();
+    let snippet = rendered.k3s_registries_yaml.unwrap();
+    for name in [
+        "docker.io:",
+        "registry.local:5000:",
+        "platform-distribution.registry.svc.cluster.local:5000:",
+    ] {
+        assert!(snippet.contains(name), "{name} in {snippet}");
+    }
+    assert_eq!(snippet.matches("- http://127.0.0.1:30500").count(), 3);
+    assert_eq!(
+        upstream_registry("http://mirror.example:5000/v2/"),
+        "mirror.example:5000"
+    );
+}
+
+#[test]
+fn adopted_registry_is_mirrored_to_what_the_container_runtime_reaches() {
+    let rendered =
+        crate::render::registry(&registry(K3dSpec::default(), None), &announced(None)).unwrap();
+    assert_eq!(
+        rendered.k3s_registries_yaml.as_deref(),
+        Some(
+            "mirrors:\n  k3d-myregistry.cluster:5000:\n    endpoint:\n    - http://k3d-myregistry:5000\n"
+        )
+    );
+    // An announcement whose runtime host is a cluster DNS name gives nodes nothing usable.
+    let mut observed = announced(None);
+    let hosting = &mut observed.local_registry_hosting.as_mut().unwrap().hosting;
+    hosting.host_from_container_runtime = Some("r.registry.svc.cluster.local:5000".into());
+    let rendered = crate::render::registry(&registry(K3dSpec::default(), None), &observed).unwrap();
+    assert!(rendered.k3s_registries_yaml.is_none());
 }
 
 #[test]
@@ -250,11 +416,7 @@ fn owner_references_only_with_uid_and_never_across_namespaces() {
 fn every_object_carries_the_owner_selector_labels() {
     let registry = registry(K3dSpec::default(), None);
     let rendered = crate::render::registry(&registry, &Observed::default()).unwrap();
-    let owner = Owner {
-        kind: "Registry",
-        name: "platform",
-        namespace: Some("registry"),
-    };
+    let owner = Owner::registry("platform", "registry");
     for object in &rendered.objects {
         let labels = object.object.metadata.labels.clone().unwrap_or_default();
         for (k, v) in owner.selector_labels() {

@@ -9,13 +9,15 @@ pub const MANAGER: &str = "registry-operator";
 pub const PART_OF: &str = "aisp";
 /// Label naming the owning Registry (or ImagePolicy), also on objects outside its namespace.
 pub const OWNER_NAME: &str = "registry.aisp.dev/owner-name";
-/// Label naming the owning Registry's namespace (`_cluster` for cluster-scoped owners).
+/// Label naming the owning Registry's namespace (empty for cluster-scoped owners).
 pub const OWNER_NAMESPACE: &str = "registry.aisp.dev/owner-namespace";
 /// Label naming the owning kind (`Registry` or `ImagePolicy`).
 pub const OWNER_KIND: &str = "registry.aisp.dev/owner-kind";
 
-/// Value of [`OWNER_NAMESPACE`] for cluster-scoped owners.
-pub const CLUSTER_SCOPE: &str = "_cluster";
+/// Value of [`OWNER_NAMESPACE`] for cluster-scoped owners: empty, a valid label value that no
+/// namespace can have, so `registry.aisp.dev/owner-namespace=` selects exactly the objects of
+/// cluster-scoped owners (and never a namespaced Registry's) in selector maps and strings alike.
+pub const CLUSTER_SCOPE: &str = "";
 
 /// Identity of the custom resource that owns rendered objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +30,25 @@ pub struct Owner<'a> {
     pub namespace: Option<&'a str>,
 }
 
-impl Owner<'_> {
+impl<'a> Owner<'a> {
+    /// A Registry (namespaced) as owner.
+    pub const fn registry(name: &'a str, namespace: &'a str) -> Self {
+        Self {
+            kind: "Registry",
+            name,
+            namespace: Some(namespace),
+        }
+    }
+
+    /// An ImagePolicy (cluster-scoped) as owner.
+    pub const fn image_policy(name: &'a str) -> Self {
+        Self {
+            kind: "ImagePolicy",
+            name,
+            namespace: None,
+        }
+    }
+
     /// Labels that select every object this owner manages (what prune lists by).
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
         let mut labels = BTreeMap::new();
@@ -100,11 +120,7 @@ mod tests {
 
     #[test]
     fn labels_contain_recommended_keys_and_selector() {
-        let owner = Owner {
-            kind: "Registry",
-            name: "platform",
-            namespace: Some("registry"),
-        };
+        let owner = Owner::registry("platform", "registry");
         let labels = owner.labels("distribution", "registry");
         for key in [
             "app.kubernetes.io/name",
@@ -125,12 +141,37 @@ mod tests {
     }
 
     #[test]
-    fn cluster_scoped_owner_uses_marker_namespace() {
-        let owner = Owner {
+    fn cluster_scoped_owner_gets_an_empty_namespace_label_that_the_api_server_accepts() {
+        let owner = Owner::image_policy("p");
+        let labels = owner.labels("image-policy", "disallow-latest-tag");
+        assert_eq!(labels[OWNER_NAMESPACE], "");
+        for (key, value) in &labels {
+            crate::validate::metadata::label_key(key).expect("label key");
+            crate::validate::metadata::label_value(value)
+                .unwrap_or_else(|e| panic!("{key}={value:?}: {e}"));
+        }
+        // `key=` with an empty value is a valid selector requirement: present and empty.
+        assert_eq!(
+            owner.selector(),
+            "app.kubernetes.io/managed-by=registry-operator,registry.aisp.dev/owner-kind=ImagePolicy,registry.aisp.dev/owner-name=p,registry.aisp.dev/owner-namespace="
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_selector_never_matches_a_namespaced_owners_objects() {
+        let policy = Owner::image_policy("p");
+        let namespaced = Owner {
             kind: "ImagePolicy",
             name: "p",
-            namespace: None,
+            namespace: Some("default"),
         };
-        assert_eq!(owner.selector_labels()[OWNER_NAMESPACE], CLUSTER_SCOPE);
+        let matches = |selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        };
+        let policy_labels = policy.labels("image-policy", "x");
+        let namespaced_labels = namespaced.labels("image-policy", "x");
+        assert!(matches(&policy.selector_labels(), &policy_labels));
+        assert!(!matches(&policy.selector_labels(), &namespaced_labels));
+        assert!(!matches(&namespaced.selector_labels(), &policy_labels));
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector,
+    ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -14,16 +14,24 @@ use kube::ResourceExt;
 
 use super::labels::Owner;
 use super::{RenderError, RenderedObject, owner_reference};
-use crate::crd::Registry;
+use crate::crd::{Registry, RegistryMode};
 
-/// One side of a copy: where and, for Harbor, which Secret key holds the admin password.
+/// One side of a copy: what runs there, where and, for Harbor, which Secret key holds the admin password.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrationEndpoint {
+    /// The registry kind on this side: Harbor keeps repositories in projects, the k3d registry does not.
+    pub mode: RegistryMode,
     /// `http://host[:port]` or `https://host`.
     pub url: String,
     /// `(secret, key)` of the password of user `admin`, when the registry needs credentials.
     pub admin_password: Option<(String, String)>,
+    /// `(config map, key)` of the CA certificate that signs the registry's TLS certificate, when the
+    /// operator generated it (trusted in addition to the system roots).
+    pub ca: Option<(String, String)>,
 }
+
+/// Where the Job mounts the CA certificates of its endpoints (`<dir>-0`, `<dir>-1`).
+const CA_DIR: &str = "/etc/registry-operator/ca";
 
 /// What the Job copies, and with which image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +44,23 @@ pub struct MigrationPlan {
     pub attempt: u32,
     /// The operator's own image.
     pub image: String,
+}
+
+/// The `--dest-project` of a copy: `spec.migration.destinationProject` into Harbor, which keeps
+/// repositories in projects; nothing into the k3d registry, because repositories copied from Harbor
+/// already carry their project (`library/app` stays `library/app`, never `library/library/app`).
+pub fn destination_project(registry: &Registry, to: RegistryMode) -> String {
+    match to {
+        RegistryMode::Harbor => {
+            registry
+                .spec
+                .migration
+                .clone()
+                .unwrap_or_default()
+                .destination_project
+        }
+        RegistryMode::K3d => String::new(),
+    }
 }
 
 /// Name of the Job of `attempt`.
@@ -72,11 +97,7 @@ fn credential_env(prefix: &str, endpoint: &MigrationEndpoint) -> Vec<EnvVar> {
 pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, RenderError> {
     let name = registry.name_any();
     let namespace = registry.namespace().unwrap_or_default();
-    let owner = Owner {
-        kind: "Registry",
-        name: &name,
-        namespace: Some(&namespace),
-    };
+    let owner = Owner::registry(&name, &namespace);
     let migration = registry.spec.migration.clone().unwrap_or_default();
     let mut args = vec![
         "--json-logs".to_string(),
@@ -85,8 +106,11 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
         plan.from.url.clone(),
         "--to".to_string(),
         plan.to.url.clone(),
-        "--dest-project".to_string(),
-        migration.destination_project.clone(),
+        // `--dest-project=` keeps an empty value one argument, whatever parses it.
+        format!(
+            "--dest-project={}",
+            destination_project(registry, plan.to.mode)
+        ),
         "--concurrency".to_string(),
         migration.concurrency.to_string(),
         "--output".to_string(),
@@ -103,6 +127,46 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
     }
     let mut env = credential_env("FROM", &plan.from);
     env.extend(credential_env("TO", &plan.to));
+    // `migrate` (rustls with the platform verifier) reads trust anchors from SSL_CERT_DIR when set:
+    // the image's system roots plus each generated CA.
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    let mut cert_dirs = vec!["/etc/ssl/certs".to_string()];
+    for (i, (config_map, key)) in [&plan.from, &plan.to]
+        .into_iter()
+        .filter_map(|endpoint| endpoint.ca.as_ref())
+        .enumerate()
+    {
+        let volume = format!("ca-{i}");
+        let dir = format!("{CA_DIR}-{i}");
+        volumes.push(Volume {
+            name: volume.clone(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.clone(),
+                items: Some(vec![KeyToPath {
+                    key: key.clone(),
+                    path: "ca.crt".to_string(),
+                    mode: None,
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: volume,
+            mount_path: dir.clone(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        cert_dirs.push(dir);
+    }
+    if !mounts.is_empty() {
+        env.push(EnvVar {
+            name: "SSL_CERT_DIR".to_string(),
+            value: Some(cert_dirs.join(":")),
+            ..Default::default()
+        });
+    }
     let labels = owner.labels("registry-operator", "migration");
     let container = Container {
         name: "migrate".to_string(),
@@ -122,6 +186,7 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
         }),
         security_context: Some(super::k3d::restricted_container_security()),
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ..Default::default()
     };
     let job = Job {
@@ -154,6 +219,7 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
                         ..Default::default()
                     }),
                     containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     ..Default::default()
                 }),
             },
@@ -167,17 +233,21 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{RegistryMode, RegistrySpec, Retention};
+    use crate::crd::{MigrationSpec, RegistrySpec, Retention};
 
     fn plan() -> MigrationPlan {
         MigrationPlan {
             from: MigrationEndpoint {
+                mode: RegistryMode::K3d,
                 url: "http://platform-distribution.registry.svc.cluster.local:5000".into(),
                 admin_password: None,
+                ca: None,
             },
             to: MigrationEndpoint {
-                url: "http://harbor.ai-platform.localhost".into(),
+                mode: RegistryMode::Harbor,
+                url: "https://harbor.ai-platform.localhost".into(),
                 admin_password: Some(("platform-harbor-admin-secret".into(), "password".into())),
+                ca: Some(("platform-harbor-ca".into(), "ca.crt".into())),
             },
             attempt: 2,
             image: "ghcr.io/aisp/registry-operator:0.1.0".into(),
@@ -216,7 +286,7 @@ mod tests {
             args.contains(&"--insecure"),
             "plain-http k3d source needs --insecure"
         );
-        assert!(args.windows(2).any(|w| w == ["--dest-project", "library"]));
+        assert!(args.contains(&"--dest-project=library"));
         let env = container["env"].as_array().unwrap();
         let password = env
             .iter()
@@ -236,9 +306,68 @@ mod tests {
             container["securityContext"]["allowPrivilegeEscalation"],
             false
         );
+        // The generated CA is trusted beside the system roots, from the exported ConfigMap.
+        let cert_dir = env.iter().find(|e| e["name"] == "SSL_CERT_DIR").unwrap();
+        assert_eq!(
+            cert_dir["value"],
+            "/etc/ssl/certs:/etc/registry-operator/ca-0"
+        );
+        assert_eq!(
+            container["volumeMounts"][0]["mountPath"],
+            "/etc/registry-operator/ca-0"
+        );
+        let volume = &job.object.data["spec"]["template"]["spec"]["volumes"][0];
+        assert_eq!(volume["configMap"]["name"], "platform-harbor-ca");
+        assert_eq!(volume["configMap"]["items"][0]["key"], "ca.crt");
         assert_eq!(
             job.object.data["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
             true
         );
+    }
+
+    /// Harbor → K3d: repositories read from Harbor are already `library/app`; the k3d registry gets
+    /// them under the same path, so no project is put in front again.
+    #[test]
+    fn downgrade_to_k3d_adds_no_project_prefix() {
+        let mut registry = Registry::new(
+            "platform",
+            RegistrySpec {
+                mode: RegistryMode::K3d,
+                host: None,
+                k3d: None,
+                harbor: None,
+                retention: Retention::Retain,
+                migration: Some(MigrationSpec {
+                    allow_downgrade: true,
+                    ..MigrationSpec::default()
+                }),
+            },
+        );
+        registry.metadata.namespace = Some("registry".into());
+        let mut plan = plan();
+        std::mem::swap(&mut plan.from, &mut plan.to);
+        let job = job(&registry, &plan).unwrap();
+        let args: Vec<String> = serde_json::from_value(
+            job.object.data["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+        )
+        .unwrap();
+        assert!(args.contains(&"--dest-project=".to_string()), "{args:?}");
+        assert!(!args.iter().any(|a| a.contains("library")), "{args:?}");
+        assert_eq!(
+            destination_project(&registry, RegistryMode::Harbor),
+            "library"
+        );
+
+        // The arguments as `migrate` parses them: the destination repository keeps the source path.
+        let parsed = <crate::cli::Cli as clap::Parser>::try_parse_from(
+            std::iter::once("registry-operator".to_string()).chain(args),
+        )
+        .expect("the Job's arguments parse");
+        let crate::cli::Command::Migrate(migrate) = parsed.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(migrate.dest_project, "");
+        let options = crate::cli::migrate_options(&migrate).expect("options");
+        assert_eq!(options.dest_repo("library/app"), "library/app");
     }
 }

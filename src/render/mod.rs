@@ -1,9 +1,11 @@
 //! Pure builders: from a custom resource plus what was observed in the cluster to the objects the
 //! operator applies. Render never touches a client, a clock or randomness, and never imports `reconcile`.
 
+mod builders;
 pub mod generated;
 mod harbor;
 mod k3d;
+pub mod k3s;
 pub mod kyverno;
 pub mod labels;
 pub mod migration;
@@ -11,18 +13,26 @@ mod object;
 pub mod observed;
 pub mod policy;
 
-pub use generated::{GeneratedSecret, PLACEHOLDER, SecretGenerator, placeholder_secrets};
+pub use generated::{
+    GeneratedSecret, Issuer, PLACEHOLDER, SecretCopy, SecretGenerator, placeholder_secrets,
+};
+pub use harbor::CONFIG_CHECKSUM_ANNOTATION as HARBOR_CONFIG_CHECKSUM_ANNOTATION;
 pub use harbor::admin_password_ref as harbor_admin_password_ref;
 pub use harbor::cluster_resource as cnpg_cluster_resource;
-pub use k3d::{DEFAULT_DISTRIBUTION_IMAGE, LocalRegistryHosting};
+pub use harbor::component_name as harbor_component_name;
+pub use k3d::object_name as k3d_object_name;
+pub use k3d::service_host as k3d_service_host;
+pub use k3d::{
+    DEFAULT_DISTRIBUTION_IMAGE, DEFAULT_NODE_PORT, LocalRegistryHosting, needs_node_port_census,
+};
 pub use object::{RenderedObject, apply_rank, sort_for_apply};
-pub use observed::{HarborObserved, Observed};
+pub use observed::{HarborObserved, NodePortsObserved, Observed, ObservedConfigMap};
 pub use policy::{PolicyObserved, RenderedPolicy};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
-use crate::crd::{ImagePolicy, Registry, RegistryMode};
+use crate::crd::{ImagePolicy, Reason, Registry, RegistryMode};
 use crate::validate::{self, ValidationErrors};
 
 /// Why rendering failed.
@@ -50,6 +60,20 @@ pub enum RenderError {
     NoAllowedRegistries,
 }
 
+impl RenderError {
+    /// The condition reason of a refusal someone must act on (the user, or the cluster's admin), or
+    /// `None` for an internal error (a bug, never shown as a condition).
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Self::Invalid(_) => Some(Reason::InvalidSpec),
+            Self::KyvernoNotInstalled(_) => Some(Reason::KyvernoNotInstalled),
+            Self::InvalidEndpoint(_) => Some(Reason::InvalidEndpoint),
+            Self::NoAllowedRegistries => Some(Reason::WaitingForRegistryEndpoint),
+            Self::Serialize(_) | Self::Yaml(_) => None,
+        }
+    }
+}
+
 /// Everything a Registry turns into.
 #[derive(Clone, Debug, Default)]
 pub struct Rendered {
@@ -70,14 +94,49 @@ pub struct Rendered {
     /// What render holds back until the cluster catches up (e.g. Harbor core until its database is
     /// Ready); progress, not a fault.
     pub held_back: Option<String>,
+    /// `spec.k3d.nodePort` is used by another Service: the controller applies nothing and reports it
+    /// (Ready=False, Degraded=True, reason `NodePortConflict`); the message names both.
+    pub node_port_conflict: Option<String>,
+    /// ConfigMap keys the controller fills with public parts of generated Secrets (the exported CA).
+    pub secret_copies: Vec<SecretCopy>,
+}
+
+/// Which mode a render is for, and at which host: the spec's, or (during a switch, or while a
+/// downgrade is refused) the mode that still serves, at the host it serves at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The mode whose children are rendered.
+    pub mode: RegistryMode,
+    /// `host[:port]` clients use (`spec.host` for the spec's mode).
+    pub host: Option<String>,
+}
+
+impl Target {
+    /// What the spec asks for: `spec.mode` at `spec.host`.
+    pub fn of_spec(registry: &Registry) -> Self {
+        Self {
+            mode: registry.spec.mode,
+            host: registry.spec.host.clone(),
+        }
+    }
 }
 
 /// Render a Registry: validate, then build every child for its mode.
 pub fn registry(registry: &Registry, observed: &Observed) -> Result<Rendered, RenderError> {
-    validate::registry(registry)?;
-    let mut rendered = match registry.spec.mode {
-        RegistryMode::K3d => k3d::render(registry, observed)?,
-        RegistryMode::Harbor => harbor::render(registry, observed)?,
+    registry_for(registry, &Target::of_spec(registry), observed)
+}
+
+/// Render a Registry for `target` (its mode and host); the rest of the spec is the Registry's own.
+pub fn registry_for(
+    registry: &Registry,
+    target: &Target,
+    observed: &Observed,
+) -> Result<Rendered, RenderError> {
+    let host = target.host.as_deref();
+    validate::registry_as(registry, target.mode, host)?;
+    let mut rendered = match target.mode {
+        RegistryMode::K3d => k3d::render(registry, host, observed)?,
+        RegistryMode::Harbor => harbor::render(registry, host, observed)?,
     };
     sort_for_apply(&mut rendered.objects);
     Ok(rendered)

@@ -2,13 +2,22 @@
 //! Pure; returns every broken rule with its field path.
 
 use super::{
-    Errors, ValidationErrors, check_no_kyverno_expression, is_dns_label, is_dns_subdomain, is_host,
-    is_http_url, is_registry_prefix,
+    Errors, ValidationErrors, check_entries, check_length, check_no_kyverno_expression,
+    is_dns_label, is_dns_subdomain, is_host, is_http_url, is_registry_prefix,
 };
-use crate::crd::{ImagePolicy, KeyVerification, KeylessVerification};
+use crate::crd::schema::{
+    MAX_ATTESTATIONS, MAX_LIST, MAX_NAMESPACES, MAX_PEM, MAX_REGISTRY_PREFIX, MAX_TEXT, MAX_URL,
+};
+use crate::crd::{ImagePolicy, KeyVerification, KeylessVerification, SignatureRule};
 
 /// Longest rule message (the CRD's `maxLength`).
 pub const MAX_MESSAGE_LENGTH: usize = 512;
+/// Longest suffix of a generated Kyverno policy's name: `-disallow-latest-tag`, `-restrict-registries`
+/// (`render::policy` checks that every rule slug fits).
+pub const LONGEST_POLICY_SUFFIX: usize = "-disallow-latest-tag".len();
+/// Longest ImagePolicy name: its policies are named `<name>-<rule>`, and Kyverno refuses policy names
+/// longer than 63 characters (the name is a label value of its reports).
+pub const MAX_IMAGE_POLICY_NAME: usize = 63 - LONGEST_POLICY_SUFFIX;
 
 /// Validate an ImagePolicy; `Err` lists every broken rule.
 pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
@@ -18,11 +27,19 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
     match policy.metadata.name.as_deref() {
         None | Some("") => errors.add("metadata.name", "required"),
         // The name is also the `app.kubernetes.io/instance` label value of every generated policy.
-        Some(name) => errors.check(
-            is_dns_subdomain(name) && name.len() <= 63,
-            "metadata.name",
-            "must be lowercase letters, digits, '-' and '.', at most 63 characters",
-        ),
+        Some(name) => {
+            errors.check(
+                is_dns_subdomain(name),
+                "metadata.name",
+                "must be lowercase letters, digits, '-' and '.'",
+            );
+            if name.len() > MAX_IMAGE_POLICY_NAME {
+                errors.add(
+                    "metadata.name",
+                    format!("must be at most {MAX_IMAGE_POLICY_NAME} characters: its Kyverno policies are named <name>-<rule> (e.g. <name>-restrict-registries), and Kyverno refuses policy names over 63 characters"),
+                );
+            }
+        }
     }
     if let Some(reference) = &spec.registry_ref {
         errors.check(
@@ -36,8 +53,15 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             "required",
         );
     }
+    check_entries(
+        &mut errors,
+        "spec.allowedRegistries",
+        spec.allowed_registries.len(),
+        MAX_LIST,
+    );
     for (i, registry) in spec.allowed_registries.iter().enumerate() {
         let field = format!("spec.allowedRegistries[{i}]");
+        check_length(&mut errors, &field, registry, MAX_REGISTRY_PREFIX);
         let host = registry.split('/').next().unwrap_or_default();
         errors.check(
             is_host(host) && !registry.contains("://") && !registry.contains(char::is_whitespace),
@@ -56,6 +80,9 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         ("spec.excludeNamespaces", spec.exclude_namespaces.as_ref()),
     ];
     for (name, list) in namespace_lists {
+        if let Some(list) = list {
+            check_entries(&mut errors, name, list.len(), MAX_NAMESPACES);
+        }
         for (i, namespace) in list.into_iter().flatten().enumerate() {
             errors.check(
                 is_dns_label(namespace),
@@ -96,8 +123,15 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             "spec.rules.requireSignatures",
             "set exactly one of keys or keyless",
         );
+        check_entries(
+            &mut errors,
+            "spec.rules.requireSignatures.imageReferences",
+            signatures.image_references.len(),
+            MAX_LIST,
+        );
         for (i, reference) in signatures.image_references.iter().enumerate() {
             let field = format!("spec.rules.requireSignatures.imageReferences[{i}]");
+            check_length(&mut errors, &field, reference, MAX_TEXT);
             errors.check(
                 !reference.trim().is_empty(),
                 &field,
@@ -111,9 +145,22 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         if let Some(keyless) = &signatures.keyless {
             keyless_verification(&mut errors, keyless);
         }
+        transparency_log(&mut errors, signatures);
     }
+    check_entries(
+        &mut errors,
+        "spec.rules.attestations",
+        rules.attestations.len(),
+        MAX_ATTESTATIONS,
+    );
     for (i, attestation) in rules.attestations.iter().enumerate() {
         let field = format!("spec.rules.attestations[{i}]");
+        check_length(
+            &mut errors,
+            &format!("{field}.predicateType"),
+            &attestation.predicate_type,
+            MAX_TEXT,
+        );
         errors.check(
             !attestation.predicate_type.is_empty(),
             &format!("{field}.predicateType"),
@@ -125,6 +172,12 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             &attestation.predicate_type,
         );
         if let Some(pattern) = &attestation.builder_id_pattern {
+            check_length(
+                &mut errors,
+                &format!("{field}.builderIdPattern"),
+                pattern,
+                MAX_TEXT,
+            );
             check_no_kyverno_expression(&mut errors, &format!("{field}.builderIdPattern"), pattern);
         }
         errors.check(
@@ -144,6 +197,7 @@ fn key_verification(errors: &mut Errors, keys: &KeyVerification) {
         "set exactly one of publicKey or secretRef",
     );
     if let Some(pem) = &keys.public_key {
+        check_length(errors, &format!("{field}.publicKey"), pem, MAX_PEM);
         errors.check(
             pem.contains("-----BEGIN PUBLIC KEY-----"),
             &format!("{field}.publicKey"),
@@ -163,6 +217,37 @@ fn key_verification(errors: &mut Errors, keys: &KeyVerification) {
             "must be a namespace name",
         );
     }
+}
+
+fn transparency_log(errors: &mut Errors, signatures: &SignatureRule) {
+    let field = "spec.rules.requireSignatures.transparencyLog";
+    let Some(tlog) = &signatures.transparency_log else {
+        return;
+    };
+    let Some(url) = &tlog.rekor_url else {
+        return;
+    };
+    let url_field = format!("{field}.rekorURL");
+    errors.check(
+        !tlog.ignore_tlog,
+        field,
+        "rekorURL is unused with ignoreTlog: true; set one of them",
+    );
+    errors.check(
+        url.starts_with("https://") && is_http_url(url),
+        &url_field,
+        "must be an https:// URL, e.g. https://rekor.internal.example",
+    );
+    check_length(errors, &url_field, url, MAX_URL);
+    check_no_kyverno_expression(errors, &url_field, url);
+    errors.check(
+        signatures
+            .keyless
+            .as_ref()
+            .is_none_or(|k| k.rekor_url.is_none()),
+        "spec.rules.requireSignatures",
+        "set the Rekor URL once, in transparencyLog.rekorURL or keyless.rekorURL",
+    );
 }
 
 fn keyless_verification(errors: &mut Errors, keyless: &KeylessVerification) {
@@ -202,7 +287,92 @@ fn keyless_verification(errors: &mut Errors, keyless: &KeylessVerification) {
     ];
     for (name, text) in texts {
         if let Some(text) = text {
+            let max = if name.starts_with("subject") {
+                MAX_TEXT
+            } else {
+                MAX_URL
+            };
+            check_length(errors, &format!("{field}.{name}"), text, max);
             check_no_kyverno_expression(errors, &format!("{field}.{name}"), text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> ImagePolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "ImagePolicy",
+            "metadata": {"name": name}, "spec": {"rules": {"disallowLatestTag": {}}}
+        }))
+        .expect("policy")
+    }
+
+    #[test]
+    fn name_leaves_room_for_the_longest_policy_name() {
+        assert_eq!(MAX_IMAGE_POLICY_NAME, 43);
+        let longest = "p".repeat(MAX_IMAGE_POLICY_NAME);
+        assert!(image_policy(&named(&longest)).is_ok());
+        assert_eq!(format!("{longest}-restrict-registries").len(), 63);
+        let errors = image_policy(&named(&format!("{longest}p"))).expect_err("too long");
+        assert!(
+            errors
+                .to_string()
+                .starts_with("metadata.name: must be at most 43 characters"),
+            "{errors}"
+        );
+        assert!(image_policy(&named("AI")).is_err());
+    }
+
+    fn with_signatures(signatures: serde_json::Value) -> ImagePolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "ImagePolicy",
+            "metadata": {"name": "p"}, "spec": {"rules": {"requireSignatures": signatures}}
+        }))
+        .expect("policy")
+    }
+
+    #[test]
+    fn transparency_log_options_are_checked() {
+        let key = serde_json::json!({"publicKey": "-----BEGIN PUBLIC KEY-----\nX\n-----END PUBLIC KEY-----\n"});
+        let keyless = serde_json::json!({"issuer": "https://issuer.example", "subject": "ci",
+            "rekorURL": "https://rekor.example"});
+        let ok = [
+            serde_json::json!({"keys": key, "transparencyLog": {"ignoreTlog": true, "ignoreSCT": true}}),
+            serde_json::json!({"keys": key, "transparencyLog": {"rekorURL": "https://rekor.internal"}}),
+        ];
+        for signatures in ok {
+            assert!(
+                image_policy(&with_signatures(signatures.clone())).is_ok(),
+                "{signatures}"
+            );
+        }
+        let bad = [
+            (
+                serde_json::json!({"keys": key, "transparencyLog": {"rekorURL": "http://rekor.internal"}}),
+                "transparencyLog.rekorURL: must be an https:// URL",
+            ),
+            (
+                serde_json::json!({"keys": key, "transparencyLog": {"ignoreTlog": true, "rekorURL": "https://r.example"}}),
+                "rekorURL is unused with ignoreTlog: true",
+            ),
+            (
+                serde_json::json!({"keyless": keyless, "transparencyLog": {"rekorURL": "https://r.example"}}),
+                "set the Rekor URL once",
+            ),
+            (
+                serde_json::json!({"keys": key, "transparencyLog": {"rekorURL": "https://{{x}}"}}),
+                "transparencyLog.rekorURL",
+            ),
+        ];
+        for (signatures, message) in bad {
+            let errors = image_policy(&with_signatures(signatures.clone())).expect_err("invalid");
+            assert!(
+                errors.to_string().contains(message),
+                "{signatures}: {errors}"
+            );
         }
     }
 }

@@ -1,12 +1,18 @@
 //! Pure validation of Registry and ImagePolicy specs: every rule the CRD's CEL states, plus the ones
 //! CEL cannot express. Errors name the field (`spec.harbor.storage.s3.bucket: ...`). No I/O here.
 
+mod database;
 mod image_policy;
+pub mod metadata;
+pub mod object_meta;
 mod quantity;
 mod registry;
 
-pub use image_policy::image_policy;
-pub use registry::registry;
+pub use image_policy::{LONGEST_POLICY_SUFFIX, MAX_IMAGE_POLICY_NAME, image_policy};
+pub use registry::{
+    MAX_HARBOR_REGISTRY_NAME, MAX_K3D_REGISTRY_NAME, NODE_PORTS, is_cluster_dns_name,
+    parse_version, registry, registry_as,
+};
 
 use std::fmt;
 
@@ -67,6 +73,20 @@ impl Errors {
         } else {
             Err(ValidationErrors(self.0))
         }
+    }
+}
+
+/// The CRD's `maxLength` (characters, as the API server counts them).
+pub(crate) fn check_length(errors: &mut Errors, field: &str, value: &str, max: usize) {
+    if value.chars().count() > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    }
+}
+
+/// The CRD's `maxItems` / `maxProperties`.
+pub(crate) fn check_entries(errors: &mut Errors, field: &str, entries: usize, max: usize) {
+    if entries > max {
+        errors.add(field, format!("must have at most {max} entries"));
     }
 }
 

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{Errors, is_dns_subdomain};
+use super::{Errors, check_entries, check_length, is_dns_subdomain};
 use crate::crd::VolumeSpec;
+use crate::crd::schema::{MAX_QUANTITY, MAX_RESOURCES};
 
 /// Sign of a quantity that parses; `None` when the API server would reject the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub(crate) enum QuantitySign {
 }
 
 /// Parse `<sign>?<number><suffix>` per apimachinery's `resource.ParseQuantity` grammar:
-/// number `1`, `1.5`, `1.` or `.5`; suffix one of `Ki Mi Gi Ti Pi Ei`, `m k M G T P E`, none,
+/// number `1`, `1.5`, `1.` or `.5`; suffix one of `Ki Mi Gi Ti Pi Ei`, `n u m k M G T P E`, none,
 /// or a decimal exponent `e<int>`/`E<int>`.
 pub(crate) fn quantity_sign(text: &str) -> Option<QuantitySign> {
     let (negative, unsigned) = match text.as_bytes().first()? {
@@ -46,8 +47,8 @@ pub(crate) fn quantity_sign(text: &str) -> Option<QuantitySign> {
 }
 
 fn is_suffix(suffix: &str) -> bool {
-    const NAMED: [&str; 14] = [
-        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
+    const NAMED: [&str; 16] = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
     ];
     if NAMED.contains(&suffix) {
         return true;
@@ -68,6 +69,7 @@ fn is_suffix(suffix: &str) -> bool {
 /// A volume's size must be a positive quantity and its StorageClass a valid name.
 pub(crate) fn check_volume(errors: &mut Errors, field: &str, volume: &VolumeSpec) {
     let size = &volume.size.0;
+    check_length(errors, &format!("{field}.size"), size, MAX_QUANTITY);
     match quantity_sign(size) {
         Some(QuantitySign::Positive) => {}
         Some(_) => errors.add(
@@ -97,8 +99,22 @@ pub(crate) fn check_resources(errors: &mut Errors, field: &str, resources: &Reso
         ("requests", &resources.requests),
     ];
     for (list, values) in lists {
+        if let Some(values) = values {
+            check_entries(
+                errors,
+                &format!("{field}.{list}"),
+                values.len(),
+                MAX_RESOURCES,
+            );
+        }
         for (resource, quantity) in values.iter().flatten() {
             let text = &quantity.0;
+            check_length(
+                errors,
+                &format!("{field}.{list}.{resource}"),
+                text,
+                MAX_QUANTITY,
+            );
             let message = match quantity_sign(text) {
                 Some(QuantitySign::Negative) => format!("{text:?} must not be negative"),
                 Some(_) => continue,
@@ -125,6 +141,8 @@ mod tests {
             ("500m", QuantitySign::Positive),
             ("+1k", QuantitySign::Positive),
             ("1e3", QuantitySign::Positive),
+            ("5n", QuantitySign::Positive),
+            ("250u", QuantitySign::Positive),
             ("2E-2", QuantitySign::Positive),
             ("0", QuantitySign::Zero),
             ("0.0Gi", QuantitySign::Zero),

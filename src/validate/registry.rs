@@ -3,33 +3,59 @@
 
 use super::quantity::{check_resources, check_volume};
 use super::{
-    Errors, ValidationErrors, check_image_reference, is_dns_label, is_dns_subdomain, is_host,
-    is_http_url,
+    Errors, ValidationErrors, check_entries, check_image_reference, check_length, is_dns_label,
+    is_dns_subdomain, is_host, is_http_url,
 };
-use crate::crd::{HarborSpec, MigrationSpec, RedisMode, Registry, RegistryMode};
+use crate::crd::schema::{MAX_DNS_SUBDOMAIN, MAX_IMAGE, MAX_LIST, MAX_URL};
+use crate::crd::{HarborSpec, MigrationSpec, RedisMode, Registry, RegistryMode, SslMode};
 
 /// Longest Registry name in Harbor mode: `<name>-harbor-trivy-<10-char revision hash>` is a label value (≤ 63).
 pub const MAX_HARBOR_REGISTRY_NAME: usize = 39;
+/// Suffix of the hosted K3d registry's objects; its Service `<name>-distribution` is a DNS-1035 label.
+const K3D_SUFFIX: &str = "-distribution";
+/// Longest Registry name in K3d mode: the Service `<name>-distribution` must be at most 63 characters.
+pub const MAX_K3D_REGISTRY_NAME: usize = super::metadata::DNS1123_LABEL_MAX - K3D_SUFFIX.len();
+
+/// NodePorts the API server allocates by default (`--service-node-port-range`).
+pub const NODE_PORTS: std::ops::RangeInclusive<i32> = 30000..=32767;
+
+/// Whether `host[:port]` is a name only cluster DNS resolves (`*.svc`, `*.cluster.local`): pods can
+/// use it, the nodes' container runtimes cannot.
+pub fn is_cluster_dns_name(host: &str) -> bool {
+    let name = host.split(':').next().unwrap_or_default();
+    name.ends_with(".svc") || name.ends_with(".cluster.local")
+}
 
 /// Validate a Registry; `Err` lists every broken rule.
 pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
+    registry_as(registry, registry.spec.mode, registry.spec.host.as_deref())
+}
+
+/// Validate a Registry as it would serve in `mode` at `host` (the spec's own, or those of the mode
+/// that still serves during a switch); errors name the spec's fields.
+pub fn registry_as(
+    registry: &Registry,
+    mode: RegistryMode,
+    host: Option<&str>,
+) -> Result<(), ValidationErrors> {
     let spec = &registry.spec;
     let mut errors = Errors::default();
     check_name(&mut errors, registry.metadata.name.as_deref());
-    match &spec.host {
+    match host {
         Some(host) => errors.check(
             is_host(host),
             "spec.host",
             "must be a lowercase DNS name with an optional :port",
         ),
         None => errors.check(
-            spec.mode != RegistryMode::Harbor,
+            mode != RegistryMode::Harbor,
             "spec.host",
             "required when spec.mode is Harbor",
         ),
     }
     if let Some(k3d) = &spec.k3d {
         if let Some(image) = &k3d.image {
+            check_length(&mut errors, "spec.k3d.image", image, MAX_IMAGE);
             check_image_reference(&mut errors, "spec.k3d.image", image);
         }
         if let Some(storage) = &k3d.storage {
@@ -38,9 +64,29 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
         if let Some(resources) = &k3d.resources {
             check_resources(&mut errors, "spec.k3d.resources", resources);
         }
-        if let Some(cache) = &k3d.cache {
+        if let Some(gc) = &k3d.gc {
             errors.check(
-                cache.remote_url.starts_with("https://") || cache.remote_url.starts_with("http://"),
+                super::database::is_cron(&gc.schedule, 5),
+                "spec.k3d.gc.schedule",
+                "a CronJob schedule of five fields, e.g. '0 3 * * 0'",
+            );
+        }
+        if let Some(port) = k3d.node_port {
+            errors.check(
+                NODE_PORTS.contains(&port),
+                "spec.k3d.nodePort",
+                "must be between 30000 and 32767 (the API server's default NodePort range)",
+            );
+        }
+        if let Some(cache) = &k3d.cache {
+            check_length(
+                &mut errors,
+                "spec.k3d.cache.remoteURL",
+                &cache.remote_url,
+                MAX_URL,
+            );
+            errors.check(
+                is_http_url(&cache.remote_url),
                 "spec.k3d.cache.remoteURL",
                 "must start with https:// or http://",
             );
@@ -56,13 +102,26 @@ pub fn registry(registry: &Registry) -> Result<(), ValidationErrors> {
     if let Some(harbor) = &spec.harbor {
         harbor_spec(&mut errors, harbor);
     }
-    if spec.mode == RegistryMode::Harbor {
-        let name = registry.metadata.name.as_deref().unwrap_or_default();
+    if mode == RegistryMode::Harbor
+        && let Some(host) = host
+    {
         errors.check(
-            name.len() <= MAX_HARBOR_REGISTRY_NAME,
-            "metadata.name",
-            "must be at most 39 characters in Harbor mode: children such as <name>-harbor-jobservice are Services, and StatefulSet revision labels <name>-harbor-trivy-<hash> must stay within 63 characters",
+            !is_cluster_dns_name(host),
+            "spec.host",
+            "must not be a cluster DNS name in Harbor mode (the nodes' container runtimes resolve names with the node's resolver, never cluster DNS)",
         );
+    }
+    let name = registry.metadata.name.as_deref().unwrap_or_default();
+    match mode {
+        RegistryMode::Harbor if name.len() > MAX_HARBOR_REGISTRY_NAME => errors.add(
+            "metadata.name",
+            format!("must be at most {MAX_HARBOR_REGISTRY_NAME} characters in Harbor mode: children such as <name>-harbor-jobservice are Services, and StatefulSet revision labels <name>-harbor-trivy-<hash> must stay within 63 characters"),
+        ),
+        RegistryMode::K3d if name.len() > MAX_K3D_REGISTRY_NAME => errors.add(
+            "metadata.name",
+            format!("must be at most {MAX_K3D_REGISTRY_NAME} characters in K3d mode (the Service <name>{K3D_SUFFIX} must be a DNS-1035 label of at most 63 characters)"),
+        ),
+        _ => {}
     }
     if let Some(migration) = &spec.migration {
         migration_spec(&mut errors, migration);
@@ -172,10 +231,18 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
         ];
         for (component, image) in named {
             if let Some(image) = image {
-                check_image_reference(errors, &format!("spec.harbor.images.{component}"), image);
+                let field = format!("spec.harbor.images.{component}");
+                check_length(errors, &field, image, MAX_IMAGE);
+                check_image_reference(errors, &field, image);
             }
         }
     }
+    check_entries(
+        errors,
+        "spec.harbor.imagePullSecrets",
+        harbor.image_pull_secrets.len(),
+        MAX_LIST,
+    );
     for (i, secret) in harbor.image_pull_secrets.iter().enumerate() {
         errors.check(
             is_dns_subdomain(&secret.name),
@@ -240,11 +307,27 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
         }
     }
     if let Some(database) = &harbor.database {
+        let set = [
+            database.managed.is_some(),
+            database.external.is_some(),
+            database.cnpg.is_some(),
+        ];
         errors.check(
-            database.managed.is_some() != database.external.is_some(),
+            set.iter().filter(|s| **s).count() == 1,
             "spec.harbor.database",
-            "set exactly one of managed or external",
+            "set exactly one of managed, external or cnpg",
         );
+        if let Some(cnpg) = &database.cnpg {
+            super::database::cnpg(errors, cnpg);
+        }
+        if let Some(backup) = &database.backup {
+            errors.check(
+                database.managed.is_some(),
+                "spec.harbor.database.backup",
+                "only for the managed Cluster (back up an external or existing CNPG cluster where it is defined)",
+            );
+            super::database::backup(errors, backup);
+        }
         if let Some(managed) = &database.managed {
             errors.check(
                 (1..=9).contains(&managed.instances),
@@ -283,6 +366,24 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 "spec.harbor.database.external.passwordSecretRef.name",
                 "required",
             );
+            errors.check(
+                !matches!(external.ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull)
+                    || external.ca_bundle_secret_ref.is_some(),
+                "spec.harbor.database.external.caBundleSecretRef",
+                "required when sslMode is verify-ca or verify-full (without the database's CA Harbor core cannot verify the server and exits at start)",
+            );
+            if let Some(ca) = &external.ca_bundle_secret_ref {
+                errors.check(
+                    is_dns_subdomain(&ca.name),
+                    "spec.harbor.database.external.caBundleSecretRef.name",
+                    "must be a Secret name",
+                );
+                errors.check(
+                    !ca.key.is_empty(),
+                    "spec.harbor.database.external.caBundleSecretRef.key",
+                    "required",
+                );
+            }
         }
     }
     if let Some(redis) = &harbor.redis {
@@ -292,6 +393,14 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             "set only one of internal or external",
         );
         if let Some(external) = &redis.external {
+            if let Some(master) = &external.sentinel_master_set {
+                check_length(
+                    errors,
+                    "spec.harbor.redis.external.sentinelMasterSet",
+                    master,
+                    MAX_DNS_SUBDOMAIN,
+                );
+            }
             errors.check(
                 !external.addr.is_empty(),
                 "spec.harbor.redis.external.addr",
@@ -331,6 +440,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 "required",
             );
             if let Some(endpoint) = &s3.endpoint {
+                check_length(errors, "spec.harbor.storage.s3.endpoint", endpoint, MAX_URL);
                 errors.check(
                     is_http_url(endpoint),
                     "spec.harbor.storage.s3.endpoint",
@@ -357,6 +467,21 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 "must be a Secret name",
             );
         }
+        if let Some(service) = &expose.ingress_service {
+            errors.check(
+                is_dns_subdomain(service),
+                "spec.harbor.expose.ingressService",
+                "must be a DNS name, e.g. traefik.kube-system.svc.cluster.local",
+            );
+        }
+        if let Err(e) = super::metadata::annotations(
+            expose
+                .ingress_annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ) {
+            errors.add("spec.harbor.expose.ingressAnnotations", e);
+        }
     }
     if let Some(admin) = &harbor.admin_password_secret_ref {
         errors.check(
@@ -376,6 +501,28 @@ mod tests {
             "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {{ name: {name}, namespace: r }}\nspec: {{ mode: Harbor, host: harbor.localhost }}\n"
         ))
         .expect("fixture")
+    }
+
+    fn k3d_registry(name: &str) -> Registry {
+        yaml_serde::from_str(&format!(
+            "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {{ name: {name}, namespace: r }}\nspec: {{ mode: K3d }}\n"
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn k3d_registry_name_must_leave_room_for_the_service_name() {
+        assert_eq!(MAX_K3D_REGISTRY_NAME, 50);
+        let longest = "a".repeat(MAX_K3D_REGISTRY_NAME);
+        assert!(registry(&k3d_registry(&longest)).is_ok());
+        assert!(super::super::metadata::dns1035_label(&format!("{longest}{K3D_SUFFIX}")).is_ok());
+        for length in [MAX_K3D_REGISTRY_NAME + 1, 55] {
+            let errors = registry(&k3d_registry(&"a".repeat(length))).expect_err("too long");
+            assert_eq!(
+                errors.to_string(),
+                "metadata.name: must be at most 50 characters in K3d mode (the Service <name>-distribution must be a DNS-1035 label of at most 63 characters)"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Shared test helpers: locating external tools and the `../shared` schemas, with the SKIPPED /
-//! `REGISTRY_OPERATOR_REQUIRE_TOOLS=1` rule. No test logic here.
+//! `REGISTRY_OPERATOR_REQUIRE_TOOLS=1` rule, and the one metadata checker every render test applies.
 #![allow(dead_code)]
+
+pub mod distribution;
+pub mod signing;
+pub mod verdict_cases;
 
 use std::path::{Path, PathBuf};
 
@@ -106,4 +110,87 @@ fn make_strict(schema: &mut serde_json::Value) {
         Value::Array(items) => items.iter_mut().for_each(make_strict),
         _ => {}
     }
+}
+
+/// Panics, listing every broken rule, when the API server would refuse the object's metadata: the
+/// name rule of its kind, namespace presence, label keys and values, annotations, finalizers, owner
+/// references, and in workloads the pod template labels, selectors, container, port and volume names.
+/// The rules are the library's (`registry_operator::validate::object_meta`), so the operator, its
+/// tests and any fake API server apply the same ones.
+pub fn assert_valid_metadata(object: &serde_json::Value) {
+    let errors = registry_operator::validate::object_meta::object(object);
+    if !errors.is_empty() {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!(
+            "the API server would refuse {} {}/{}:\n  {}",
+            object["kind"].as_str().unwrap_or("<no kind>"),
+            object["metadata"]["namespace"].as_str().unwrap_or("-"),
+            object["metadata"]["name"].as_str().unwrap_or("<no name>"),
+            list.join("\n  ")
+        );
+    }
+}
+
+/// [`assert_valid_metadata`] for every rendered object; returns how many were checked.
+pub fn assert_all_valid_metadata(objects: &[registry_operator::render::RenderedObject]) -> usize {
+    for object in objects {
+        assert_valid_metadata(&serde_json::to_value(&object.object).expect("object as JSON"));
+    }
+    objects.len()
+}
+
+/// The cache directory of an upstream tool set that `tests/tools/build.sh SET` builds (or `env`, when
+/// set), when it holds `file`; otherwise reports the tool missing (SKIPPED, or a panic in CI).
+pub fn upstream_tools(set: &str, file: &str, env: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(env).map(PathBuf::from).or_else(|| {
+        let out = std::process::Command::new("bash")
+            .arg(repo_root().join("tests/tools/build.sh"))
+            .arg(set)
+            .output()
+            .ok()?;
+        let printed = String::from_utf8_lossy(&out.stdout);
+        out.status
+            .success()
+            .then(|| PathBuf::from(printed.lines().last().unwrap_or_default().trim()))
+    });
+    let found = dir.filter(|d| d.join(file).is_file());
+    if found.is_none() {
+        missing(
+            file,
+            &format!("Go ≥ 1.26, then bash tests/tools/build.sh {set}"),
+        );
+    }
+    found
+}
+
+/// `kyverno apply POLICIES --resource RESOURCES --values-file VALUES EXTRA… --policy-report` as JSON.
+pub fn kyverno_policy_report(
+    cli: &Path,
+    policies: &Path,
+    resources: &Path,
+    values: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let out = std::process::Command::new(cli)
+        .arg("apply")
+        .arg(policies)
+        .arg("--resource")
+        .arg(resources)
+        .arg("--values-file")
+        .arg(values)
+        .args(extra)
+        .args([
+            "--policy-report",
+            "--output-format",
+            "json",
+            "--remove-color",
+        ])
+        .output()
+        .expect("kyverno apply");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find('{').unwrap_or_else(|| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!("no policy report: {text}\n{stderr}")
+    });
+    serde_json::from_str(&text[start..]).expect("policy report json")
 }

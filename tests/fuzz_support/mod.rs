@@ -127,15 +127,22 @@ pub fn database() -> impl Strategy<Value = HarborDatabase> {
             Just(SslMode::VerifyCa),
             Just(SslMode::VerifyFull)
         ],
+        proptest::option::of(name()),
     )
         .prop_map(
-            |(host, port, database, username, password_secret_ref, ssl_mode)| ExternalDatabase {
-                host,
-                port,
-                database,
-                username,
-                password_secret_ref,
-                ssl_mode,
+            |(host, port, database, username, password_secret_ref, ssl_mode, ca_bundle)| {
+                ExternalDatabase {
+                    host,
+                    port,
+                    database,
+                    username,
+                    password_secret_ref,
+                    ssl_mode,
+                    ca_bundle_secret_ref: ca_bundle.map(|name| CaBundleSecretRef {
+                        name,
+                        key: "ca.crt".to_string(),
+                    }),
+                }
             },
         );
     // Both set, none set and each alone are all generated.
@@ -143,7 +150,11 @@ pub fn database() -> impl Strategy<Value = HarborDatabase> {
         proptest::option::of(managed),
         proptest::option::of(external),
     )
-        .prop_map(|(managed, external)| HarborDatabase { managed, external })
+        .prop_map(|(managed, external)| HarborDatabase {
+            managed,
+            external,
+            ..Default::default()
+        })
 }
 
 pub fn redis() -> impl Strategy<Value = HarborRedis> {
@@ -245,6 +256,8 @@ pub fn harbor() -> impl Strategy<Value = HarborSpec> {
                     expose: expose.map(|(ingress_class_name, tls_secret_name)| HarborExpose {
                         ingress_class_name,
                         tls_secret_name,
+                        ingress_service: None,
+                        ingress_annotations: Default::default(),
                     }),
                     trivy: trivy.map(|(enabled, storage)| TrivySpec { enabled, storage }),
                     exporter: exporter.map(|enabled| ExporterSpec { enabled }),
@@ -268,17 +281,22 @@ pub fn k3d() -> impl Strategy<Value = K3dSpec> {
         proptest::option::of(volume()),
         proptest::option::of((url(), proptest::option::of(credentials()))),
         proptest::option::of(resources()),
+        proptest::option::of(29_990i32..32_780),
     )
-        .prop_map(|(adopt, image, storage, cache, resources)| K3dSpec {
-            adopt,
-            image,
-            storage,
-            cache: cache.map(|(remote_url, credentials_secret_ref)| K3dCacheSpec {
-                remote_url,
-                credentials_secret_ref,
-            }),
-            resources,
-        })
+        .prop_map(
+            |(adopt, image, storage, cache, resources, node_port)| K3dSpec {
+                adopt,
+                image,
+                storage,
+                cache: cache.map(|(remote_url, credentials_secret_ref)| K3dCacheSpec {
+                    remote_url,
+                    credentials_secret_ref,
+                }),
+                resources,
+                node_port,
+                gc: None,
+            },
+        )
 }
 
 pub fn migration() -> impl Strategy<Value = MigrationSpec> {
@@ -399,6 +417,7 @@ pub fn signature_rule() -> impl Strategy<Value = SignatureRule> {
                 image_references,
                 keys,
                 keyless,
+                transparency_log: None,
                 cosign_oci11: flags.0,
                 mutate_digest: flags.1,
                 verify_digest: flags.2,

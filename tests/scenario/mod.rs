@@ -1,36 +1,26 @@
 //! Scenario-test helpers: the real `registry-operator run` binary as a child process against the
-//! fake API server, log capture, and bounded polling. No assertions about behaviour here.
+//! real control plane, log capture, and bounded polling. No assertions about behaviour here.
 #![allow(dead_code)]
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{ApiResourceSpec, FakeApiServer};
+pub use crate::support::cluster::{ControlPlane, Upstream};
 
-/// A fake API server serving the core kinds and our CRDs.
-pub fn server() -> FakeApiServer {
-    FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy())
-        .bookmark_interval(Duration::from_secs(2))
-        .start()
+/// A real control plane with our CRDs and RBAC; `None` (SKIPPED) without the tools.
+pub fn server() -> Option<ControlPlane> {
+    ControlPlane::builder().start()
 }
 
-/// A fake API server serving the core kinds, our CRDs and Kyverno's ClusterPolicy.
-pub fn server_with_kyverno() -> FakeApiServer {
-    FakeApiServer::builder()
-        .with_core()
-        .with_crd(ApiResourceSpec::registry())
-        .with_crd(ApiResourceSpec::image_policy())
-        .with_crd(ApiResourceSpec::kyverno_cluster_policy())
-        .bookmark_interval(Duration::from_secs(2))
-        .history_limit(100_000)
+/// A real control plane that also serves Kyverno's ClusterPolicy (Kyverno itself does not run).
+pub fn server_with_kyverno() -> Option<ControlPlane> {
+    ControlPlane::builder()
+        .with(Upstream::KyvernoClusterPolicyOnly)
         .start()
 }
 
@@ -61,7 +51,7 @@ pub struct Operator {
 
 impl Operator {
     /// Start `registry-operator run` against `server` with short timings.
-    pub fn start(server: &FakeApiServer, log_dir: &Path, extra: &[&str]) -> Self {
+    pub fn start(server: &ControlPlane, log_dir: &Path, extra: &[&str]) -> Self {
         let http_port = free_port();
         let log_path = log_dir.join(format!("operator-{http_port}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -75,7 +65,7 @@ impl Operator {
         ];
         let child = Command::new(operator_binary())
             .args(["--json-logs", "run", "--kubeconfig"])
-            .arg(server.kubeconfig_path())
+            .arg(&server.operator_kubeconfig)
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(
                 defaults
@@ -218,19 +208,7 @@ impl Drop for Operator {
 }
 
 /// Poll `probe` every 50 ms until it returns `Some`, or panic with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use crate::support::cluster::wait_for;
 
 /// A K3d Registry manifest.
 pub fn k3d_registry(namespace: &str, name: &str, k3d: Value) -> Value {
@@ -253,7 +231,7 @@ pub fn condition(object: &Value, type_: &str) -> Option<Value> {
 
 /// Mark a Deployment available (at its current generation) and a PVC bound, as the cluster would.
 /// Objects already marked are left alone, so repeated calls write nothing.
-pub fn mark_k3d_children_ready(server: &FakeApiServer, namespace: &str, name: &str) {
+pub fn mark_k3d_children_ready(server: &ControlPlane, namespace: &str, name: &str) {
     let child = format!("{name}-distribution");
     mark_workload_ready(server, "deployments", namespace, &child);
     mark_volume_bound(server, namespace, &child);
@@ -261,7 +239,7 @@ pub fn mark_k3d_children_ready(server: &FakeApiServer, namespace: &str, name: &s
 
 /// Mark every workload child of Registry `namespace/name` rolled out and every claim bound, as
 /// kubelet and the volume provisioner would. Writes only what changes.
-pub fn mark_children_ready(server: &FakeApiServer, namespace: &str, name: &str) {
+pub fn mark_children_ready(server: &ControlPlane, namespace: &str, name: &str) {
     for resource in ["deployments", "statefulsets"] {
         for object in children_of(server, resource, namespace, name) {
             if let Some(child) = object["metadata"]["name"].as_str() {
@@ -277,7 +255,7 @@ pub fn mark_children_ready(server: &FakeApiServer, namespace: &str, name: &str) 
 }
 
 /// Mark a Deployment or StatefulSet rolled out at its current generation, unless it already is.
-pub fn mark_workload_ready(server: &FakeApiServer, resource: &str, namespace: &str, name: &str) {
+pub fn mark_workload_ready(server: &ControlPlane, resource: &str, namespace: &str, name: &str) {
     let Some(object) = server.get_object(resource, namespace, name) else {
         return;
     };
@@ -296,7 +274,7 @@ pub fn mark_workload_ready(server: &FakeApiServer, resource: &str, namespace: &s
 }
 
 /// Mark a PersistentVolumeClaim bound, unless it already is.
-pub fn mark_volume_bound(server: &FakeApiServer, namespace: &str, name: &str) {
+pub fn mark_volume_bound(server: &ControlPlane, namespace: &str, name: &str) {
     let Some(claim) = server.get_object("persistentvolumeclaims", namespace, name) else {
         return;
     };
@@ -312,7 +290,7 @@ pub fn mark_volume_bound(server: &FakeApiServer, namespace: &str, name: &str) {
 
 /// Play kubelet, the volume provisioner and Kyverno: every Deployment in `namespace` rolls out, every
 /// claim there binds, every ClusterPolicy without a status becomes ready. Writes only what changes.
-pub fn play_the_cluster(server: &FakeApiServer, namespace: &str) {
+pub fn play_the_cluster(server: &ControlPlane, namespace: &str) {
     for deployment in server.list_objects("deployments", Some(namespace)) {
         if let Some(name) = deployment["metadata"]["name"].as_str() {
             mark_workload_ready(server, "deployments", namespace, name);
@@ -336,14 +314,14 @@ pub fn play_the_cluster(server: &FakeApiServer, namespace: &str) {
                 "clusterpolicies",
                 "",
                 name,
-                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]}),
+                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "Ready", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
             );
         }
     }
 }
 
 /// Names of the stored objects of `resource` (in `namespace`, or everywhere).
-pub fn names_of(server: &FakeApiServer, resource: &str, namespace: Option<&str>) -> Vec<String> {
+pub fn names_of(server: &ControlPlane, resource: &str, namespace: Option<&str>) -> Vec<String> {
     server
         .list_objects(resource, namespace)
         .iter()
@@ -359,7 +337,7 @@ pub fn settled(object: &Value) -> bool {
 
 /// Objects of `resource` labelled as children of Registry `namespace/name`.
 pub fn children_of(
-    server: &FakeApiServer,
+    server: &ControlPlane,
     resource: &str,
     namespace: &str,
     name: &str,
@@ -373,4 +351,51 @@ pub fn children_of(
                 && labels["registry.aisp.dev/owner-namespace"] == namespace
         })
         .collect()
+}
+
+/// Wait until the operator has sent no write for 700 ms (e.g. the Event that follows a status
+/// change), so a steady-state measurement starts after the last write a change caused.
+pub fn settle_writes(server: &ControlPlane) {
+    wait_for(
+        "the operator's writes to settle",
+        Duration::from_secs(30),
+        || {
+            server.reset_log();
+            std::thread::sleep(Duration::from_millis(700));
+            (server.writes() == 0).then_some(())
+        },
+    );
+}
+
+/// Play the Job controller and kubelet for a migration Job that succeeded: its pod's termination
+/// message carries `migrate`'s counts (`report`), and the Job gets what the real Job controller writes
+/// (the real server refuses a Complete Job without SuccessCriteriaMet, startTime and completionTime).
+pub fn complete_migration_job(server: &ControlPlane, namespace: &str, job: &str, report: &str) {
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-abcde"), "namespace": namespace, "labels": {"batch.kubernetes.io/job-name": job}},
+        "spec": {"containers": [{"name": "migrate", "image": "x"}]},
+        "status": {"containerStatuses": [{"name": "migrate", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "message": report}}}]},
+    }));
+    server.patch_status(
+        "jobs",
+        namespace,
+        job,
+        json!({"succeeded": 1, "startTime": "2026-11-28T00:00:00Z", "completionTime": "2026-11-28T00:01:00Z",
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": "2026-11-28T00:01:00Z"},
+                {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-28T00:01:00Z"}]}),
+    );
+}
+
+/// Switch Registry `namespace/name` to Harbor at `host`, with an external database (no CNPG needed).
+pub fn switch_to_harbor(server: &ControlPlane, namespace: &str, name: &str, host: &str) {
+    server.merge_patch_object(
+        "registries",
+        namespace,
+        name,
+        json!({"spec": {"mode": "Harbor", "host": host, "harbor": {"database": {"external": {
+            "host": "postgresql-rw.storage.svc.cluster.local", "username": "harbor", "passwordSecretRef": {"name": "harbor-db"}}}}}}),
+    );
 }

@@ -2,32 +2,40 @@
 //! targets, and builders for metadata, pods, services, volumes and env. Pure; no I/O or randomness.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
+use sha2::{Digest, Sha256};
+
+use super::versions::{self, Release};
 use crate::crd::{
-    DEFAULT_HARBOR_VERSION, HarborExpose, HarborSpec, RedisMode, Registry, SecretKeyRef, SslMode,
-    VolumeSpec,
+    CaBundleSecretRef, DEFAULT_HARBOR_VERSION, HarborExpose, HarborSpec, RedisMode, Registry,
+    SecretKeyRef, SslMode, VolumeSpec,
+};
+pub(super) use crate::render::builders::{
+    container_security, env, env_from_secret, http_probe, pvc, pvc_spec, resources, runtime_default,
 };
 use crate::render::labels::Owner;
-use crate::render::{RenderError, owner_reference};
+use crate::render::owner_reference;
 
+/// Registry and organisation of Harbor's images, fully qualified (`docker.io`, never implied).
+pub(super) const HARBOR_IMAGE_PREFIX: &str = "docker.io/goharbor";
 /// `app.kubernetes.io/name` of every Harbor object.
 pub(super) const APP: &str = "harbor";
 /// uid/gid of Harbor's photon images (user `harbor`/`scanner` in the upstream Dockerfiles).
 pub(super) const HARBOR_UID: i64 = 10000;
-/// uid/gid of `redis-photon` (user `redis`, chowned 999:999 upstream).
+/// uid/gid of `redis-photon` (user `redis`) and `valkey-photon` (user `valkey`): both 999:999 in
+/// Harbor's `make/photon/{redis,valkey}/Dockerfile.base`.
 pub(super) const REDIS_UID: i64 = 999;
 /// Port Harbor's HTTP components listen on inside the pod.
 pub(super) const HTTP_PORT: i32 = 8080;
@@ -44,6 +52,15 @@ pub(super) const REGISTRY_USER: &str = "harbor_registry_user";
 /// Env var holding the Redis password, expanded by the kubelet inside Redis URLs (`$(REDIS_PASSWORD)`).
 pub(super) const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
 
+/// Directory of extra trusted CAs in Harbor's images (`install_cert.sh`).
+pub(super) const CUSTOM_CA_DIR: &str = "/harbor_cust_cert";
+/// File name of the database CA in [`CUSTOM_CA_DIR`].
+pub(super) const DATABASE_CA_FILE: &str = "database-ca.crt";
+const DATABASE_CA_VOLUME: &str = "database-ca";
+/// Pod-template annotation: SHA-256 of the configuration files a pod mounts (ConfigMap data), so a
+/// changed configuration rolls the pods (harbor-helm's `checksum/configmap`).
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "registry.aisp.dev/config-sha256";
+
 /// Redis DB indexes Harbor's components use (as Harbor assigns them).
 pub(super) mod redis_db {
     pub const CORE: u8 = 0;
@@ -59,6 +76,8 @@ pub(super) struct Ctx<'a> {
     pub name: String,
     pub namespace: String,
     pub version: String,
+    /// What this Harbor release needs that others do not (cache image, providers).
+    pub release: Release,
     pub host: String,
     pub expose: HarborExpose,
     pub external_url: String,
@@ -74,6 +93,8 @@ pub(super) struct DatabaseTarget {
     pub username: String,
     pub ssl_mode: &'static str,
     pub password: SecretKeyRef,
+    /// CA of the database's server certificate (external database with verify-ca/verify-full).
+    pub ca_bundle: Option<CaBundleSecretRef>,
 }
 
 /// Where Harbor's Redis is; URLs carry `$(REDIS_PASSWORD)` when a password Secret is referenced.
@@ -128,6 +149,12 @@ fn ssl_mode(mode: SslMode) -> &'static str {
 
 impl<'a> Ctx<'a> {
     pub fn new(registry: &'a Registry) -> Self {
+        Self::at(registry, registry.spec.host.as_deref())
+    }
+
+    /// The context of `registry` served at `host` (the target's host, which may differ from
+    /// `spec.host` while the old mode still serves).
+    pub fn at(registry: &'a Registry, host: Option<&str>) -> Self {
         let spec = registry.spec.harbor.clone().unwrap_or_default();
         let name = registry.name_any();
         let namespace = registry.namespace().unwrap_or_default();
@@ -136,14 +163,10 @@ impl<'a> Ctx<'a> {
             .clone()
             .unwrap_or_else(|| DEFAULT_HARBOR_VERSION.to_string());
         let version = version.strip_prefix('v').unwrap_or(&version).to_string();
-        let host = registry.spec.host.clone().unwrap_or_default();
+        let host = host.unwrap_or_default().to_string();
         let expose = spec.expose.clone().unwrap_or_default();
-        let scheme = if expose.tls_secret_name.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let external_url = format!("{scheme}://{host}");
+        // TLS always: the user's certificate or one the operator generates (see `access`).
+        let external_url = format!("https://{host}");
         let database = match spec.database.as_ref().and_then(|d| d.external.clone()) {
             Some(external) => DatabaseTarget {
                 host: external.host,
@@ -152,7 +175,28 @@ impl<'a> Ctx<'a> {
                 username: external.username,
                 ssl_mode: ssl_mode(external.ssl_mode),
                 password: external.password_secret_ref,
+                ca_bundle: external.ca_bundle_secret_ref,
             },
+            None if spec.database.as_ref().is_some_and(|d| d.cnpg.is_some()) => {
+                let cnpg = spec.database.as_ref().and_then(|d| d.cnpg.clone());
+                let cnpg = cnpg.expect("checked above");
+                DatabaseTarget {
+                    // CNPG's read-write Service of the existing cluster, across namespaces.
+                    host: format!(
+                        "{}-rw.{}.svc",
+                        cnpg.cluster_ref.name, cnpg.cluster_ref.namespace
+                    ),
+                    port: 5432,
+                    database: cnpg.name.clone(),
+                    username: cnpg.name,
+                    ssl_mode: "require",
+                    password: SecretKeyRef {
+                        name: format!("{name}-harbor-database-secret"),
+                        key: "password".to_string(),
+                    },
+                    ca_bundle: None,
+                }
+            }
             None => {
                 let cluster = database_cluster_name(&name);
                 DatabaseTarget {
@@ -165,6 +209,7 @@ impl<'a> Ctx<'a> {
                         name: format!("{cluster}-app"),
                         key: "password".to_string(),
                     },
+                    ca_bundle: None,
                 }
             }
         };
@@ -182,12 +227,14 @@ impl<'a> Ctx<'a> {
                 password: None,
             },
         };
+        let release = versions::release(&version);
         Self {
             registry,
             spec,
             name,
             namespace,
             version,
+            release,
             host,
             expose,
             external_url,
@@ -196,17 +243,74 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn owner(&self) -> Owner<'_> {
-        Owner {
-            kind: "Registry",
-            name: &self.name,
-            namespace: Some(&self.namespace),
+    /// The single-replica Deployment of a component; `recreate` when its pod holds a ReadWriteOnce
+    /// volume (never two pods at once).
+    pub fn deployment(
+        &self,
+        component: &str,
+        recreate: bool,
+        template: PodTemplateSpec,
+    ) -> Deployment {
+        Deployment {
+            metadata: self.meta(component),
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                revision_history_limit: Some(3),
+                strategy: recreate.then(|| DeploymentStrategy {
+                    type_: Some("Recreate".to_string()),
+                    ..Default::default()
+                }),
+                selector: LabelSelector {
+                    match_labels: Some(self.owner().pod_selector(APP, component)),
+                    ..Default::default()
+                },
+                template,
+                ..Default::default()
+            }),
+            ..Default::default()
         }
+    }
+
+    /// The single-replica StatefulSet of a component (its headless Service has the component's name)
+    /// with one volume claim template, `data`, of `volume`.
+    pub fn stateful_set(
+        &self,
+        component: &str,
+        template: PodTemplateSpec,
+        volume: &VolumeSpec,
+    ) -> StatefulSet {
+        StatefulSet {
+            metadata: self.meta(component),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(1),
+                service_name: Some(self.object_name(component)),
+                selector: LabelSelector {
+                    match_labels: Some(self.owner().pod_selector(APP, component)),
+                    ..Default::default()
+                },
+                template,
+                volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".to_string()),
+                        labels: Some(self.owner().labels(APP, component)),
+                        ..Default::default()
+                    },
+                    spec: Some(pvc_spec(volume)),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn owner(&self) -> Owner<'_> {
+        Owner::registry(&self.name, &self.namespace)
     }
 
     /// `<registry>-harbor-<component>`: the name of a component's objects.
     pub fn object_name(&self, component: &str) -> String {
-        format!("{}-harbor-{component}", self.name)
+        component_name(&self.name, component)
     }
 
     /// In-cluster `http://` URL of a component's Service.
@@ -231,7 +335,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `goharbor/<repository>:v<version>` unless overridden.
+    /// `docker.io/goharbor/<repository>:v<version>` unless overridden: fully qualified, so policies
+    /// matching on the registry host and runtimes without a default registry see where it comes from.
     pub fn image(
         &self,
         repository: &str,
@@ -241,7 +346,7 @@ impl<'a> Ctx<'a> {
             .images
             .as_ref()
             .and_then(override_image)
-            .unwrap_or_else(|| format!("goharbor/{repository}:v{}", self.version))
+            .unwrap_or_else(|| format!("{HARBOR_IMAGE_PREFIX}/{repository}:v{}", self.version))
     }
 
     pub fn trivy_enabled(&self) -> bool {
@@ -308,99 +413,73 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The volume and mount of the database CA (`database.external.caBundleSecretRef`), if any: a
+    /// directory mount (no subPath) at `/harbor_cust_cert`, whose `*.crt` files the image's
+    /// entrypoint (`install_cert.sh`) appends to `/etc/pki/tls/certs/ca-bundle.crt` at start, the
+    /// system roots Harbor's database driver (pgx) verifies `verify-ca`/`verify-full` against when no
+    /// `sslrootcert` is set. harbor-helm's `caBundleSecretName` mounts the same directory.
+    pub fn database_ca(&self) -> Option<(Volume, VolumeMount)> {
+        let ca = self.database.ca_bundle.as_ref()?;
+        Some((
+            secret_volume(
+                DATABASE_CA_VOLUME,
+                &ca.name,
+                &[(ca.key.as_str(), DATABASE_CA_FILE)],
+            ),
+            read_only_mount(DATABASE_CA_VOLUME, CUSTOM_CA_DIR, None),
+        ))
+    }
+
     /// Label every Harbor-owned generated Secret carries.
     pub fn secret_labels(&self) -> BTreeMap<String, String> {
         self.owner().labels(APP, "secrets")
     }
 }
 
-/// A config file body that depends on no input, from its once-built `cache`; should building it ever
-/// fail, `build` runs again so the caller gets the error itself (errors are not `Clone`).
-pub(super) fn constant_config(
-    cache: &LazyLock<Option<String>>,
-    build: fn() -> Result<String, RenderError>,
-) -> Result<String, RenderError> {
-    match cache.as_ref() {
-        Some(body) => Ok(body.clone()),
-        None => build(),
+/// SHA-256 (hex) of configuration maps, stable across processes and releases: every entry as
+/// length-prefixed key and value, maps in the given order, keys sorted (BTreeMap).
+pub(super) fn config_checksum<'m>(
+    maps: impl IntoIterator<Item = &'m BTreeMap<String, String>>,
+) -> String {
+    let mut hasher = Sha256::new();
+    for map in maps {
+        hasher.update((map.len() as u64).to_be_bytes());
+        for (key, value) in map {
+            for part in [key, value] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
     }
+    hex::encode(hasher.finalize())
+}
+
+/// Put [`CONFIG_CHECKSUM_ANNOTATION`] on a pod template.
+pub(super) fn with_config_checksum(
+    mut template: PodTemplateSpec,
+    checksum: String,
+) -> PodTemplateSpec {
+    template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(CONFIG_CHECKSUM_ANNOTATION.to_string(), checksum);
+    template
 }
 
 /// Database and owner of the managed CNPG cluster.
 pub(super) const MANAGED_DATABASE: &str = "registry";
 pub(super) const MANAGED_OWNER: &str = "harbor";
 
+/// `<registry>-harbor-<component>`: the name of a Harbor component's objects.
+pub fn component_name(registry: &str, component: &str) -> String {
+    format!("{registry}-harbor-{component}")
+}
+
 /// `<registry>-harbor-db`: the managed CNPG cluster.
 pub(super) fn database_cluster_name(registry: &str) -> String {
     format!("{registry}-harbor-db")
-}
-
-pub(super) fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".to_string(),
-        ..Default::default()
-    }
-}
-
-/// Pod Security "restricted" container settings. `read_only_root` is false only for images that must
-/// write to their root filesystem; each caller says why.
-pub(super) fn container_security(read_only_root: bool) -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        privileged: Some(false),
-        read_only_root_filesystem: Some(read_only_root),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_string()]),
-            ..Default::default()
-        }),
-        seccomp_profile: Some(runtime_default()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.to_string(),
-                key: key.to_string(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn http_probe(
-    path: &str,
-    port: &str,
-    initial_delay: i32,
-    failure_threshold: i32,
-) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.to_string()),
-            port: IntOrString::String(port.to_string()),
-            scheme: Some("HTTP".to_string()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold),
-        ..Default::default()
-    }
 }
 
 pub(super) fn port(name: &str, container_port: i32) -> ContainerPort {
@@ -410,26 +489,6 @@ pub(super) fn port(name: &str, container_port: i32) -> ContainerPort {
         protocol: Some("TCP".to_string()),
         ..Default::default()
     }
-}
-
-/// `requests` cpu+memory and a memory `limits`, unless the spec overrides the component.
-pub(super) fn resources(
-    overridden: Option<&ResourceRequirements>,
-    cpu: &str,
-    memory: &str,
-    memory_limit: &str,
-) -> ResourceRequirements {
-    overridden.cloned().unwrap_or_else(|| ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity(cpu.to_string())),
-            ("memory".to_string(), Quantity(memory.to_string())),
-        ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_string(),
-            Quantity(memory_limit.to_string()),
-        )])),
-        ..Default::default()
-    })
 }
 
 pub(super) fn mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
@@ -498,29 +557,6 @@ pub(super) fn pvc_volume(name: &str, claim: &str) -> Volume {
             claim_name: claim.to_string(),
             ..Default::default()
         }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn pvc_spec(volume: &VolumeSpec) -> PersistentVolumeClaimSpec {
-    PersistentVolumeClaimSpec {
-        access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-        storage_class_name: volume.storage_class_name.clone(),
-        resources: Some(VolumeResourceRequirements {
-            requests: Some(BTreeMap::from([(
-                "storage".to_string(),
-                volume.size.clone(),
-            )])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn pvc(metadata: ObjectMeta, volume: &VolumeSpec) -> PersistentVolumeClaim {
-    PersistentVolumeClaim {
-        metadata,
-        spec: Some(pvc_spec(volume)),
         ..Default::default()
     }
 }

@@ -1,33 +1,40 @@
 //! harbor-core: ConfigMap (app.conf), Service and Deployment. Core serves the API, the token service
-//! and proxies `/v2` to the registry. Pure; secrets only as `secretKeyRef` and secret volumes.
+//! and proxies `/v2` to the registry. Its environment follows harbor-helm's core ConfigMap and
+//! Deployment (README "Harbor mode" lists what we leave out). Pure; secrets only as `secretKeyRef`
+//! and secret volumes.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::common::*;
 use super::{admin_password, generated_secret_name, secret};
 use crate::render::{RenderError, RenderedObject};
 
 const COMPONENT: &str = "core";
+/// Directory of the token-signing key: mounted whole (no subPath), so the kubelet's refresh of the
+/// Secret reaches core, which reads the key file on every token request (`TOKEN_PRIVATE_KEY_PATH`,
+/// `src/lib/config/systemconfig.go`; `src/pkg/token/options.go` reads it in `NewOptions`).
+const TOKEN_KEY_DIR: &str = "/etc/core/token-key";
 
 pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
+    let data = BTreeMap::from([(
+        "app.conf".to_string(),
+        format!(
+            "appname = Harbor\nrunmode = prod\nenablegzip = true\n\n[prod]\nhttpport = {HTTP_PORT}\n"
+        ),
+    )]);
+    let checksum = config_checksum([&data]);
     let config = ConfigMap {
         metadata: ctx.meta(COMPONENT),
-        data: Some(BTreeMap::from([(
-            "app.conf".to_string(),
-            format!(
-                "appname = Harbor\nrunmode = prod\nenablegzip = true\n\n[prod]\nhttpport = {HTTP_PORT}\n"
-            ),
-        )])),
+        data: Some(data),
         ..Default::default()
     };
     Ok(vec![
         RenderedObject::from_typed(config)?,
         RenderedObject::from_typed(ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,
-        RenderedObject::from_typed(deployment(ctx))?,
+        RenderedObject::from_typed(deployment(ctx, checksum))?,
     ])
 }
 
@@ -48,12 +55,28 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
         env("TOKEN_SERVICE_URL", format!("{core_url}/service/token")),
         env("JOBSERVICE_URL", ctx.service_url("jobservice", None)),
         env("PORTAL_URL", ctx.service_url("portal", None)),
-        env("REGISTRY_URL", ctx.service_url("registry", Some(REGISTRY_PORT))),
-        env("REGISTRY_CONTROLLER_URL", ctx.service_url("registry", Some(HTTP_PORT))),
+        env(
+            "REGISTRY_URL",
+            ctx.service_url("registry", Some(REGISTRY_PORT)),
+        ),
+        env(
+            "REGISTRY_CONTROLLER_URL",
+            ctx.service_url("registry", Some(HTTP_PORT)),
+        ),
         env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
-        env("REGISTRY_STORAGE_PROVIDER_NAME", if ctx.spec.storage.as_ref().is_some_and(|s| s.s3.is_some()) { "s3" } else { "filesystem" }),
+        env(
+            "REGISTRY_STORAGE_PROVIDER_NAME",
+            if ctx.spec.storage.as_ref().is_some_and(|s| s.s3.is_some()) {
+                "s3"
+            } else {
+                "filesystem"
+            },
+        ),
         env("WITH_TRIVY", ctx.trivy_enabled().to_string()),
-        env("TRIVY_ADAPTER_URL", ctx.service_url("trivy", Some(HTTP_PORT))),
+        env(
+            "TRIVY_ADAPTER_URL",
+            ctx.service_url("trivy", Some(HTTP_PORT)),
+        ),
         env("DATABASE_TYPE", "postgresql"),
         env("POSTGRESQL_HOST", db.host.clone()),
         env("POSTGRESQL_PORT", db.port.to_string()),
@@ -65,14 +88,33 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
         env("_REDIS_URL_CORE", ctx.redis.url(redis_db::CORE, true)),
         env("_REDIS_URL_REG", ctx.redis.url(redis_db::REGISTRY, true)),
         env("CHART_CACHE_DRIVER", "redis"),
-        env("PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE", "docker-hub,harbor,azure-acr,aws-ecr,google-gcr,quay,docker-registry,github-ghcr,jfrog-artifactory"),
+        env(
+            "PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE",
+            ctx.release.proxy_cache_providers,
+        ),
+        env(
+            "TOKEN_PRIVATE_KEY_PATH",
+            format!("{TOKEN_KEY_DIR}/private_key.pem"),
+        ),
         env_from_secret("CORE_SECRET", &core_secret, secret::CORE_SECRET),
         env_from_secret("CSRF_KEY", &core_secret, secret::CORE_CSRF_KEY),
-        env_from_secret("JOBSERVICE_SECRET", &generated_secret_name(ctx, secret::JOBSERVICE), secret::JOBSERVICE_SECRET),
-        env_from_secret("REGISTRY_CREDENTIAL_PASSWORD", &generated_secret_name(ctx, secret::REGISTRY), secret::REGISTRY_PASSWORD),
+        env_from_secret(
+            "JOBSERVICE_SECRET",
+            &generated_secret_name(ctx, secret::JOBSERVICE),
+            secret::JOBSERVICE_SECRET,
+        ),
+        env_from_secret(
+            "REGISTRY_CREDENTIAL_PASSWORD",
+            &generated_secret_name(ctx, secret::REGISTRY),
+            secret::REGISTRY_PASSWORD,
+        ),
         env_from_secret("HARBOR_ADMIN_PASSWORD", &admin_secret, &admin_key),
         env_from_secret("POSTGRESQL_PASSWORD", &db.password.name, &db.password.key),
     ]);
+    // Harbor ≥ 2.14 offers no replication or proxy-cache provider unless it is listed here.
+    if let Some(adapters) = ctx.release.replication_adapters {
+        vars.push(env("REPLICATION_ADAPTER_WHITELIST", adapters));
+    }
     if ctx.exporter_enabled() {
         vars.extend([
             env("METRIC_ENABLE", "true"),
@@ -85,7 +127,8 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
     vars
 }
 
-fn deployment(ctx: &Ctx<'_>) -> Deployment {
+fn deployment(ctx: &Ctx<'_>, checksum: String) -> Deployment {
+    let database_ca = ctx.database_ca();
     let mut ports = vec![port("http", HTTP_PORT)];
     if ctx.exporter_enabled() {
         ports.push(port("metrics", EXPORTER_PORT));
@@ -109,19 +152,22 @@ fn deployment(ctx: &Ctx<'_>) -> Deployment {
         // Exception: the image's entrypoint (install_cert.sh) rewrites /etc/pki/tls/certs/ca-bundle.crt
         // and copies it into $HOME at every start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
-        volume_mounts: Some(vec![
-            read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
-            read_only_mount("secret-key", "/etc/core/key", Some("key")),
-            read_only_mount(
-                "token-service-private-key",
-                "/etc/core/private_key.pem",
-                Some("private_key.pem"),
-            ),
-            mount("psc", "/etc/core/token", None),
-        ]),
+        volume_mounts: Some(
+            [
+                // app.conf is read once at start; a change rolls the pod (config checksum).
+                read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
+                // The encryption key never changes (generated once, never rotated).
+                read_only_mount("secret-key", "/etc/core/key", Some("key")),
+                read_only_mount("token-service-private-key", TOKEN_KEY_DIR, None),
+                mount("psc", "/etc/core/token", None),
+            ]
+            .into_iter()
+            .chain(database_ca.as_ref().map(|(_, mount)| mount.clone()))
+            .collect(),
+        ),
         ..Default::default()
     };
-    let volumes = vec![
+    let mut volumes = vec![
         config_map_volume("config", &ctx.object_name(COMPONENT)),
         secret_volume(
             "secret-key",
@@ -135,25 +181,15 @@ fn deployment(ctx: &Ctx<'_>) -> Deployment {
         ),
         empty_dir("psc"),
     ];
-    Deployment {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            revision_history_limit: Some(3),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: {
-                let mut template =
-                    ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes);
-                if let Some(spec) = template.spec.as_mut() {
-                    spec.termination_grace_period_seconds = Some(120);
-                }
-                template
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    volumes.extend(database_ca.map(|(volume, _)| volume));
+    ctx.deployment(COMPONENT, false, {
+        let mut template = with_config_checksum(
+            ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes),
+            checksum,
+        );
+        if let Some(spec) = template.spec.as_mut() {
+            spec.termination_grace_period_seconds = Some(120);
+        }
+        template
+    })
 }

@@ -1,5 +1,8 @@
 //! The managed database: a CloudNativePG `Cluster` (postgresql.cnpg.io/v1) with database `registry`
-//! owned by `harbor`, as small typed structs of our own (only the fields we set). Pure.
+//! owned by `harbor` and `max_connections` 1024 (plus the backup method's settings), as small typed
+//! structs of our own (only the fields we set). Pure.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -7,6 +10,7 @@ use kube::api::ApiResource;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Ctx, MANAGED_DATABASE, MANAGED_OWNER, database_cluster_name};
+use crate::crd::BackupMethod;
 use crate::render::{RenderError, RenderedObject};
 
 /// A CNPG `Cluster` with the fields the operator sets.
@@ -24,9 +28,55 @@ pub struct Cluster {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
     pub instances: i32,
+    pub postgresql: PostgresConfiguration,
     pub storage: ClusterStorage,
     pub bootstrap: Bootstrap,
+    /// `spec.backup`: the VolumeSnapshotClass when backups use volume snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<ClusterBackup>,
+    /// `spec.plugins`: the Barman Cloud plugin as WAL archiver when backups go to an object store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<ClusterPlugin>,
 }
+
+/// `spec.backup` of a CNPG `Cluster`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBackup {
+    pub volume_snapshot: VolumeSnapshotConfiguration,
+}
+
+/// `spec.backup.volumeSnapshot`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotConfiguration {
+    pub class_name: String,
+}
+
+/// One entry of `spec.plugins` (CNPG-I).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPlugin {
+    pub name: String,
+    #[serde(rename = "isWALArchiver")]
+    pub is_wal_archiver: bool,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// `spec.postgresql`: server parameters (CNPG passes them to postgresql.conf).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresConfiguration {
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// `max_connections` of the managed database: PostgreSQL's default of 100 is below what Harbor's
+/// pools may open (core `POSTGRESQL_MAX_OPEN_CONNS` 900, the exporter as many, as harbor-helm sets
+/// them); Harbor's own database image (`goharbor/harbor-db`, `make/photon/db/docker-entrypoint.sh`,
+/// `POSTGRES_MAX_CONNECTIONS`) and the chart's internal database run with 1024, which we follow.
+/// An allowed connection costs shared memory only (process slot, lock table: roughly 20 MiB for
+/// 1024), never a backend until used; CNPG restarts the instances to apply a change.
+pub const MAX_CONNECTIONS: &str = "1024";
 
 /// `spec.storage`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -70,6 +120,15 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         .as_ref()
         .and_then(|d| d.managed.clone())
         .unwrap_or_default();
+    let backup = super::cnpg::backup(ctx);
+    let snapshot_class = backup
+        .as_ref()
+        .filter(|b| b.method == BackupMethod::VolumeSnapshot)
+        .and_then(|b| b.volume_snapshot.as_ref());
+    let object_store = backup
+        .as_ref()
+        .filter(|b| b.method == BackupMethod::ObjectStore)
+        .and_then(|b| b.object_store.as_ref());
     let resource = cluster_resource();
     let mut cluster = Cluster {
         api_version: resource.api_version.clone(),
@@ -77,6 +136,12 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
         metadata: ctx.meta_named(&database_cluster_name(&ctx.name), "database"),
         spec: ClusterSpec {
             instances: managed.instances,
+            postgresql: PostgresConfiguration {
+                parameters: BTreeMap::from([(
+                    "max_connections".to_string(),
+                    MAX_CONNECTIONS.to_string(),
+                )]),
+            },
             storage: ClusterStorage {
                 size: managed.storage.size,
                 storage_class: managed.storage.storage_class_name,
@@ -87,6 +152,22 @@ pub(super) fn cluster(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
                     owner: MANAGED_OWNER.to_string(),
                 },
             },
+            backup: snapshot_class.map(|s| ClusterBackup {
+                volume_snapshot: VolumeSnapshotConfiguration {
+                    class_name: s.class_name.clone(),
+                },
+            }),
+            plugins: object_store
+                .map(|store| ClusterPlugin {
+                    name: super::cnpg::BARMAN_CLOUD_PLUGIN.to_string(),
+                    is_wal_archiver: true,
+                    parameters: BTreeMap::from([(
+                        "barmanObjectName".to_string(),
+                        store.name.clone(),
+                    )]),
+                })
+                .into_iter()
+                .collect(),
         },
     };
     let metadata = std::mem::take(&mut cluster.metadata);

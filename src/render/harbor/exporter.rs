@@ -1,9 +1,7 @@
 //! harbor-exporter (optional): Prometheus metrics from core's API, the job queue and the database;
 //! Service and Deployment. Pure; passwords only as `secretKeyRef`.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::Container;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::admin_password;
 use super::common::*;
@@ -48,6 +46,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ),
         env_from_secret("HARBOR_ADMIN_PASSWORD", &admin_secret, &admin_key),
     ]);
+    let database_ca = ctx.database_ca();
     let container = Container {
         name: COMPONENT.to_string(),
         image: Some(ctx.image("harbor-exporter", |i| i.exporter.clone())),
@@ -69,22 +68,19 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
+        volume_mounts: database_ca.as_ref().map(|(_, mount)| vec![mount.clone()]),
         ..Default::default()
     };
-    let deployment = Deployment {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            revision_history_limit: Some(3),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], Vec::new()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let deployment = ctx.deployment(
+        COMPONENT,
+        false,
+        ctx.pod_template(
+            COMPONENT,
+            HARBOR_UID,
+            vec![container],
+            database_ca.map(|(volume, _)| volume).into_iter().collect(),
+        ),
+    );
     Ok(vec![
         RenderedObject::from_typed(
             ctx.service(COMPONENT, &[("metrics", EXPORTER_PORT, EXPORTER_PORT)]),

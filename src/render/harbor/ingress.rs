@@ -1,5 +1,6 @@
 //! The Ingress: `spec.host` routed by path like the upstream chart (UI to portal; `/api/`, `/service/`,
-//! `/v2`, `/c/` to core), optional TLS. Its scheme is the one core advertises as `EXT_ENDPOINT`. Pure.
+//! `/v2`, `/c/` to core), TLS with the user's or the generated certificate, the user's annotations
+//! (`expose.ingressAnnotations`); core advertises the same `https://` URL as `EXT_ENDPOINT`. Pure.
 
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -26,16 +27,18 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Result<RenderedObject, RenderError> {
     };
     // The host part of `spec.host` (an Ingress host carries no port).
     let host = ctx.host.split(':').next().unwrap_or_default().to_string();
+    let mut metadata = ctx.meta("ingress");
+    if !ctx.expose.ingress_annotations.is_empty() {
+        metadata.annotations = Some(ctx.expose.ingress_annotations.clone());
+    }
     let ingress = Ingress {
-        metadata: ctx.meta("ingress"),
+        metadata,
         spec: Some(IngressSpec {
             ingress_class_name: Some(ctx.expose.ingress_class_name.clone()),
-            tls: ctx.expose.tls_secret_name.as_ref().map(|secret| {
-                vec![IngressTLS {
-                    hosts: Some(vec![host.clone()]),
-                    secret_name: Some(secret.clone()),
-                }]
-            }),
+            tls: Some(vec![IngressTLS {
+                hosts: Some(vec![host.clone()]),
+                secret_name: Some(super::access::tls_secret_name(ctx)),
+            }]),
             rules: Some(vec![IngressRule {
                 host: Some(host),
                 http: Some(HTTPIngressRuleValue {

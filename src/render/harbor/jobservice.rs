@@ -2,15 +2,12 @@
 //! scans, GC and webhooks. Pure; the Redis URL (maybe with a password reference) comes through env.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
 
 use super::common::*;
-use super::{generated_secret_name, secret};
+use super::{generated_secret_name, internal_secrets_env, secret};
 use crate::crd::VolumeSpec;
 use crate::render::{RenderError, RenderedObject};
 
@@ -19,14 +16,7 @@ const LOG_DIR: &str = "/var/log/jobs";
 /// Redis namespace of Harbor's job queue (shared with the exporter).
 pub(super) const JOB_NAMESPACE: &str = "harbor_job_service_namespace";
 
-/// config.yml depends on no input: serialized once per process (YAML emission is costly).
-static CONFIG_YML: LazyLock<Option<String>> = LazyLock::new(|| build_config_yml().ok());
-
 fn config_yml() -> Result<String, RenderError> {
-    constant_config(&CONFIG_YML, build_config_yml)
-}
-
-fn build_config_yml() -> Result<String, RenderError> {
     // The Redis URL is set by JOB_SERVICE_POOL_REDIS_URL, which overrides `redis_url` here.
     let config = json!({
         "protocol": "http",
@@ -50,11 +40,15 @@ fn build_config_yml() -> Result<String, RenderError> {
 }
 
 pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
+    let data = BTreeMap::from([("config.yml".to_string(), config_yml()?)]);
+    let checksum = config_checksum([&data]);
     let config = ConfigMap {
         metadata: ctx.meta(COMPONENT),
-        data: Some(BTreeMap::from([("config.yml".to_string(), config_yml()?)])),
+        data: Some(data),
         ..Default::default()
     };
+    // Jobservice trusts what core trusts (harbor-helm mounts its caBundleSecretName in both).
+    let database_ca = ctx.database_ca();
     let volume = ctx
         .spec
         .jobservice
@@ -62,6 +56,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         .and_then(|j| j.storage.clone())
         .unwrap_or_else(|| VolumeSpec::sized("1Gi"));
     let core_url = ctx.service_url("core", Some(SERVICE_PORT));
+    let [core_secret, jobservice_secret] = internal_secrets_env(ctx);
     let mut environment: Vec<_> = ctx.redis.password_env().into_iter().collect();
     environment.extend([
         env("CORE_URL", core_url.clone()),
@@ -81,16 +76,8 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ),
         env("JOBSERVICE_WEBHOOK_JOB_MAX_RETRY", "3"),
         env("JOBSERVICE_WEBHOOK_JOB_HTTP_CLIENT_TIMEOUT", "3"),
-        env_from_secret(
-            "CORE_SECRET",
-            &generated_secret_name(ctx, secret::CORE),
-            secret::CORE_SECRET,
-        ),
-        env_from_secret(
-            "JOBSERVICE_SECRET",
-            &generated_secret_name(ctx, secret::JOBSERVICE),
-            secret::JOBSERVICE_SECRET,
-        ),
+        core_secret,
+        jobservice_secret,
         env_from_secret(
             "REGISTRY_CREDENTIAL_PASSWORD",
             &generated_secret_name(ctx, secret::REGISTRY),
@@ -117,39 +104,38 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
-        volume_mounts: Some(vec![
-            read_only_mount("config", "/etc/jobservice/config.yml", Some("config.yml")),
-            mount("job-logs", LOG_DIR, None),
-        ]),
+        volume_mounts: Some(
+            [
+                // Read once at start; a change rolls the pod (config checksum).
+                read_only_mount("config", "/etc/jobservice/config.yml", Some("config.yml")),
+                mount("job-logs", LOG_DIR, None),
+            ]
+            .into_iter()
+            .chain(database_ca.as_ref().map(|(_, mount)| mount.clone()))
+            .collect(),
+        ),
         ..Default::default()
     };
-    let deployment = Deployment {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            revision_history_limit: Some(3),
-            // The log volume is ReadWriteOnce: never run two pods at once.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".to_string()),
-                ..Default::default()
-            }),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(
+    let deployment = ctx.deployment(
+        COMPONENT,
+        // The log volume is ReadWriteOnce: never run two pods at once.
+        true,
+        with_config_checksum(
+            ctx.pod_template(
                 COMPONENT,
                 HARBOR_UID,
                 vec![container],
-                vec![
+                [
                     config_map_volume("config", &ctx.object_name(COMPONENT)),
                     pvc_volume("job-logs", &ctx.object_name(COMPONENT)),
-                ],
+                ]
+                .into_iter()
+                .chain(database_ca.map(|(volume, _)| volume))
+                .collect(),
             ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+            checksum,
+        ),
+    );
     Ok(vec![
         RenderedObject::from_typed(config)?,
         RenderedObject::from_typed(pvc(ctx.meta(COMPONENT), &volume))?,

@@ -2,6 +2,8 @@
 //! database and the Ingress, plus the Secrets the operator must generate (as data). Pure: values of
 //! generated Secrets never pass through here; workloads only reference them.
 
+pub(crate) mod access;
+mod cnpg;
 mod common;
 mod core;
 mod database;
@@ -12,9 +14,13 @@ mod portal;
 mod redis;
 mod registry;
 mod trivy;
+mod versions;
 
 use common::Ctx;
 
+pub use common::CONFIG_CHECKSUM_ANNOTATION;
+
+pub use common::component_name;
 pub use database::cluster_resource;
 
 use super::generated::{GeneratedSecret, SecretGenerator};
@@ -51,18 +57,47 @@ fn generated_secret_name(ctx: &Ctx<'_>, what: &str) -> String {
     ctx.object_name(&format!("{what}-secret"))
 }
 
-pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendered, RenderError> {
-    let ctx = Ctx::new(registry);
-    let mut objects: Vec<RenderedObject> = Vec::new();
-    let warnings = Vec::new();
+/// `CORE_SECRET` and `JOBSERVICE_SECRET`, from the generated Secrets: how core, jobservice and
+/// registryctl authenticate each other.
+fn internal_secrets_env(ctx: &Ctx<'_>) -> [k8s_openapi::api::core::v1::EnvVar; 2] {
+    [
+        common::env_from_secret(
+            "CORE_SECRET",
+            &generated_secret_name(ctx, secret::CORE),
+            secret::CORE_SECRET,
+        ),
+        common::env_from_secret(
+            "JOBSERVICE_SECRET",
+            &generated_secret_name(ctx, secret::JOBSERVICE),
+            secret::JOBSERVICE_SECRET,
+        ),
+    ]
+}
 
-    let managed_database = ctx
-        .spec
-        .database
-        .as_ref()
-        .is_none_or(|d| d.external.is_none());
+pub(super) fn render(
+    registry: &Registry,
+    host: Option<&str>,
+    observed: &Observed,
+) -> Result<Rendered, RenderError> {
+    let ctx = Ctx::at(registry, host);
+    let mut objects: Vec<RenderedObject> = Vec::new();
+    let mut warnings = Vec::new();
+
+    let existing_cluster = cnpg::existing(&ctx);
+    let managed_database = existing_cluster.is_none()
+        && ctx
+            .spec
+            .database
+            .as_ref()
+            .is_none_or(|d| d.external.is_none());
     if managed_database {
         objects.push(database::cluster(&ctx)?);
+        if let Some(backup) = cnpg::backup(&ctx) {
+            objects.push(cnpg::scheduled_backup(&ctx, &backup)?);
+        }
+    }
+    if let Some(existing) = &existing_cluster {
+        objects.extend(cnpg::existing_cluster_objects(&ctx, existing)?);
     }
     // Core migrates the schema at start and exits when the database is unreachable; it waits for a
     // Ready database, but once running it is never removed because the database blipped.
@@ -90,15 +125,27 @@ pub(super) fn render(registry: &Registry, observed: &Observed) -> Result<Rendere
     });
     objects.push(ingress::ingress(&ctx)?);
 
+    let mut secret_copies = Vec::new();
+    if let Some((config_map, copy)) = access::exported_ca(&ctx)? {
+        objects.push(config_map);
+        secret_copies.push(copy);
+    }
+    let (coredns, coredns_warning) =
+        access::coredns_custom(&ctx, observed.coredns_custom.as_ref())?;
+    objects.extend(coredns);
+    warnings.extend(coredns_warning);
+
     Ok(Rendered {
         objects,
         endpoint: Some(ctx.host.clone()),
-        k3s_registries_yaml: None,
+        k3s_registries_yaml: Some(access::registries_yaml(&ctx)?),
         adopted: false,
         warnings,
         generated_secrets: generated_secrets(&ctx),
         harbor_version: Some(ctx.version.clone()),
         held_back,
+        node_port_conflict: None,
+        secret_copies,
     })
 }
 
@@ -108,6 +155,7 @@ fn generated_secrets(ctx: &Ctx<'_>) -> Vec<GeneratedSecret> {
         name: generated_secret_name(ctx, what),
         namespace: ctx.namespace.clone(),
         labels: ctx.secret_labels(),
+        secret_type: "Opaque".to_string(),
         keys: keys.into_iter().map(|(k, g)| (k.to_string(), g)).collect(),
     };
     let mut secrets = Vec::new();
@@ -152,6 +200,12 @@ fn generated_secrets(ctx: &Ctx<'_>) -> Vec<GeneratedSecret> {
             ),
         ],
     ));
+    if let Some(existing) = cnpg::existing(ctx) {
+        // The source before its copy: the controller creates them in this order.
+        secrets.extend(cnpg::generated_secrets(ctx, &existing));
+    }
+    // The CA goes before the certificate it signs: the controller creates them in this order.
+    secrets.extend(access::generated_tls_secrets(ctx));
     secrets
 }
 

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::common::*;
 use crate::render::{RenderError, RenderedObject};
@@ -56,9 +54,11 @@ fn nginx_conf() -> String {
 }
 
 pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
+    let data = BTreeMap::from([("nginx.conf".to_string(), nginx_conf())]);
+    let checksum = config_checksum([&data]);
     let config = ConfigMap {
         metadata: ctx.meta(COMPONENT),
-        data: Some(BTreeMap::from([("nginx.conf".to_string(), nginx_conf())])),
+        data: Some(data),
         ..Default::default()
     };
     let container = Container {
@@ -76,21 +76,17 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         )),
         security_context: Some(container_security(true)),
         volume_mounts: Some(vec![
+            // Read once at start; a change rolls the pod (config checksum).
             read_only_mount("config", "/etc/nginx/nginx.conf", Some("nginx.conf")),
             mount("tmp", "/tmp", None),
         ]),
         ..Default::default()
     };
-    let deployment = Deployment {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            revision_history_limit: Some(3),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(
+    let deployment = ctx.deployment(
+        COMPONENT,
+        false,
+        with_config_checksum(
+            ctx.pod_template(
                 COMPONENT,
                 HARBOR_UID,
                 vec![container],
@@ -99,10 +95,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
                     empty_dir("tmp"),
                 ],
             ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+            checksum,
+        ),
+    );
     Ok(vec![
         RenderedObject::from_typed(config)?,
         RenderedObject::from_typed(ctx.service(COMPONENT, &[("http", SERVICE_PORT, HTTP_PORT)]))?,

@@ -1,11 +1,8 @@
-//! Internal Redis: a single-instance StatefulSet with a PVC, and its Service. Nothing is rendered when
-//! an external Redis is configured. Pure.
+//! Internal cache: a single-instance StatefulSet with a PVC, and its Service; `redis-photon` or, from
+//! Harbor 2.15.2, `valkey-photon` (see `versions`). Nothing is rendered when an external Redis is
+//! configured. Pure.
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ExecAction, PersistentVolumeClaim, Probe, TCPSocketAction,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::core::v1::{Container, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::*;
@@ -19,29 +16,26 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         return Ok(Vec::new());
     }
     let volume = redis.internal.unwrap_or_default().storage;
-    let liveness = Probe {
+    // TCP probes, as harbor-helm's redis StatefulSet has them: they work with either image (and any
+    // override), where an exec probe would need `redis-cli` (redis-photon) or `valkey-cli`
+    // (valkey-photon ships only that one: `make/photon/valkey/docker-healthcheck`).
+    let tcp_probe = |initial_delay| Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::String("redis".to_string()),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(5),
-        period_seconds: Some(10),
-        failure_threshold: Some(3),
-        ..Default::default()
-    };
-    let readiness = Probe {
-        exec: Some(ExecAction {
-            command: Some(vec!["redis-cli".to_string(), "ping".to_string()]),
-        }),
-        initial_delay_seconds: Some(1),
+        initial_delay_seconds: Some(initial_delay),
         period_seconds: Some(10),
         timeout_seconds: Some(5),
         failure_threshold: Some(3),
         ..Default::default()
     };
+    let liveness = tcp_probe(5);
+    let readiness = tcp_probe(1);
+    let repository = ctx.release.cache_image.repository();
     let container = Container {
         name: COMPONENT.to_string(),
-        image: Some(ctx.image("redis-photon", |i| i.redis.clone())),
+        image: Some(ctx.image(repository, |i| i.redis.clone())),
         image_pull_policy: Some("IfNotPresent".to_string()),
         ports: Some(vec![port("redis", REDIS_PORT)]),
         liveness_probe: Some(liveness),
@@ -57,29 +51,11 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         volume_mounts: Some(vec![mount("data", "/var/lib/redis", None)]),
         ..Default::default()
     };
-    let stateful_set = StatefulSet {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(ctx.object_name(COMPONENT)),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(COMPONENT, REDIS_UID, vec![container], Vec::new()),
-            volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".to_string()),
-                    labels: Some(ctx.owner().labels(APP, COMPONENT)),
-                    ..Default::default()
-                },
-                spec: Some(pvc_spec(&volume)),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let stateful_set = ctx.stateful_set(
+        COMPONENT,
+        ctx.pod_template(COMPONENT, REDIS_UID, vec![container], Vec::new()),
+        &volume,
+    );
     Ok(vec![
         RenderedObject::from_typed(ctx.service(COMPONENT, &[("redis", REDIS_PORT, REDIS_PORT)]))?,
         RenderedObject::from_typed(stateful_set)?,

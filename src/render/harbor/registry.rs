@@ -3,33 +3,17 @@
 //! reach the containers only as `secretKeyRef` env vars.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
 use super::common::*;
-use super::{generated_secret_name, secret};
+use super::{generated_secret_name, internal_secrets_env, secret};
 use crate::crd::{S3Storage, VolumeSpec};
 use crate::render::{RenderError, RenderedObject};
 
 const COMPONENT: &str = "registry";
 const STORAGE_DIR: &str = "/storage";
-
-/// Media types core does not need to hear about (layer pushes), as the upstream chart lists them.
-const IGNORED_MEDIA_TYPES: &[&str] = &[
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/octet-stream",
-];
 
 fn s3<'c>(ctx: &'c Ctx<'_>) -> Option<&'c S3Storage> {
     ctx.spec.storage.as_ref().and_then(|s| s.s3.as_ref())
@@ -56,7 +40,10 @@ fn storage_config(ctx: &Ctx<'_>) -> Value {
 
 /// Sections of config.yml that depend on the Registry; the constant ones are in [`CONFIG_HEAD`] and
 /// [`CONFIG_TAIL`]. The HTTP secret and the Redis password come from REGISTRY_HTTP_SECRET /
-/// REGISTRY_REDIS_PASSWORD.
+/// REGISTRY_REDIS_PASSWORD. No `notifications`: Harbor 2.x has no receiver for registry events
+/// (`/service/notifications` was Harbor 1.x; core learns of pushes through its own `/v2` proxy),
+/// harbor-helm's registry ConfigMap has none, and distribution retries undeliverable events in
+/// memory without bound.
 fn config_sections(ctx: &Ctx<'_>) -> Value {
     let mut redis = json!({
         "addr": ctx.redis.addr,
@@ -72,58 +59,30 @@ fn config_sections(ctx: &Ctx<'_>) -> Value {
     json!({
         "storage": storage_config(ctx),
         "redis": redis,
-        "notifications": { "endpoints": [{
-            "name": "harbor",
-            "disabled": false,
-            "url": format!("{}/service/notifications", ctx.service_url("core", None)),
-            "timeout": "3000ms",
-            "threshold": 5,
-            "backoff": "1s",
-            "ignoredmediatypes": IGNORED_MEDIA_TYPES,
-        }]},
     })
 }
 
-/// Constant sections whose keys sort before every key of [`config_sections`] (maps emit sorted).
-fn config_head() -> Value {
+/// Constant sections of config.yml.
+fn config_constants() -> Value {
     json!({
         "log": { "level": "info", "fields": { "service": "registry" } },
         "http": { "addr": format!(":{REGISTRY_PORT}"), "relativeurls": false, "debug": { "addr": "localhost:5001" } },
         "auth": { "htpasswd": { "realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd" } },
-    })
-}
-
-/// Constant sections whose keys sort after every key of [`config_sections`].
-fn config_tail() -> Value {
-    json!({
         "version": 0.1,
         "validation": { "disabled": true },
     })
 }
 
-static CONFIG_HEAD: LazyLock<Option<String>> =
-    LazyLock::new(|| yaml_serde::to_string(&config_head()).ok());
-static CONFIG_TAIL: LazyLock<Option<String>> =
-    LazyLock::new(|| yaml_serde::to_string(&config_tail()).ok());
-
+/// config.yml: the constant sections and those that depend on the spec, as one map (emitted sorted).
 fn config_yml(ctx: &Ctx<'_>) -> Result<String, RenderError> {
-    // YAML emission is the costliest step of a Harbor render, so the constant sections are emitted
-    // once per process. The entries of a top-level block mapping are emitted independently of each
-    // other, so head + sections + tail is byte for byte the emission of the whole map (tested below).
-    let head = constant_config(&CONFIG_HEAD, || Ok(yaml_serde::to_string(&config_head())?))?;
-    let tail = constant_config(&CONFIG_TAIL, || Ok(yaml_serde::to_string(&config_tail())?))?;
-    let sections = yaml_serde::to_string(&config_sections(ctx))?;
-    Ok([head, sections, tail].concat())
+    let mut config = config_constants();
+    if let (Some(whole), Value::Object(sections)) = (config.as_object_mut(), config_sections(ctx)) {
+        whole.extend(sections);
+    }
+    Ok(yaml_serde::to_string(&config)?)
 }
-
-/// ctl-config.yml depends on no input: serialized once per process (YAML emission is costly).
-static CTL_CONFIG_YML: LazyLock<Option<String>> = LazyLock::new(|| build_ctl_config_yml().ok());
 
 fn ctl_config_yml() -> Result<String, RenderError> {
-    constant_config(&CTL_CONFIG_YML, build_ctl_config_yml)
-}
-
-fn build_ctl_config_yml() -> Result<String, RenderError> {
     let config = json!({
         "protocol": "http",
         "port": HTTP_PORT,
@@ -166,12 +125,15 @@ fn shared_environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
 
 pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError> {
     let name = ctx.object_name(COMPONENT);
+    let data = BTreeMap::from([
+        ("config.yml".to_string(), config_yml(ctx)?),
+        ("ctl-config.yml".to_string(), ctl_config_yml()?),
+    ]);
+    // Both files are read once at start (mounted with subPath); a change rolls the pod.
+    let checksum = config_checksum([&data]);
     let config = ConfigMap {
         metadata: ctx.meta(COMPONENT),
-        data: Some(BTreeMap::from([
-            ("config.yml".to_string(), config_yml(ctx)?),
-            ("ctl-config.yml".to_string(), ctl_config_yml()?),
-        ])),
+        data: Some(data),
         ..Default::default()
     };
     let resources_of = |pick: fn(
@@ -219,18 +181,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ]),
         ..Default::default()
     };
-    let mut ctl_environment = vec![
-        env_from_secret(
-            "CORE_SECRET",
-            &generated_secret_name(ctx, secret::CORE),
-            secret::CORE_SECRET,
-        ),
-        env_from_secret(
-            "JOBSERVICE_SECRET",
-            &generated_secret_name(ctx, secret::JOBSERVICE),
-            secret::JOBSERVICE_SECRET,
-        ),
-    ];
+    let mut ctl_environment = internal_secrets_env(ctx).to_vec();
     ctl_environment.extend(shared_environment(ctx));
     let registryctl = Container {
         name: "registryctl".to_string(),
@@ -283,25 +234,15 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         config_map_volume("registry-config", &name),
         data_volume,
     ];
-    let deployment = Deployment {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            revision_history_limit: Some(3),
-            // A ReadWriteOnce image volume admits one pod: never run old and new side by side.
-            strategy: pvc_storage.then(|| DeploymentStrategy {
-                type_: Some("Recreate".to_string()),
-                ..Default::default()
-            }),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![registry, registryctl], volumes),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let deployment = ctx.deployment(
+        COMPONENT,
+        // A ReadWriteOnce image volume admits one pod: never run old and new side by side.
+        pvc_storage,
+        with_config_checksum(
+            ctx.pod_template(COMPONENT, HARBOR_UID, vec![registry, registryctl], volumes),
+            checksum,
+        ),
+    );
     let mut objects = vec![RenderedObject::from_typed(config)?];
     if pvc_storage {
         let volume = ctx
@@ -331,18 +272,8 @@ mod tests {
     use super::*;
     use crate::crd::Registry;
 
-    fn whole_config_yml(ctx: &Ctx<'_>) -> String {
-        let mut whole = config_head();
-        for part in [config_sections(ctx), config_tail()] {
-            if let (Some(whole), Value::Object(part)) = (whole.as_object_mut(), part) {
-                whole.extend(part);
-            }
-        }
-        yaml_serde::to_string(&whole).expect("emits")
-    }
-
     #[test]
-    fn config_pieces_concatenate_to_the_whole_file() {
+    fn config_yml_is_one_sorted_map_of_the_constant_and_spec_sections() {
         let s3 = r#"
 apiVersion: registry.aisp.dev/v1alpha1
 kind: Registry
@@ -363,7 +294,27 @@ spec:
         for yaml in [s3, pvc] {
             let registry: Registry = yaml_serde::from_str(yaml).expect("parses");
             let ctx = Ctx::new(&registry);
-            assert_eq!(config_yml(&ctx).expect("renders"), whole_config_yml(&ctx));
+            let text = config_yml(&ctx).expect("renders");
+            let parsed: Value = yaml_serde::from_str(&text).expect("parses back");
+            let keys: Vec<&String> = parsed.as_object().expect("a map").keys().collect();
+            let top_level: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with([' ', '-']))
+                .filter_map(|l| l.split(':').next())
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    "auth",
+                    "http",
+                    "log",
+                    "redis",
+                    "storage",
+                    "validation",
+                    "version"
+                ]
+            );
+            assert_eq!(top_level, keys, "emitted once, in sorted order:\n{text}");
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Trivy adapter: a StatefulSet whose PVC keeps the vulnerability DB cache, and its Service. Pure.
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::core::v1::Container;
 
 use super::common::*;
 use crate::crd::VolumeSpec;
@@ -59,30 +57,11 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         volume_mounts: Some(vec![mount("data", CACHE_DIR, None)]),
         ..Default::default()
     };
-    let name = ctx.object_name(COMPONENT);
-    let stateful_set = StatefulSet {
-        metadata: ctx.meta(COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(name),
-            selector: LabelSelector {
-                match_labels: Some(ctx.owner().pod_selector(APP, COMPONENT)),
-                ..Default::default()
-            },
-            template: ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], Vec::new()),
-            volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".to_string()),
-                    labels: Some(ctx.owner().labels(APP, COMPONENT)),
-                    ..Default::default()
-                },
-                spec: Some(pvc_spec(&volume)),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let stateful_set = ctx.stateful_set(
+        COMPONENT,
+        ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], Vec::new()),
+        &volume,
+    );
     Ok(vec![
         RenderedObject::from_typed(
             ctx.service(COMPONENT, &[("api-server", HTTP_PORT, HTTP_PORT)]),

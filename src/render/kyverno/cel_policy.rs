@@ -186,11 +186,25 @@ pub struct KeylessIdentity {
     pub subject_reg_exp: Option<String>,
 }
 
-/// Rekor settings (`ctlog.url` is the Rekor URL in this API).
+/// Rekor and CT settings (`ctlog.url` is the Rekor URL in this API).
 #[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct CosignTransparencyLog {
-    /// Rekor URL.
-    pub url: String,
+    /// Rekor URL (unset: the public Rekor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Skip the transparency-log check.
+    #[serde(
+        rename = "insecureIgnoreTlog",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub insecure_ignore_tlog: bool,
+    /// Accept certificates without an SCT.
+    #[serde(
+        rename = "insecureIgnoreSCT",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub insecure_ignore_sct: bool,
 }
 
 /// A named attestation.

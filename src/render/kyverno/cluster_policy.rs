@@ -142,6 +142,12 @@ pub struct StaticKeyAttestor {
     /// Secret holding `cosign.pub`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretReference>,
+    /// Rekor transparency log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rekor: Option<Rekor>,
+    /// Certificate transparency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctlog: Option<CtLog>,
 }
 
 /// Secret name and namespace.
@@ -168,13 +174,29 @@ pub struct KeylessAttestor {
     /// Rekor transparency log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rekor: Option<Rekor>,
+    /// Certificate transparency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctlog: Option<CtLog>,
 }
 
 /// Rekor settings.
 #[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct Rekor {
-    /// Rekor URL.
-    pub url: String,
+    /// Rekor URL (unset: the public Rekor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Skip the transparency-log check.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_tlog: bool,
+}
+
+/// Certificate-transparency settings.
+#[derive(Serialize, Clone, Debug)]
+pub struct CtLog {
+    /// Accept certificates without an SCT.
+    #[serde(rename = "ignoreSCT")]
+    pub ignore_sct: bool,
 }
 
 /// An in-toto attestation with conditions on its predicate.

@@ -7,7 +7,10 @@ use super::cluster_policy::{LATEST_MESSAGE, builder_id_path, severities_above};
 use super::image_rules::{
     ALL_CONTAINERS_CEL, REGISTRY_CEL, TAG_CEL, cel_string_literal, registry_prefixes_cel,
 };
-use super::{Context, DISALLOW_LATEST_TAG, REQUIRE_SIGNATURES, RESTRICT_REGISTRIES, message};
+use super::{
+    Context, DISALLOW_LATEST_TAG, EPHEMERAL_REGISTRY, EPHEMERAL_TAG, REQUIRE_SIGNATURES,
+    RESTRICT_REGISTRIES, message,
+};
 use crate::crd::{AttestationRule, SignatureRule};
 use crate::render::kyverno::cel_policy::{
     CelValidation, CosignAttestor, CosignKey, CosignKeyless, CosignTransparencyLog, Enabled,
@@ -22,6 +25,18 @@ use crate::render::kyverno::{
 use crate::render::{RenderError, RenderedObject};
 
 const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
+/// The containers `kubectl debug` adds, the object of a `pods/ephemeralcontainers` request.
+const EPHEMERAL_CONTAINERS_CEL: &str =
+    "has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : []";
+
+/// What a policy matches. Kyverno generates the pod-controller rules (Deployment, StatefulSet,
+/// DaemonSet, ReplicaSet, Job, CronJob) of a policy only when its resource rules name `pods` alone,
+/// so the ephemeral-containers subresource gets a policy of its own (`-ephemeral-*`).
+#[derive(Clone, Copy)]
+enum Target {
+    Pods,
+    EphemeralContainers,
+}
 const ATTESTOR: &str = "signer";
 const ALL_IMAGES_CEL: &str = "(has(images.containers) ? images.containers : []) + (has(images.initContainers) ? images.initContainers : []) + (has(images.ephemeralContainers) ? images.ephemeralContainers : [])";
 
@@ -37,17 +52,12 @@ pub(super) fn render(
             expression: format!("variables.allContainers.all(c, {TAG_CEL})"),
             message: message(rule.message.as_deref(), LATEST_MESSAGE),
         };
-        let mut policy = validating_policy(
+        objects.extend(pods_and_ephemeral(
             context,
-            DISALLOW_LATEST_TAG,
+            [DISALLOW_LATEST_TAG, EPHEMERAL_TAG],
             context.action(rule.failure_action),
             Vec::new(),
             validation,
-        );
-        objects.push(RenderedObject::from_parts(
-            validating_policy_resource(),
-            std::mem::take(&mut policy.metadata),
-            serde_json::to_value(&policy)?,
         )?);
     }
     if let Some(rule) = &rules.restrict_registries {
@@ -63,17 +73,12 @@ pub(super) fn render(
             name: "allowedPrefixes".to_string(),
             expression: registry_prefixes_cel(&context.allowed_registries),
         };
-        let mut policy = validating_policy(
+        objects.extend(pods_and_ephemeral(
             context,
-            RESTRICT_REGISTRIES,
+            [RESTRICT_REGISTRIES, EPHEMERAL_REGISTRY],
             context.action(rule.failure_action),
             vec![prefixes],
             validation,
-        );
-        objects.push(RenderedObject::from_parts(
-            validating_policy_resource(),
-            std::mem::take(&mut policy.metadata),
-            serde_json::to_value(&policy)?,
         )?);
     }
     if let Some(signatures) = &rules.require_signatures {
@@ -120,6 +125,37 @@ pub(super) fn render(
     Ok((objects, warnings))
 }
 
+/// One image rule as two ValidatingPolicies named by `slugs`: for pods (Kyverno adds its
+/// pod-controller rules) and for the ephemeral-containers subresource.
+fn pods_and_ephemeral(
+    context: &Context<'_>,
+    slugs: [&str; 2],
+    action: FailureAction,
+    variables: Vec<Variable>,
+    validation: CelValidation,
+) -> Result<Vec<RenderedObject>, RenderError> {
+    let targets = [Target::Pods, Target::EphemeralContainers];
+    slugs
+        .into_iter()
+        .zip(targets)
+        .map(|(slug, target)| {
+            let mut policy = validating_policy(
+                context,
+                slug,
+                target,
+                action,
+                variables.clone(),
+                validation.clone(),
+            );
+            RenderedObject::from_parts(
+                validating_policy_resource(),
+                std::mem::take(&mut policy.metadata),
+                serde_json::to_value(&policy)?,
+            )
+        })
+        .collect()
+}
+
 fn actions(action: FailureAction) -> Vec<&'static str> {
     match action {
         FailureAction::Enforce => vec!["Deny"],
@@ -127,8 +163,8 @@ fn actions(action: FailureAction) -> Vec<&'static str> {
     }
 }
 
-/// Pods (and the ephemeral-containers subresource, whose object is the Pod) in the selected namespaces.
-fn match_pods(context: &Context<'_>) -> MatchConstraints {
+/// Pods, or the ephemeral-containers subresource (whose object is the Pod), in the selected namespaces.
+fn match_pods(context: &Context<'_>, target: Target) -> MatchConstraints {
     let mut expressions = Vec::new();
     if !context.namespaces.is_empty() {
         expressions.push(LabelSelectorRequirement {
@@ -149,7 +185,10 @@ fn match_pods(context: &Context<'_>) -> MatchConstraints {
             api_groups: vec![""],
             api_versions: vec!["v1"],
             operations: vec!["CREATE", "UPDATE"],
-            resources: vec!["pods", "pods/ephemeralcontainers"],
+            resources: vec![match target {
+                Target::Pods => "pods",
+                Target::EphemeralContainers => "pods/ephemeralcontainers",
+            }],
         }],
         namespace_selector: LabelSelector {
             match_expressions: Some(expressions),
@@ -161,13 +200,18 @@ fn match_pods(context: &Context<'_>) -> MatchConstraints {
 fn validating_policy(
     context: &Context<'_>,
     slug: &str,
+    target: Target,
     action: FailureAction,
     extra_variables: Vec<Variable>,
     validation: CelValidation,
 ) -> ValidatingPolicy {
+    let containers = match target {
+        Target::Pods => ALL_CONTAINERS_CEL,
+        Target::EphemeralContainers => EPHEMERAL_CONTAINERS_CEL,
+    };
     let mut variables = vec![Variable {
         name: "allContainers".to_string(),
-        expression: ALL_CONTAINERS_CEL.to_string(),
+        expression: containers.to_string(),
     }];
     variables.extend(extra_variables);
     ValidatingPolicy {
@@ -177,7 +221,7 @@ fn validating_policy(
             evaluation: Evaluation {
                 background: Enabled { enabled: true },
             },
-            match_constraints: match_pods(context),
+            match_constraints: match_pods(context, target),
             variables,
             validations: vec![validation],
         },
@@ -199,11 +243,13 @@ fn attestor(signatures: &SignatureRule) -> ImageAttestor {
             subject_reg_exp: k.subject_reg_exp.clone(),
         }],
     });
-    let ctlog = signatures
-        .keyless
-        .as_ref()
-        .and_then(|k| k.rekor_url.clone())
-        .map(|url| CosignTransparencyLog { url });
+    let t = super::transparency(signatures);
+    let ctlog =
+        (t.rekor_url.is_some() || t.ignore_tlog || t.ignore_sct).then_some(CosignTransparencyLog {
+            url: t.rekor_url,
+            insecure_ignore_tlog: t.ignore_tlog,
+            insecure_ignore_sct: t.ignore_sct,
+        });
     ImageAttestor {
         name: ATTESTOR.to_string(),
         cosign: CosignAttestor {
@@ -236,7 +282,7 @@ fn image_policy(
                 failure_policy: None,
                 timeout_seconds: 30,
             },
-            match_constraints: match_pods(context),
+            match_constraints: match_pods(context, Target::Pods),
             match_image_references: context
                 .signed_image_references()
                 .into_iter()

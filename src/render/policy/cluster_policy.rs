@@ -8,8 +8,8 @@ use super::{Context, DISALLOW_LATEST_TAG, REQUIRE_SIGNATURES, RESTRICT_REGISTRIE
 use crate::crd::{AttestationRule, SignatureRule};
 use crate::render::kyverno::cluster_policy::{
     AllConditions, Attestation, Attestor, AttestorSet, ClusterPolicy, ClusterPolicySpec, Condition,
-    ImageVerification, KeylessAttestor, MatchResources, Rekor, ResourceDescription, ResourceFilter,
-    Rule, SecretReference, StaticKeyAttestor, Validation,
+    CtLog, ImageVerification, KeylessAttestor, MatchResources, Rekor, ResourceDescription,
+    ResourceFilter, Rule, SecretReference, StaticKeyAttestor, Validation,
 };
 use crate::render::kyverno::{FailureAction, WebhookConfiguration, cluster_policy_resource};
 use crate::render::{RenderError, RenderedObject};
@@ -107,19 +107,44 @@ fn validate_policy(context: &Context<'_>, slug: &str, validation: Validation) ->
     }
 }
 
+/// Kyverno's `rekor` and `ctlog` of an attestor, from `transparencyLog` and `keyless.rekorURL`.
+fn transparency(signatures: &SignatureRule) -> (Option<Rekor>, Option<CtLog>) {
+    let t = super::transparency(signatures);
+    let rekor = (t.rekor_url.is_some() || t.ignore_tlog).then_some(Rekor {
+        url: t.rekor_url,
+        ignore_tlog: t.ignore_tlog,
+    });
+    let ctlog = t.ignore_sct.then_some(CtLog { ignore_sct: true });
+    (rekor, ctlog)
+}
+
 fn attestors(signatures: &SignatureRule) -> Vec<AttestorSet> {
+    let (rekor, ctlog) = transparency(signatures);
     let keys = signatures.keys.as_ref().map(|keys| StaticKeyAttestor {
         public_keys: keys.public_key.clone(),
         secret: keys.secret_ref.as_ref().map(|s| SecretReference {
             name: s.name.clone(),
             namespace: s.namespace.clone(),
         }),
+        rekor: rekor.clone(),
+        ctlog: ctlog.clone(),
     });
     let keyless = signatures.keyless.as_ref().map(|k| KeylessAttestor {
         issuer: k.issuer.clone(),
         subject: k.subject.clone(),
         subject_reg_exp: k.subject_reg_exp.clone(),
-        rekor: k.rekor_url.clone().map(|url| Rekor { url }),
+        // Kyverno refuses a keyless attestor with no Rekor URL: name the public one it defaults to.
+        rekor: Some(rekor.clone().map_or_else(
+            || Rekor {
+                url: Some(super::PUBLIC_REKOR.to_string()),
+                ignore_tlog: false,
+            },
+            |r| Rekor {
+                url: r.url.or_else(|| Some(super::PUBLIC_REKOR.to_string())),
+                ..r
+            },
+        )),
+        ctlog: ctlog.clone(),
     });
     vec![AttestorSet {
         entries: vec![Attestor { keys, keyless }],

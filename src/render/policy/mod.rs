@@ -20,6 +20,10 @@ use crate::validate::{self, ValidationError, ValidationErrors};
 pub const DISALLOW_LATEST_TAG: &str = "disallow-latest-tag";
 /// Slug of restrictRegistries.
 pub const RESTRICT_REGISTRIES: &str = "restrict-registries";
+/// CEL flavour only: the tag and registry rules for containers `kubectl debug` adds
+/// (`pods/ephemeralcontainers`); the ClusterPolicy flavour checks them in its Pod rules.
+pub const EPHEMERAL_TAG: &str = "ephemeral-tag";
+pub const EPHEMERAL_REGISTRY: &str = "ephemeral-registry";
 /// Slug of requireSignatures.
 pub const REQUIRE_SIGNATURES: &str = "require-signatures";
 /// Label value `app.kubernetes.io/name` of every generated policy.
@@ -34,7 +38,7 @@ pub struct PolicyObserved {
     pub cluster_policy_served: bool,
     /// `validatingpolicies` and `imagevalidatingpolicies` of `policies.kyverno.io` v1 are served.
     pub cel_policies_served: bool,
-    /// Namespace the operator runs in (excluded by default).
+    /// Namespace the operator runs in (excluded unless `spec.namespaces` names it).
     pub operator_namespace: String,
 }
 
@@ -90,14 +94,43 @@ pub fn render(
     })
 }
 
+/// The public Sigstore Rekor, Kyverno's documented default; its ClusterPolicy webhook refuses a
+/// keyless attestor without a Rekor URL ("Either Rekor URL or roots are required").
+pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+
+/// Transparency-log settings of a signature rule, as both flavours need them: the Rekor URL
+/// (`transparencyLog.rekorURL`, else `keyless.rekorURL`), ignore the log, ignore the SCT.
+pub(crate) struct Transparency {
+    pub rekor_url: Option<String>,
+    pub ignore_tlog: bool,
+    pub ignore_sct: bool,
+}
+
+pub(crate) fn transparency(signatures: &crate::crd::SignatureRule) -> Transparency {
+    let tlog = signatures.transparency_log.clone().unwrap_or_default();
+    let rekor_url = tlog.rekor_url.clone().or_else(|| {
+        signatures
+            .keyless
+            .as_ref()
+            .and_then(|k| k.rekor_url.clone())
+    });
+    Transparency {
+        rekor_url,
+        ignore_tlog: tlog.ignore_tlog,
+        ignore_sct: tlog.ignore_sct,
+    }
+}
+
 /// Which flavour to generate; `KyvernoNotInstalled` when the wanted kinds are not served.
 pub fn choose_engine(
     wanted: PolicyEngine,
     observed: &PolicyObserved,
 ) -> Result<ChosenEngine, RenderError> {
     match wanted {
-        PolicyEngine::Auto if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
+        // The CEL kinds first: Kyverno deprecates ClusterPolicy (its webhook warns on every
+        // apply) and the CEL flavour gives the same verdicts (tests/kyverno_*.rs).
         PolicyEngine::Auto if observed.cel_policies_served => Ok(ChosenEngine::Cel),
+        PolicyEngine::Auto if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
         PolicyEngine::Auto => Err(RenderError::KyvernoNotInstalled(
             "neither ClusterPolicy (kyverno.io/v1) nor ValidatingPolicy (policies.kyverno.io/v1) is served",
         )),
@@ -185,13 +218,13 @@ impl<'a> Context<'a> {
         if policy.spec.rules.restrict_registries.is_some() && allowed_registries.is_empty() {
             return Err(RenderError::NoAllowedRegistries);
         }
-        let exclude_namespaces = match &policy.spec.exclude_namespaces {
-            Some(list) => dedup(list.clone()),
-            None => dedup(vec![
-                "kube-system".to_string(),
-                observed.operator_namespace.clone(),
-            ]),
-        };
+        // The platform's own pods are never checked unless `spec.namespaces` names their namespace.
+        let mut exclude_namespaces: Vec<String> = platform_namespaces(policy, observed)
+            .into_iter()
+            .filter(|n| !policy.spec.namespaces.contains(n))
+            .collect();
+        exclude_namespaces.extend(policy.spec.exclude_namespaces.iter().flatten().cloned());
+        let exclude_namespaces = dedup(exclude_namespaces);
         let namespaces = dedup(
             policy
                 .spec
@@ -264,6 +297,20 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Namespaces whose pods the platform itself runs: `kube-system`, the operator's namespace and the
+/// referenced Registry's (Harbor, Redis, CloudNativePG pods). Policies exclude them unless the user
+/// opts in by naming one in `spec.namespaces`, so a policy can never block the registry it points to.
+pub fn platform_namespaces(policy: &ImagePolicy, observed: &PolicyObserved) -> Vec<String> {
+    let mut namespaces = vec![
+        "kube-system".to_string(),
+        observed.operator_namespace.clone(),
+    ];
+    if let Some(reference) = &policy.spec.registry_ref {
+        namespaces.push(reference.namespace.clone());
+    }
+    dedup(namespaces)
+}
+
 fn dedup(list: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for item in list {
@@ -284,4 +331,80 @@ pub fn safe_message(text: &str) -> String {
 /// The message of a basic rule: the user's (made safe) or the default.
 pub(crate) fn message(own: Option<&str>, default: &str) -> String {
     own.map(safe_message).unwrap_or_else(|| default.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(spec: serde_json::Value) -> ImagePolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "ImagePolicy",
+            "metadata": {"name": "p"}, "spec": spec,
+        }))
+        .expect("policy")
+    }
+
+    fn excluded(spec: serde_json::Value) -> (Vec<String>, Vec<String>) {
+        let observed = PolicyObserved {
+            registry_endpoint: Some("harbor.localhost".into()),
+            cluster_policy_served: true,
+            cel_policies_served: true,
+            operator_namespace: "registry-operator-system".into(),
+        };
+        let policy = policy(spec);
+        let context = Context::new(&policy, &observed).expect("context");
+        (context.namespaces, context.exclude_namespaces)
+    }
+
+    #[test]
+    fn platform_namespaces_are_excluded_even_with_own_exclusions() {
+        let reference = serde_json::json!({"name": "platform", "namespace": "registry"});
+        let (_, exclude) = excluded(serde_json::json!({"registryRef": reference, "rules": {}}));
+        assert_eq!(
+            exclude,
+            ["kube-system", "registry-operator-system", "registry"]
+        );
+        let (_, exclude) = excluded(
+            serde_json::json!({"registryRef": reference, "excludeNamespaces": ["monitoring"], "rules": {}}),
+        );
+        assert_eq!(
+            exclude,
+            [
+                "kube-system",
+                "registry-operator-system",
+                "registry",
+                "monitoring"
+            ],
+            "a user's list adds to the platform's, never replaces it"
+        );
+    }
+
+    #[test]
+    fn naming_a_platform_namespace_in_namespaces_opts_in() {
+        let reference = serde_json::json!({"name": "platform", "namespace": "registry"});
+        let (namespaces, exclude) = excluded(
+            serde_json::json!({"registryRef": reference, "namespaces": ["registry", "ai-apps"], "rules": {}}),
+        );
+        assert_eq!(namespaces, ["registry", "ai-apps"]);
+        assert_eq!(exclude, ["kube-system", "registry-operator-system"]);
+    }
+
+    #[test]
+    fn every_policy_name_fits_kyverno_for_the_longest_image_policy_name() {
+        for slug in [
+            DISALLOW_LATEST_TAG,
+            RESTRICT_REGISTRIES,
+            REQUIRE_SIGNATURES,
+            EPHEMERAL_TAG,
+            EPHEMERAL_REGISTRY,
+        ] {
+            assert!(
+                format!("-{slug}").len() <= validate::LONGEST_POLICY_SUFFIX,
+                "{slug} is longer than validate allows for"
+            );
+        }
+        // CEL attestation policies are `attestation-<index>`.
+        assert!("-attestation-999999".len() <= validate::LONGEST_POLICY_SUFFIX);
+    }
 }

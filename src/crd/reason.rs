@@ -1,0 +1,146 @@
+//! Every condition reason the operator writes in a status, and what each means to a reader (Argo CD,
+//! `kubectl describe`): healthy, progressing, degraded, or stuck until someone acts. Pure data; the
+//! controllers pick reasons, this module must not decide when.
+
+use std::fmt;
+
+/// What a reason tells whoever reads `Ready=False` (or `True`) with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meaning {
+    /// Serving as asked (`Ready=True`).
+    Healthy,
+    /// Still working towards the desired state; it resolves by itself (`Progressing=True`).
+    Progressing,
+    /// Something that should work is failing (`Degraded=True`).
+    Degraded,
+    /// Nothing is applied until someone acts (fix the spec, install a dependency); neither
+    /// progressing nor degraded in the status, shown as degraded by the Argo CD health checks.
+    Blocked,
+    /// Only the steady value of a secondary condition (`Progressing=False`, `Degraded=False`, a Harbor
+    /// part's `…Ready`); never the reason of `Ready=False`.
+    Neutral,
+}
+
+/// Which custom resource writes a reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrittenBy {
+    /// Only the Registry controller.
+    Registry,
+    /// Only the ImagePolicy controller.
+    ImagePolicy,
+    /// Both controllers.
+    Both,
+}
+
+macro_rules! reasons {
+    ($($(#[doc = $doc:literal])* $name:ident => $meaning:ident, $writer:ident;)*) => {
+        /// A condition reason the operator writes (the CamelCase word in `reason`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name,)*];
+
+            /// The word written in a condition's `reason`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)*
+                }
+            }
+
+            /// What the reason means to a reader.
+            pub const fn meaning(self) -> Meaning {
+                match self {
+                    $(Reason::$name => Meaning::$meaning,)*
+                }
+            }
+
+            /// Which custom resource's status carries it.
+            pub const fn written_by(self) -> WrittenBy {
+                match self {
+                    $(Reason::$name => WrittenBy::$writer,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Serving; the message gives the endpoint.
+    Available => Healthy, Registry;
+    /// Every generated Kyverno policy is ready.
+    PoliciesReady => Healthy, ImagePolicy;
+    /// A switch finished: the new mode serves (Progressing and Migrating turn False with it).
+    Switched => Healthy, Registry;
+    /// Children are not ready yet; the message lists which.
+    Provisioning => Progressing, Registry;
+    /// Progressing while children are not ready; the message lists which.
+    WaitingForChildren => Progressing, Registry;
+    /// Harbor core is held back until the CloudNativePG Cluster is ready.
+    WaitingForDatabase => Progressing, Registry;
+    /// A switch provisions the target mode while the old registry serves.
+    ProvisioningTarget => Progressing, Registry;
+    /// A switch copies images (a migration Job runs).
+    Migrating => Progressing, Registry;
+    /// Kyverno has not reported the generated policies ready yet.
+    WaitingForKyverno => Progressing, ImagePolicy;
+    /// `restrictRegistries` waits for the referenced Registry's `status.endpoint`.
+    WaitingForRegistryEndpoint => Progressing, ImagePolicy;
+    /// The API server refused a child's apply or prune; the message names it.
+    ApplyFailed => Degraded, Both;
+    /// `spec.k3d.nodePort` is taken by another Service; nothing was applied.
+    NodePortConflict => Degraded, Registry;
+    /// Another Registry owns what this one needs (e.g. the KEP-1755 ConfigMap).
+    Conflict => Degraded, Registry;
+    /// Harbor → K3d without `spec.migration.allowDowngrade`; Harbor keeps serving.
+    DowngradeRefused => Degraded, Registry;
+    /// The copy failed; the old registry keeps serving and the copy is retried with backoff.
+    MigrationFailed => Degraded, Registry;
+    /// The Kyverno policy kinds needed are not served; nothing was applied.
+    KyvernoNotInstalled => Degraded, ImagePolicy;
+    /// The referenced Registry's endpoint cannot be used in a policy.
+    InvalidEndpoint => Degraded, ImagePolicy;
+    /// Kyverno reports a generated policy not ready.
+    PolicyNotReady => Degraded, ImagePolicy;
+    /// Kyverno was installed after the operator started: its kinds are not watched until a restart.
+    RestartRequired => Degraded, ImagePolicy;
+    /// Degraded by findings of render (warnings) that do not stop the policies.
+    Warnings => Degraded, ImagePolicy;
+    /// The spec breaks a rule; the message names the field; nothing was applied.
+    InvalidSpec => Blocked, Both;
+    /// A managed Harbor database needs CloudNativePG, which is not installed; nothing was applied.
+    CNPGNotInstalled => Blocked, Registry;
+    /// `Progressing=False`: nothing left to do.
+    Reconciled => Neutral, Both;
+    /// `Degraded=False`: nothing is wrong.
+    AsExpected => Neutral, Both;
+    /// A Harbor part (`DatabaseReady`, `CacheReady`, `StorageReady`, `ComponentsReady`) is ready.
+    Ready => Neutral, Registry;
+    /// A Harbor part is not ready yet; the message lists what it waits for.
+    NotReady => Neutral, Registry;
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_unique_camel_case_words() {
+        let mut seen = std::collections::BTreeSet::new();
+        for reason in Reason::ALL {
+            let word = reason.as_str();
+            assert!(seen.insert(word), "{word} twice");
+            assert!(word.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+            assert!(word.chars().all(|c| c.is_ascii_alphanumeric()), "{word}");
+        }
+    }
+}

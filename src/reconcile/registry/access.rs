@@ -1,0 +1,177 @@
+//! The pull path's cluster side: what render needs to know (the registry Service's NodePort and, while
+//! it is not settled, every other Service's; `kube-system/coredns-custom`), the public parts of
+//! generated Secrets copied into ConfigMaps (the exported CA), and the shared ConfigMaps outside the
+//! Registry's namespace that the finalizer removes when they are this Registry's.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, ApiResource, ListParams};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use crate::crd::{AdoptPolicy, Registry};
+use crate::reconcile::children::ChildStores;
+use crate::render::{self, NodePortsObserved, ObservedConfigMap, RenderedObject, SecretCopy};
+
+/// ConfigMaps outside the Registry's namespace a Registry may write (no owner reference possible):
+/// the KEP-1755 announcement and k3s' CoreDNS extension. The finalizer deletes those labelled as
+/// this Registry's; someone else's are never touched.
+pub const SHARED_CONFIG_MAPS: [(&str, &str); 2] = [
+    ("kube-public", "local-registry-hosting"),
+    ("kube-system", "coredns-custom"),
+];
+
+/// Why reading or copying failed (transient).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// Reading from the API server failed.
+    #[error("reading {what}: {source}")]
+    Read { what: String, source: kube::Error },
+    /// A generated Secret lacks the key whose public value a ConfigMap exports.
+    #[error("Secret {secret} has no key {key} yet")]
+    Missing { secret: String, key: String },
+}
+
+/// Whether a K3d Registry adopts the announced registry (then it runs no Service and needs no port).
+pub fn adopts(registry: &Registry, hosting: Option<&render::observed::ObservedHosting>) -> bool {
+    let adopt = registry
+        .spec
+        .k3d
+        .as_ref()
+        .map(|k| k.adopt)
+        .unwrap_or_default();
+    adopt == AdoptPolicy::Auto && hosting.is_some_and(|h| h.written_by.is_none())
+}
+
+/// The NodePort of the registry's Service (from the watch cache) and, only while that port is not
+/// settled, the NodePorts of every other Service in the cluster (one list, no watch).
+pub async fn node_ports(
+    registry: &Registry,
+    client: &Client,
+    stores: &ChildStores,
+) -> Result<NodePortsObserved, AccessError> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = render::k3d_object_name(&registry.name_any());
+    let current = stores
+        .get(&ApiResource::erase::<Service>(&()), Some(&namespace), &name)
+        .and_then(|service| {
+            service
+                .data
+                .pointer("/spec/ports/0/nodePort")
+                .and_then(Value::as_i64)
+        })
+        .and_then(|port| i32::try_from(port).ok());
+    let mut taken = BTreeMap::new();
+    if render::needs_node_port_census(registry.spec.k3d.as_ref(), current) {
+        let services: Api<Service> = Api::all(client.clone());
+        let list = services
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| AccessError::Read {
+                what: "Services (their NodePorts)".to_string(),
+                source,
+            })?;
+        for service in list {
+            let other_namespace = service.namespace().unwrap_or_default();
+            let other_name = service.name_any();
+            if other_namespace == namespace && other_name == name {
+                continue;
+            }
+            let ports = service.spec.and_then(|s| s.ports).unwrap_or_default();
+            for port in ports.iter().filter_map(|p| p.node_port) {
+                taken.insert(port, format!("{other_namespace}/{other_name}"));
+            }
+        }
+    }
+    Ok(NodePortsObserved { current, taken })
+}
+
+/// `kube-system/coredns-custom`, if it exists.
+pub async fn coredns_custom(client: &Client) -> Result<Option<ObservedConfigMap>, AccessError> {
+    let (namespace, name) = SHARED_CONFIG_MAPS[1];
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let found = config_maps
+        .get_opt(name)
+        .await
+        .map_err(|source| AccessError::Read {
+            what: format!("{namespace}/{name}"),
+            source,
+        })?;
+    Ok(found.as_ref().map(ObservedConfigMap::from_config_map))
+}
+
+/// Every value of a Secret, decoded (values are never logged).
+pub fn secret_values(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .filter_map(|(key, value)| {
+            String::from_utf8(value.0.clone())
+                .ok()
+                .map(|v| (key.clone(), v))
+        })
+        .collect()
+}
+
+/// One key of a generated Secret: from the watch cache, else read directly (just created).
+async fn secret_value(
+    client: &Client,
+    stores: &ChildStores,
+    namespace: &str,
+    secret: &str,
+    key: &str,
+) -> Result<String, AccessError> {
+    let cached = stores
+        .get(&ApiResource::erase::<Secret>(&()), Some(namespace), secret)
+        .and_then(|object| {
+            serde_json::from_value::<Secret>(serde_json::to_value(object).ok()?).ok()
+        });
+    let secret_object = match cached {
+        Some(found) => Some(found),
+        None => Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_opt(secret)
+            .await
+            .map_err(|source| AccessError::Read {
+                what: format!("Secret {namespace}/{secret}"),
+                source,
+            })?,
+    };
+    secret_object
+        .as_ref()
+        .map(secret_values)
+        .and_then(|mut values| values.remove(key))
+        .ok_or_else(|| AccessError::Missing {
+            secret: secret.to_string(),
+            key: key.to_string(),
+        })
+}
+
+/// Put the public values `copies` name (the CA certificate) into the rendered ConfigMaps, in place
+/// of render's placeholder.
+pub async fn fill_secret_copies(
+    client: &Client,
+    stores: &ChildStores,
+    copies: &[SecretCopy],
+    objects: &mut [RenderedObject],
+) -> Result<(), AccessError> {
+    for copy in copies {
+        let value = secret_value(
+            client,
+            stores,
+            &copy.namespace,
+            &copy.secret,
+            &copy.secret_key,
+        )
+        .await?;
+        for object in objects.iter_mut().filter(|o| {
+            o.resource.kind == "ConfigMap"
+                && o.namespace() == Some(copy.namespace.as_str())
+                && o.name() == copy.config_map
+        }) {
+            object.object.data["data"][copy.key.as_str()] = Value::String(value.clone());
+        }
+    }
+    Ok(())
+}

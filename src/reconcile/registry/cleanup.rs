@@ -1,0 +1,102 @@
+//! The Registry finalizer: before a Registry goes, delete the ConfigMaps it wrote outside its namespace
+//! and release (or delete, per `retention`) its volume claims and managed database. Everything else
+//! goes by owner-reference garbage collection; this must not touch anything another owner labelled.
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::access;
+use super::error::{ReconcileError, registry_id};
+use crate::crd::{Registry, Retention};
+use crate::reconcile::apply;
+use crate::reconcile::context::Context;
+use crate::render::labels::{self, Owner};
+
+/// Before the Registry goes: delete the ConfigMaps it wrote outside its namespace (the KEP-1755
+/// announcement, `kube-system/coredns-custom`); keep (orphan) or delete its PVCs per `retention`.
+/// Everything else goes by owner-reference garbage collection.
+pub(super) async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
+    let id = registry_id(registry);
+    let name = registry.name_any();
+    let namespace = registry.namespace().unwrap_or_default();
+    let owner = Owner::registry(&name, &namespace);
+    for (shared_namespace, shared_name) in access::SHARED_CONFIG_MAPS {
+        let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), shared_namespace);
+        let Some(config_map) = config_maps
+            .get_opt(shared_name)
+            .await
+            .map_err(ReconcileError::Cleanup)?
+        else {
+            continue;
+        };
+        let labels = config_map.labels();
+        let ours = labels.get(labels::OWNER_NAME) == Some(&name)
+            && labels.get(labels::OWNER_NAMESPACE) == Some(&namespace)
+            && labels
+                .get(labels::OWNER_KIND)
+                .is_none_or(|kind| kind == "Registry");
+        if ours {
+            ignore_not_found(
+                config_maps
+                    .delete(shared_name, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )
+            .map_err(ReconcileError::Cleanup)?;
+        }
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let owned = claims
+        .list(&kube::api::ListParams::default().labels(&owner.selector()))
+        .await
+        .map_err(ReconcileError::Cleanup)?;
+    for claim in owned {
+        let claim_name = claim.name_any();
+        let result = match registry.spec.retention {
+            Retention::Retain => claims
+                .patch(
+                    &claim_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(apply::orphan_patch(&id)),
+                )
+                .await
+                .map(|_| ()),
+            Retention::Delete => claims
+                .delete(&claim_name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+        ignore_not_found(result).map_err(ReconcileError::Cleanup)?;
+        info!(registry = %id, claim = %claim_name, retention = ?registry.spec.retention, "released volume claim");
+    }
+    // A managed database goes with its owner unless retained: CloudNativePG would delete its volumes.
+    if registry.spec.retention == Retention::Retain {
+        for (resource, cluster) in ctx.stores.labelled(&owner.selector_labels()) {
+            if resource.kind != "Cluster" {
+                continue;
+            }
+            let cluster_name = cluster.metadata.name.clone().unwrap_or_default();
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+            let patch = Patch::Merge(apply::orphan_patch(&id));
+            ignore_not_found(
+                api.patch(&cluster_name, &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+            )
+            .map_err(ReconcileError::Cleanup)?;
+            info!(registry = %id, cluster = %cluster_name, "released database cluster (retention Retain)");
+        }
+    }
+    Ok(Action::await_change())
+}
+
+fn ignore_not_found(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
+}

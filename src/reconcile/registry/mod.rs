@@ -1,0 +1,175 @@
+//! The Registry controller. A pass is: plan (pure: which mode renders, at which host) → prepare
+//! (observe, render, generated Secrets, migration step) → one apply-and-prune → one status write
+//! from the pass's outcome; plus the finalizer. Decisions live in `plan`, `outcome` and `migration`;
+//! this file only sequences them and must not decide what a status says.
+
+pub(crate) mod access;
+mod cleanup;
+mod error;
+pub(crate) mod harbor;
+mod migration;
+mod outcome;
+mod plan;
+mod prepare;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::apply;
+use super::context::Context;
+use super::status_write;
+use crate::crd::{Reason, Registry};
+use crate::render::labels::Owner;
+pub(crate) use error::{ReconcileError, registry_id};
+use outcome::Outcome;
+use prepare::{Pass, Then};
+
+/// Finalizer that runs the cleanup before a Registry goes.
+pub(crate) const FINALIZER: &str = "registry.aisp.dev/cleanup";
+const CONTROLLER: &str = "registry";
+
+/// Entry point called by the controller for every Registry event.
+pub(crate) async fn reconcile(
+    registry: Arc<Registry>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let namespace = registry.namespace().unwrap_or_default();
+    let api: Api<Registry> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, registry.clone(), |event| async {
+        match event {
+            Finalizer::Apply(registry) => pass(&registry, &ctx).await,
+            Finalizer::Cleanup(registry) => cleanup::cleanup(&registry, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.reset_backoff(&registry_id(&registry));
+    }
+    result
+}
+
+/// Transient failures back off per object (reset on success); the failure is counted and logged.
+pub(crate) fn error_policy(
+    registry: Arc<Registry>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.failed(CONTROLLER, error.reason());
+    let delay = ctx.next_backoff(&registry_id(&registry));
+    warn!(registry = %registry_id(&registry), reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// One pass: the only place a Registry's children are applied and pruned and its status written.
+async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
+    let plan = plan::plan(registry);
+    let (outcome, failure) = match prepare::prepare(registry, ctx, &plan).await? {
+        Pass::Report(outcome) => (Some(*outcome), None),
+        Pass::Apply {
+            desired,
+            what,
+            then,
+        } => {
+            let id = registry_id(registry);
+            let name = registry.name_any();
+            let namespace = registry.namespace().unwrap_or_default();
+            let owned = apply::Owned {
+                owner: Owner::registry(&name, &namespace),
+                id: &id,
+                retention: registry.spec.retention,
+            };
+            match apply::apply_and_prune(ctx, &owned, &desired, what).await {
+                Ok(()) => (Some(report(registry, ctx, then).await), None),
+                Err(error) => (outcome::refused(registry, &error), Some(error)),
+            }
+        }
+    };
+    let written = match &outcome {
+        Some(outcome) => write_status(registry, ctx, outcome).await,
+        None => Ok(()),
+    };
+    if let Some(error) = failure {
+        if let Err(status_error) = written {
+            warn!(registry = %registry_id(registry), error = %status_error, "reporting a refused apply failed");
+        }
+        return Err(ReconcileError::Apply(error));
+    }
+    written?;
+    let outcome = outcome.expect("a pass without failure has an outcome");
+    if let Some(note) = outcome.switched {
+        publish_switched(registry, ctx, note).await;
+    }
+    Ok(outcome.action)
+}
+
+/// The outcome of a pass whose children were applied, from the watch caches (and, once a migration
+/// Job finished, the counts it reported).
+async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
+    match then {
+        Then::Steady(steady) => outcome::steady(registry, &steady, &ctx.stores, &ctx.settings),
+        Then::Switch(switching) => {
+            let namespace = registry.namespace().unwrap_or_default();
+            let counts = match switching.finished_job() {
+                Some(job) => migration::job_report(ctx, &namespace, job).await,
+                None => None,
+            };
+            outcome::switch(registry, *switching, counts, &ctx.stores, &ctx.settings)
+        }
+    }
+}
+
+/// Write the status if it changed (see [`status_write::write_status`]).
+async fn write_status(
+    registry: &Registry,
+    ctx: &Context,
+    outcome: &Outcome,
+) -> Result<(), ReconcileError> {
+    let api: Api<Registry> = Api::namespaced(
+        ctx.client.clone(),
+        &registry.namespace().unwrap_or_default(),
+    );
+    status_write::write_status(
+        &api,
+        &ctx.recorder,
+        registry,
+        outcome.status.clone(),
+        &outcome.conditions,
+    )
+    .await
+    .map_err(ReconcileError::Status)
+}
+
+/// The `Switched` Event of a finished switch (a failure to publish is only logged).
+async fn publish_switched(registry: &Registry, ctx: &Context, note: String) {
+    let id = registry_id(registry);
+    let event = KubeEvent {
+        type_: EventType::Normal,
+        reason: Reason::Switched.to_string(),
+        note: Some(note),
+        action: "Migrate".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &registry.object_ref(&()))
+        .await
+    {
+        warn!(registry = %id, error = %e, "publishing event failed");
+    }
+    info!(registry = %id, "switched; the old registry is retired on the next pass");
+}

@@ -1,0 +1,467 @@
+//! What a Registry pass reports: the status, conditions and requeue of each branch (a refusal that
+//! applies nothing, a refused apply, a steady pass, a switch pass), built from what was rendered and
+//! what the watch caches show. Pure: writes nothing; the controller writes the one status of a pass.
+
+use std::time::Duration;
+
+use kube::core::object::HasStatus;
+use kube::runtime::controller::Action;
+
+use super::harbor;
+use super::migration::MigrationStep;
+use crate::crd::{
+    MigrationPhase, MigrationStatus, Reason, Registry, RegistryMode, RegistryPhase, RegistryStatus,
+    condition,
+};
+use crate::migrate::Report;
+use crate::reconcile::apply::ApplyError;
+use crate::reconcile::children::{ChildStores, readiness};
+use crate::reconcile::context::Settings;
+use crate::reconcile::status::DesiredCondition;
+use crate::render::{self, Rendered, Target};
+
+/// What one pass writes and when it looks again.
+pub(super) struct Outcome {
+    /// The status to write (conditions and `observedGeneration` are filled in when written).
+    pub(super) status: RegistryStatus,
+    /// The conditions, merged with the current ones when written.
+    pub(super) conditions: Vec<DesiredCondition>,
+    /// When to reconcile again.
+    pub(super) action: Action,
+    /// A switch finished: the note of the `Switched` Event.
+    pub(super) switched: Option<String>,
+}
+
+/// A steady pass (or one whose downgrade is refused), after its children were applied.
+pub(super) struct Steady {
+    /// What was rendered and for which target.
+    pub(super) target: Target,
+    pub(super) rendered: Rendered,
+    /// Why children are not ready yet, as read before the apply.
+    pub(super) waiting: Vec<String>,
+    /// `spec.mode` asks for K3d while Harbor serves, without `allowDowngrade`.
+    pub(super) downgrade_refused: bool,
+    /// What reading the KEP-1755 announcement found wrong with it.
+    pub(super) observed_problem: Option<String>,
+}
+
+/// A switch pass, after both sides were applied.
+pub(super) struct Switching {
+    pub(super) from: RegistryMode,
+    pub(super) to: RegistryMode,
+    /// The target side's render and why it is not ready yet.
+    pub(super) target: Rendered,
+    pub(super) target_waiting: Vec<String>,
+    /// The side that still serves.
+    pub(super) source: Rendered,
+    /// The migration Job of this pass, once the target is ready.
+    pub(super) step: Option<MigrationStep>,
+}
+
+impl Switching {
+    /// The Job whose counts the status reports: the one that succeeded or failed.
+    pub(super) fn finished_job(&self) -> Option<&str> {
+        self.step
+            .as_ref()
+            .filter(|s| matches!(s.phase, MigrationPhase::Succeeded | MigrationPhase::Failed))
+            .map(|s| s.job.name())
+    }
+}
+
+/// Status fields carried over from the current status (migration progress is owned elsewhere).
+fn status_base(registry: &Registry) -> RegistryStatus {
+    let current = registry.status().cloned().unwrap_or_default();
+    RegistryStatus {
+        migration: current.migration,
+        harbor_version: current.harbor_version,
+        ..Default::default()
+    }
+}
+
+/// A pass that applies nothing: the spec, a port or a missing dependency stops it.
+fn nothing_applied(
+    registry: &Registry,
+    phase: RegistryPhase,
+    conditions: [DesiredCondition; 3],
+    action: Action,
+) -> Outcome {
+    Outcome {
+        status: RegistryStatus {
+            phase: Some(phase),
+            ..status_base(registry)
+        },
+        conditions: conditions.into(),
+        action,
+        switched: None,
+    }
+}
+
+/// The spec breaks a rule (`message` names the field); wait for it to change.
+pub(super) fn invalid_spec(registry: &Registry, message: String) -> Outcome {
+    let reason = Reason::InvalidSpec;
+    let conditions = [
+        DesiredCondition::new(condition::READY, false, reason, message),
+        DesiredCondition::new(
+            condition::PROGRESSING,
+            false,
+            reason,
+            "waiting for the spec to be fixed",
+        ),
+        DesiredCondition::new(condition::DEGRADED, false, reason, ""),
+    ];
+    nothing_applied(
+        registry,
+        RegistryPhase::Invalid,
+        conditions,
+        Action::await_change(),
+    )
+}
+
+/// `spec.k3d.nodePort` is taken; the other Service is not watched, so look again at the next resync.
+pub(super) fn node_port_conflict(registry: &Registry, conflict: &str, resync: Duration) -> Outcome {
+    let reason = Reason::NodePortConflict;
+    let conditions = [
+        DesiredCondition::new(condition::READY, false, reason, conflict),
+        DesiredCondition::new(condition::PROGRESSING, false, reason, "nothing applied"),
+        DesiredCondition::new(condition::DEGRADED, true, reason, conflict),
+    ];
+    nothing_applied(
+        registry,
+        RegistryPhase::Degraded,
+        conditions,
+        Action::requeue(resync),
+    )
+}
+
+/// A managed database needs CloudNativePG, which is not served.
+pub(super) fn cnpg_missing(registry: &Registry, resync: Duration) -> Outcome {
+    let reason = Reason::CNPGNotInstalled;
+    let message = "spec.harbor.database.managed needs CloudNativePG: install its operator (the postgresql.cnpg.io/v1 Cluster CRD) or set spec.harbor.database.external";
+    let conditions = [
+        DesiredCondition::new(condition::READY, false, reason, message),
+        DesiredCondition::new(condition::PROGRESSING, false, reason, "nothing applied"),
+        DesiredCondition::new(condition::DEGRADED, false, Reason::AsExpected, ""),
+    ];
+    nothing_applied(
+        registry,
+        RegistryPhase::Degraded,
+        conditions,
+        Action::requeue(resync),
+    )
+}
+
+/// A child the API server refused (Ready=False, reason `ApplyFailed`, the child and the server's
+/// message; what the status said of the serving registry is kept). `None` for other apply errors,
+/// which are only logged and counted. The pass fails either way and backs off.
+pub(super) fn refused(registry: &Registry, error: &ApplyError) -> Option<Outcome> {
+    let ApplyError::Refused(refusal) = error else {
+        return None;
+    };
+    let current = registry.status().cloned().unwrap_or_default();
+    Some(Outcome {
+        conditions: refusal.conditions(&current.conditions),
+        status: RegistryStatus {
+            phase: Some(RegistryPhase::Degraded),
+            ..current
+        },
+        action: Action::await_change(),
+        switched: None,
+    })
+}
+
+/// Why children of `rendered` are not ready yet (empty when all are), including what render holds back.
+pub(super) fn waiting_on(rendered: &Rendered, stores: &ChildStores) -> Vec<String> {
+    let mut waiting: Vec<String> = rendered
+        .objects
+        .iter()
+        .filter_map(|object| readiness(&object.resource, stores.live(object).as_ref()))
+        .filter_map(Result::err)
+        .collect();
+    waiting.extend(rendered.held_back.clone());
+    waiting
+}
+
+/// A steady pass: Ready once every child is; Degraded by render's warnings or a refused downgrade.
+pub(super) fn steady(
+    registry: &Registry,
+    pass: &Steady,
+    stores: &ChildStores,
+    settings: &Settings,
+) -> Outcome {
+    let Steady {
+        target,
+        rendered,
+        waiting,
+        downgrade_refused,
+        observed_problem,
+    } = pass;
+    let ready = waiting.is_empty();
+    let mut warnings = rendered.warnings.clone();
+    if *downgrade_refused {
+        warnings.push("spec.mode: switching from Harbor back to K3d is refused (the k3d registry has no projects, scanning or access control); set spec.migration.allowDowngrade: true to copy the images back, or set spec.mode back to Harbor".to_string());
+    }
+    warnings.extend(observed_problem.clone());
+    let ready_message = if ready && rendered.adopted {
+        // k3d runs that registry outside the cluster; the operator does not probe it.
+        format!(
+            "serving at {} (adopted from kube-public/local-registry-hosting; its reachability is not checked by the operator)",
+            rendered.endpoint.as_deref().unwrap_or("-")
+        )
+    } else if ready {
+        format!("serving at {}", rendered.endpoint.as_deref().unwrap_or("-"))
+    } else {
+        waiting.join("; ")
+    };
+    let ready_reason = if ready {
+        Reason::Available
+    } else if rendered.held_back.is_some() {
+        Reason::WaitingForDatabase
+    } else {
+        Reason::Provisioning
+    };
+    let (progressing_reason, progressing_message) = if ready {
+        (Reason::Reconciled, String::new())
+    } else {
+        (Reason::WaitingForChildren, waiting.join("; "))
+    };
+    let degraded_reason = if warnings.is_empty() {
+        Reason::AsExpected
+    } else if *downgrade_refused {
+        Reason::DowngradeRefused
+    } else {
+        Reason::Conflict
+    };
+    let mut conditions = vec![
+        DesiredCondition::new(condition::READY, ready, ready_reason, ready_message),
+        DesiredCondition::new(
+            condition::PROGRESSING,
+            !ready,
+            progressing_reason,
+            progressing_message,
+        ),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            !warnings.is_empty(),
+            degraded_reason,
+            warnings.join("; "),
+        ),
+    ];
+    if target.mode == RegistryMode::Harbor {
+        conditions.extend(harbor::conditions(registry, rendered, stores));
+    }
+    let status = RegistryStatus {
+        phase: Some(if ready {
+            RegistryPhase::Ready
+        } else {
+            RegistryPhase::Provisioning
+        }),
+        endpoint: rendered.endpoint.clone(),
+        mode: Some(target.mode),
+        k3s_registries_yaml: rendered.k3s_registries_yaml.clone(),
+        harbor_version: running_harbor_version(registry, rendered, stores)
+            .or_else(|| status_base(registry).harbor_version),
+        ..status_base(registry)
+    };
+    Outcome {
+        status,
+        conditions,
+        action: Action::requeue(if ready {
+            settings.resync
+        } else {
+            settings.requeue_not_ready
+        }),
+        switched: None,
+    }
+}
+
+/// A switch pass: the old registry serves (Ready follows it) until the migration Job succeeded;
+/// then the endpoint and mode flip, and the next pass retires the old side.
+pub(super) fn switch(
+    registry: &Registry,
+    pass: Switching,
+    report: Option<Report>,
+    stores: &ChildStores,
+    settings: &Settings,
+) -> Outcome {
+    let serving_waiting = waiting_on(&pass.source, stores);
+    let serving_ready = serving_waiting.is_empty();
+    let succeeded = pass.step.as_ref().is_some_and(|s| s.succeeded);
+    let failed = pass
+        .step
+        .as_ref()
+        .is_some_and(|s| s.phase == MigrationPhase::Failed);
+    let (phase, reason, message) = match &pass.step {
+        None => (
+            MigrationPhase::Pending,
+            Reason::ProvisioningTarget,
+            format!(
+                "provisioning {:?}: {}",
+                pass.to,
+                pass.target_waiting.join("; ")
+            ),
+        ),
+        Some(step) if step.succeeded => (
+            MigrationPhase::Succeeded,
+            Reason::Switched,
+            step.message.clone(),
+        ),
+        Some(step) if step.phase == MigrationPhase::Failed => (
+            MigrationPhase::Failed,
+            Reason::MigrationFailed,
+            step.message.clone(),
+        ),
+        Some(step) => (step.phase, Reason::Migrating, step.message.clone()),
+    };
+    let (endpoint, mode) = if succeeded {
+        (pass.target.endpoint.clone(), pass.to)
+    } else {
+        (pass.source.endpoint.clone(), pass.from)
+    };
+    let mut current_migration = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.migration.clone())
+        .unwrap_or_default();
+    if let Some(report) = report {
+        current_migration.repositories = Some(report.repositories);
+        current_migration.tags = Some(report.tags);
+        current_migration.blobs_copied = Some(report.blobs_copied);
+        current_migration.blobs_skipped = Some(report.blobs_skipped);
+        current_migration.bytes_copied = Some(report.bytes_copied);
+    }
+    let migration = MigrationStatus {
+        phase: Some(phase),
+        source: pass.source.endpoint.clone(),
+        destination: pass.target.endpoint.clone(),
+        job_name: pass.step.as_ref().map(|s| s.job.name().to_string()),
+        failed_attempts: pass
+            .step
+            .as_ref()
+            .map(|s| s.failed_attempts)
+            .or(current_migration.failed_attempts),
+        message: Some(message.clone()),
+        ..current_migration
+    };
+    let (ready_reason, ready_message) = if serving_ready {
+        (
+            Reason::Available,
+            format!("serving at {}", endpoint.as_deref().unwrap_or("-")),
+        )
+    } else {
+        (Reason::Provisioning, serving_waiting.join("; "))
+    };
+    let (degraded_reason, degraded_message) = if failed {
+        (Reason::MigrationFailed, message.clone())
+    } else {
+        (Reason::AsExpected, String::new())
+    };
+    let conditions = vec![
+        DesiredCondition::new(condition::READY, serving_ready, ready_reason, ready_message),
+        DesiredCondition::new(condition::PROGRESSING, !succeeded, reason, message.clone()),
+        DesiredCondition::new(
+            condition::DEGRADED,
+            failed,
+            degraded_reason,
+            degraded_message,
+        ),
+        DesiredCondition::new(
+            condition::MIGRATING,
+            phase == MigrationPhase::Running,
+            reason,
+            message,
+        ),
+    ];
+    let status = RegistryStatus {
+        phase: Some(if succeeded {
+            RegistryPhase::Ready
+        } else if failed {
+            RegistryPhase::Degraded
+        } else {
+            RegistryPhase::Migrating
+        }),
+        endpoint,
+        mode: Some(mode),
+        k3s_registries_yaml: if succeeded {
+            pass.target.k3s_registries_yaml.clone()
+        } else {
+            pass.source.k3s_registries_yaml.clone()
+        },
+        harbor_version: pass
+            .target
+            .harbor_version
+            .clone()
+            .or(pass.source.harbor_version.clone()),
+        migration: Some(migration),
+        ..status_base(registry)
+    };
+    let switched = succeeded.then(|| {
+        format!(
+            "now serving {:?} at {}; every image copied and verified",
+            pass.to,
+            pass.target.endpoint.as_deref().unwrap_or("-")
+        )
+    });
+    // The status flip does not retrigger (status changes pass no predicate): come back now.
+    let action = if succeeded {
+        Action::requeue(Duration::from_millis(100))
+    } else {
+        Action::requeue(
+            pass.step
+                .and_then(|s| s.requeue)
+                .unwrap_or(settings.requeue_not_ready),
+        )
+    };
+    Outcome {
+        status,
+        conditions,
+        action,
+        switched,
+    }
+}
+
+/// The Harbor version running: the tag of the core Deployment's image once that Deployment has rolled
+/// out (not the version asked for, which may still be rolling out); None before.
+fn running_harbor_version(
+    registry: &Registry,
+    rendered: &Rendered,
+    stores: &ChildStores,
+) -> Option<String> {
+    let core_name = render::harbor_component_name(&kube::ResourceExt::name_any(registry), "core");
+    let core = rendered
+        .objects
+        .iter()
+        .find(|o| o.resource.kind == "Deployment" && o.name() == core_name)?;
+    let live = stores.live(core)?;
+    readiness(&core.resource, Some(&live))?.ok()?;
+    let image = live
+        .data
+        .pointer("/spec/template/spec/containers/0/image")?
+        .as_str()?;
+    version_of_image(image)
+}
+
+/// `2.15.2` from `docker.io/goharbor/harbor-core:v2.15.2` (a digest suffix is ignored).
+fn version_of_image(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next()?;
+    let (_, tag) = without_digest.rsplit_once(':')?;
+    (!tag.contains('/')).then(|| tag.trim_start_matches('v').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_of_image;
+
+    #[test]
+    fn the_version_is_the_core_image_tag() {
+        assert_eq!(
+            version_of_image("docker.io/goharbor/harbor-core:v2.15.2").as_deref(),
+            Some("2.15.2")
+        );
+        assert_eq!(
+            version_of_image("registry.local:5000/goharbor/harbor-core:v2.14.0@sha256:abc")
+                .as_deref(),
+            Some("2.14.0")
+        );
+        assert_eq!(version_of_image("registry.local:5000/harbor-core"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The pure first step of a Registry pass: which mode serves now, what the spec asks, and so which
+//! render [`Target`]s (mode + host) the pass renders. Reads only the Registry; never a client, and
+//! never a rewritten copy of the Registry.
+
+use crate::crd::{Registry, RegistryMode};
+use crate::render::Target;
+
+/// What the spec asks relative to what serves, with the targets to render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// The serving mode is the spec's mode: render the spec.
+    Steady(Target),
+    /// Harbor → K3d without `spec.migration.allowDowngrade`: keep rendering what serves.
+    DowngradeRefused(Target),
+    /// Copy from `from` (what serves, kept running) to `to` (the spec), then flip.
+    Switch { from: Target, to: Target },
+}
+
+impl Plan {
+    /// The target whose children this pass provisions (and, but for a switch, reports on).
+    pub(crate) fn target(&self) -> &Target {
+        match self {
+            Self::Steady(target) | Self::DowngradeRefused(target) => target,
+            Self::Switch { to, .. } => to,
+        }
+    }
+}
+
+/// The mode that serves images now: `status.mode`, or the spec's mode for a new Registry.
+fn serving_mode(registry: &Registry) -> RegistryMode {
+    registry
+        .status
+        .as_ref()
+        .and_then(|s| s.mode)
+        .unwrap_or(registry.spec.mode)
+}
+
+/// The mode that serves now, at the host it serves at (`spec.host` may already name the target,
+/// e.g. Harbor's host, while the old registry keeps serving at `status.endpoint`).
+fn serving(registry: &Registry) -> Target {
+    Target {
+        mode: serving_mode(registry),
+        host: registry
+            .status
+            .as_ref()
+            .and_then(|s| s.endpoint.clone())
+            .or_else(|| registry.spec.host.clone()),
+    }
+}
+
+/// Decide the plan for a Registry.
+pub(crate) fn plan(registry: &Registry) -> Plan {
+    let wanted = registry.spec.mode;
+    let downgrade_allowed = registry
+        .spec
+        .migration
+        .as_ref()
+        .is_some_and(|m| m.allow_downgrade);
+    match (serving_mode(registry), wanted) {
+        (a, b) if a == b => Plan::Steady(Target::of_spec(registry)),
+        (RegistryMode::Harbor, RegistryMode::K3d) if !downgrade_allowed => {
+            Plan::DowngradeRefused(serving(registry))
+        }
+        _ => Plan::Switch {
+            from: serving(registry),
+            to: Target::of_spec(registry),
+        },
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::crd::{MigrationSpec, MigrationStatus, RegistrySpec, RegistryStatus, Retention};
+
+    /// A Registry asking for `spec_mode` at Harbor's host while `serving` serves.
+    pub(in crate::reconcile::registry) fn registry(
+        spec_mode: RegistryMode,
+        serving: Option<RegistryMode>,
+        allow_downgrade: bool,
+    ) -> Registry {
+        let mut registry = Registry::new(
+            "platform",
+            RegistrySpec {
+                mode: spec_mode,
+                host: Some("harbor.ai-platform.localhost".into()),
+                k3d: None,
+                harbor: None,
+                retention: Retention::Retain,
+                migration: Some(MigrationSpec {
+                    allow_downgrade,
+                    ..Default::default()
+                }),
+            },
+        );
+        registry.metadata.namespace = Some("registry".into());
+        registry.status = Some(RegistryStatus {
+            mode: serving,
+            migration: Some(MigrationStatus::default()),
+            ..Default::default()
+        });
+        registry
+    }
+
+    fn target(mode: RegistryMode, host: &str) -> Target {
+        Target {
+            mode,
+            host: Some(host.into()),
+        }
+    }
+
+    #[test]
+    fn plans_follow_serving_mode_and_downgrade_flag() {
+        const HARBOR: &str = "harbor.ai-platform.localhost";
+        assert_eq!(
+            plan(&registry(RegistryMode::K3d, None, false)),
+            Plan::Steady(target(RegistryMode::K3d, HARBOR))
+        );
+        assert_eq!(
+            plan(&registry(
+                RegistryMode::Harbor,
+                Some(RegistryMode::Harbor),
+                false
+            )),
+            Plan::Steady(target(RegistryMode::Harbor, HARBOR))
+        );
+        assert_eq!(
+            plan(&registry(
+                RegistryMode::Harbor,
+                Some(RegistryMode::K3d),
+                false
+            )),
+            Plan::Switch {
+                from: target(RegistryMode::K3d, HARBOR),
+                to: target(RegistryMode::Harbor, HARBOR),
+            }
+        );
+        assert_eq!(
+            plan(&registry(
+                RegistryMode::K3d,
+                Some(RegistryMode::Harbor),
+                false
+            )),
+            Plan::DowngradeRefused(target(RegistryMode::Harbor, HARBOR))
+        );
+        assert_eq!(
+            plan(&registry(
+                RegistryMode::K3d,
+                Some(RegistryMode::Harbor),
+                true
+            )),
+            Plan::Switch {
+                from: target(RegistryMode::Harbor, HARBOR),
+                to: target(RegistryMode::K3d, HARBOR),
+            }
+        );
+    }
+
+    #[test]
+    fn what_serves_renders_at_the_endpoint_it_serves_at_never_at_the_new_spec_host() {
+        let mut switching = registry(RegistryMode::Harbor, Some(RegistryMode::K3d), false);
+        switching.status.as_mut().unwrap().endpoint = Some("k3d-registry:5000".into());
+        let Plan::Switch { from, to } = plan(&switching) else {
+            panic!("a switch")
+        };
+        assert_eq!(from, target(RegistryMode::K3d, "k3d-registry:5000"));
+        assert_eq!(
+            to,
+            target(RegistryMode::Harbor, "harbor.ai-platform.localhost")
+        );
+        assert_eq!(
+            switching.spec.host.as_deref(),
+            Some("harbor.ai-platform.localhost"),
+            "the Registry itself is never rewritten"
+        );
+    }
+}

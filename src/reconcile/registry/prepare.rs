@@ -1,0 +1,173 @@
+//! A Registry pass up to its apply: observe what render needs, render the plan's target (and, during
+//! a switch, the mode that still serves), create generated Secrets, decide the migration step. Ends in
+//! either an outcome that applies nothing or the objects to apply; applies and writes no status itself.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use tracing::info;
+
+use super::error::{ReconcileError, registry_id};
+use super::outcome::{self, Outcome, Steady, Switching};
+use super::plan::Plan;
+use super::{access, harbor, migration};
+use crate::crd::{Registry, RegistryMode};
+use crate::reconcile::context::Context;
+use crate::render::observed::ObservedHosting;
+use crate::render::{self, Observed, RenderError, RenderedObject};
+
+/// Where a pass goes after preparing.
+pub(super) enum Pass {
+    /// Nothing is applied; report this.
+    Report(Box<Outcome>),
+    /// Apply `desired` (and prune the rest), then report on it.
+    Apply {
+        desired: Vec<RenderedObject>,
+        /// Names the step in the log.
+        what: &'static str,
+        then: Then,
+    },
+}
+
+/// How a pass that applied reports.
+pub(super) enum Then {
+    Steady(Box<Steady>),
+    Switch(Box<Switching>),
+}
+
+/// What render needs to know of the cluster to render `registry` in `mode`, and what was wrong with
+/// the KEP-1755 announcement (if anything).
+async fn observe(
+    registry: &Registry,
+    mode: RegistryMode,
+    ctx: &Context,
+) -> Result<(Observed, Option<String>), ReconcileError> {
+    let mut observed = Observed::default();
+    let mut problem = None;
+    match mode {
+        RegistryMode::K3d => {
+            let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "kube-public");
+            let announced = config_maps
+                .get_opt("local-registry-hosting")
+                .await
+                .map_err(|source| ReconcileError::Read {
+                    what: "kube-public/local-registry-hosting",
+                    source,
+                })?;
+            if let Some(config_map) = announced {
+                match ObservedHosting::from_config_map(&config_map) {
+                    Ok(hosting) => observed.local_registry_hosting = Some(hosting),
+                    Err(message) => problem = Some(message),
+                }
+            }
+            if !access::adopts(registry, observed.local_registry_hosting.as_ref()) {
+                observed.node_ports =
+                    access::node_ports(registry, &ctx.client, &ctx.stores).await?;
+            }
+        }
+        RegistryMode::Harbor => {
+            observed.harbor = harbor::observe(registry, &ctx.client, &ctx.stores).await;
+            observed.coredns_custom = access::coredns_custom(&ctx.client).await?;
+        }
+    }
+    Ok((observed, problem))
+}
+
+/// Everything before the apply of one pass.
+pub(super) async fn prepare(
+    registry: &Registry,
+    ctx: &Context,
+    plan: &Plan,
+) -> Result<Pass, ReconcileError> {
+    let id = registry_id(registry);
+    let target = plan.target();
+    let (observed, observed_problem) = observe(registry, target.mode, ctx).await?;
+    let mut rendered = match render::registry_for(registry, target, &observed) {
+        Ok(rendered) => rendered,
+        Err(RenderError::Invalid(errors)) => {
+            let message = errors.to_string();
+            info!(registry = %id, %message, "invalid spec; nothing applied");
+            return Ok(Pass::Report(Box::new(outcome::invalid_spec(
+                registry, message,
+            ))));
+        }
+        Err(other) => return Err(ReconcileError::Render(other)),
+    };
+    if let Some(conflict) = &rendered.node_port_conflict {
+        return Ok(Pass::Report(Box::new(outcome::node_port_conflict(
+            registry,
+            conflict,
+            ctx.settings.resync,
+        ))));
+    }
+    if harbor::needs_cnpg(&rendered)
+        && !ctx.stores.watches(&render::cnpg_cluster_resource())
+        && !harbor::cnpg_served(&ctx.client).await
+    {
+        return Ok(Pass::Report(Box::new(outcome::cnpg_missing(
+            registry,
+            ctx.settings.resync,
+        ))));
+    }
+    let created =
+        harbor::ensure_secrets(&ctx.client, registry, &rendered.generated_secrets).await?;
+    if !created.is_empty() {
+        info!(registry = %id, secrets = ?created, "generated secrets created (values are never logged)");
+    }
+    access::fill_secret_copies(
+        &ctx.client,
+        &ctx.stores,
+        &rendered.secret_copies,
+        &mut rendered.objects,
+    )
+    .await?;
+    let waiting = outcome::waiting_on(&rendered, &ctx.stores);
+    let Plan::Switch { from, to } = plan else {
+        return Ok(Pass::Apply {
+            desired: rendered.objects.clone(),
+            what: "children reconciled",
+            then: Then::Steady(Box::new(Steady {
+                target: target.clone(),
+                rendered,
+                waiting,
+                downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
+                observed_problem,
+            })),
+        });
+    };
+    // Both sides are applied and neither is pruned: the old registry serves until the copy is done.
+    let (source_observed, _) = observe(registry, from.mode, ctx).await?;
+    let source =
+        render::registry_for(registry, from, &source_observed).map_err(ReconcileError::Render)?;
+    let step = if waiting.is_empty() {
+        Some(
+            migration::migration_step(
+                registry,
+                (from.mode, &source),
+                (to.mode, &rendered),
+                &ctx.stores,
+                &ctx.settings.operator_image,
+                (ctx.settings.backoff_base, ctx.settings.backoff_max),
+                Timestamp::now(),
+            )
+            .map_err(ReconcileError::Render)?,
+        )
+    } else {
+        None
+    };
+    let mut desired = rendered.objects.clone();
+    desired.extend(step.as_ref().map(|s| s.job.clone()));
+    desired.extend(source.objects.iter().cloned());
+    Ok(Pass::Apply {
+        desired,
+        what: "switch: children reconciled",
+        then: Then::Switch(Box::new(Switching {
+            from: from.mode,
+            to: to.mode,
+            target: rendered,
+            target_waiting: waiting,
+            source,
+            step,
+        })),
+    })
+}
