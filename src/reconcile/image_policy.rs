@@ -1,5 +1,6 @@
-//! The ImagePolicy controller's reconcile: discover Kyverno → read the Registry endpoint (watch cache)
-//! → render → apply → prune → status mirroring Kyverno's readiness. Renders nothing itself and never
+//! The ImagePolicy controller. A pass is: discover Kyverno → read the Registry endpoint (watch cache) →
+//! render → one apply-and-prune → one status write from the pass's outcome (what was rendered and
+//! Kyverno's readiness of it, a render refusal, or a refused apply). Renders nothing itself and never
 //! GETs what a watch cache already holds.
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::apply::{self, ApplyError};
-use super::context::Context;
+use super::context::{Context, Settings};
 use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
 use super::status::DesiredCondition;
 use super::status_write;
@@ -28,19 +29,19 @@ const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 const INSTALL_KYVERNO: &str = "install Kyverno 1.13 or newer (kyverno.io/v1 ClusterPolicy) or 1.17 or newer (policies.kyverno.io/v1 ValidatingPolicy and ImageValidatingPolicy)";
 
 /// What the ImagePolicy controller shares between reconciles, on top of the common [`Context`].
-pub struct PolicyContext {
+pub(crate) struct PolicyContext {
     /// Client, child caches (Kyverno kinds included when served at start), settings, metrics, events.
-    pub base: Arc<Context>,
+    pub(crate) base: Arc<Context>,
     /// Watch cache of Registries, fed by the same stream that triggers on endpoint changes, so a
     /// reconcile triggered by a change always reads the changed endpoint.
-    pub registries: Store<DeserializeGuard<Registry>>,
+    pub(crate) registries: Store<DeserializeGuard<Registry>>,
     /// Kyverno discovery, cached for a short time.
-    pub discovery: DiscoveryCache,
+    pub(crate) discovery: DiscoveryCache,
 }
 
 /// Why an ImagePolicy reconcile failed; all are transient and retried with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum PolicyReconcileError {
+pub(crate) enum PolicyReconcileError {
     /// Kyverno discovery failed (not a 404: the API server did not answer).
     #[error("discovering Kyverno: {0}")]
     Discovery(kube::Error),
@@ -60,7 +61,7 @@ pub enum PolicyReconcileError {
 
 impl PolicyReconcileError {
     /// Short CamelCase reason for metrics.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Self::Discovery(_) => "DiscoveryFailed",
             Self::Apply(_) => "ApplyFailed",
@@ -77,7 +78,7 @@ fn policy_id(policy: &ImagePolicy) -> String {
 }
 
 /// The ImagePolicy owning a generated Kyverno policy, from its owner labels.
-pub fn owning_image_policy(
+pub(crate) fn owning_image_policy(
     object: DynamicObject,
 ) -> Option<ObjectRef<DeserializeGuard<ImagePolicy>>> {
     let labels = object.metadata.labels.as_ref()?;
@@ -88,7 +89,7 @@ pub fn owning_image_policy(
 }
 
 /// Every ImagePolicy in `policies` whose `spec.registryRef` names `registry`.
-pub fn policies_referencing(
+pub(crate) fn policies_referencing(
     policies: &Store<DeserializeGuard<ImagePolicy>>,
     registry: &DeserializeGuard<Registry>,
 ) -> Vec<ObjectRef<DeserializeGuard<ImagePolicy>>> {
@@ -111,7 +112,7 @@ pub fn policies_referencing(
 }
 
 /// Registry events matter to ImagePolicies only when the endpoint changes (or a Registry appears).
-pub fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
+pub(crate) fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     let endpoint = registry
         .0
         .as_ref()
@@ -122,7 +123,7 @@ pub fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Opt
 }
 
 /// ImagePolicies reconcile again on spec changes only (their own status writes are ignored).
-pub fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<u64> {
+pub(crate) fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<u64> {
     let meta = policy.meta();
     super::context::predicate_hash((
         meta.generation,
@@ -132,7 +133,7 @@ pub fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<
 }
 
 /// Controller entry point: skips objects that do not deserialize (logged), reconciles the rest.
-pub async fn reconcile_guarded(
+pub(crate) async fn reconcile_guarded(
     guard: Arc<DeserializeGuard<ImagePolicy>>,
     ctx: Arc<PolicyContext>,
 ) -> Result<Action, PolicyReconcileError> {
@@ -156,7 +157,7 @@ pub async fn reconcile_guarded(
 }
 
 /// Transient failures back off per object (reset on success); the failure is counted and logged.
-pub fn error_policy_guarded(
+pub(crate) fn error_policy_guarded(
     guard: Arc<DeserializeGuard<ImagePolicy>>,
     error: &PolicyReconcileError,
     ctx: Arc<PolicyContext>,
@@ -178,12 +179,21 @@ fn registry_endpoint(policy: &ImagePolicy, ctx: &PolicyContext) -> Option<String
     registry.status.as_ref()?.endpoint.clone()
 }
 
+/// What one pass writes and when it looks again (the same shape as a Registry pass's outcome).
+struct Outcome {
+    /// The status to write (conditions and `observedGeneration` are filled in when written).
+    status: ImagePolicyStatus,
+    /// The conditions, merged with the current ones when written.
+    conditions: Vec<DesiredCondition>,
+    /// When to reconcile again.
+    action: Action,
+}
+
+/// One pass: the only place an ImagePolicy's policies are applied and pruned and its status written.
 async fn reconcile(
     policy: &ImagePolicy,
     ctx: &PolicyContext,
 ) -> Result<Action, PolicyReconcileError> {
-    let id = policy.name_any();
-    let settings = &ctx.base.settings;
     // An empty cache would read as "no endpoint" and "nothing deployed": a restart would flap the
     // status and re-apply every policy.
     tokio::time::timeout(CACHE_SYNC_WAIT, async {
@@ -201,44 +211,72 @@ async fn reconcile(
         registry_endpoint: registry_endpoint(policy, ctx),
         cluster_policy_served: served.cluster_policy,
         cel_policies_served: served.cel_policies,
-        operator_namespace: settings.operator_namespace.clone(),
+        operator_namespace: ctx.base.settings.operator_namespace.clone(),
     };
-    let rendered = match render::image_policy(policy, &observed) {
-        Ok(rendered) => rendered,
-        Err(error) => return not_rendered(policy, ctx, error).await,
+    let (outcome, failure) = match render::image_policy(policy, &observed) {
+        Err(error) => (Some(not_rendered(policy, &ctx.base.settings, error)?), None),
+        Ok(rendered) => {
+            let unwatched: Vec<String> = rendered
+                .objects
+                .iter()
+                .filter(|o| !ctx.base.stores.watches(&o.resource))
+                .map(|o| o.resource.kind.clone())
+                .collect();
+            let name = policy.name_any();
+            let owned = apply::Owned {
+                owner: Owner::image_policy(&name),
+                id: &policy_id(policy),
+                retention: Retention::Delete,
+            };
+            match apply::apply_and_prune(
+                &ctx.base,
+                &owned,
+                &rendered.objects,
+                "policies reconciled",
+            )
+            .await
+            {
+                Ok(()) => (Some(applied(&rendered, ctx, &unwatched)), None),
+                Err(error) => (refused(policy, &error), Some(error)),
+            }
+        }
     };
-
-    let unwatched: Vec<String> = rendered
-        .objects
-        .iter()
-        .filter(|o| !ctx.base.stores.watches(&o.resource))
-        .map(|o| o.resource.kind.clone())
-        .collect();
-    let owned = apply::Owned {
-        owner: Owner::image_policy(&id),
-        id: &policy_id(policy),
-        retention: Retention::Delete,
+    let written = match &outcome {
+        Some(outcome) => write_status(policy, ctx, outcome).await,
+        None => Ok(()),
     };
-    if let Err(error) =
-        apply::apply_and_prune(&ctx.base, &owned, &rendered.objects, "policies reconciled").await
-    {
-        return Err(report_refusal(policy, ctx, error).await);
+    if let Some(error) = failure {
+        if let Err(status_error) = written {
+            warn!(image_policy = %policy.name_any(), error = %status_error, "reporting a refused apply failed");
+        }
+        return Err(PolicyReconcileError::Apply(error));
     }
+    written?;
+    Ok(outcome
+        .expect("a pass without failure has an outcome")
+        .action)
+}
 
-    let (conditions, ready) = rendered_conditions(&rendered, ctx, &unwatched);
-    let status = ImagePolicyStatus {
-        engine: Some(rendered.engine),
-        policies: rendered.policy_names.clone(),
-        allowed_registries: rendered.allowed_registries.clone(),
-        ..ImagePolicyStatus::default()
-    };
-    write_status(policy, ctx, status, &conditions).await?;
-    // Unwatched kinds have no cache to compare with, so each pass re-applies: keep those rare.
-    Ok(Action::requeue(if ready || !unwatched.is_empty() {
-        settings.resync
-    } else {
-        settings.requeue_not_ready
-    }))
+/// The outcome after a successful apply: the status lists what was rendered, Ready mirrors Kyverno's
+/// readiness of every generated policy.
+fn applied(rendered: &RenderedPolicy, ctx: &PolicyContext, unwatched: &[String]) -> Outcome {
+    let settings = &ctx.base.settings;
+    let (conditions, ready) = rendered_conditions(rendered, ctx, unwatched);
+    Outcome {
+        status: ImagePolicyStatus {
+            engine: Some(rendered.engine),
+            policies: rendered.policy_names.clone(),
+            allowed_registries: rendered.allowed_registries.clone(),
+            ..ImagePolicyStatus::default()
+        },
+        conditions: conditions.into(),
+        // Unwatched kinds have no cache to compare with, so each pass re-applies: keep those rare.
+        action: Action::requeue(if ready || !unwatched.is_empty() {
+            settings.resync
+        } else {
+            settings.requeue_not_ready
+        }),
+    }
 }
 
 /// Conditions after a successful apply: Ready mirrors Kyverno's readiness of every generated policy.
@@ -313,13 +351,13 @@ fn rendered_conditions(
     (conditions, ready)
 }
 
-/// Render refused: report why, apply and prune nothing.
-async fn not_rendered(
+/// Render refused: the outcome reports why; nothing is applied or pruned. A render error that is not
+/// the user's (a bug) is returned as the pass's error and writes no status.
+fn not_rendered(
     policy: &ImagePolicy,
-    ctx: &PolicyContext,
+    settings: &Settings,
     error: RenderError,
-) -> Result<Action, PolicyReconcileError> {
-    let settings = &ctx.base.settings;
+) -> Result<Outcome, PolicyReconcileError> {
     let Some(reason) = error.reason() else {
         return Err(PolicyReconcileError::Render(error));
     };
@@ -370,45 +408,49 @@ async fn not_rendered(
     ];
     let current = policy.status().cloned().unwrap_or_default();
     // Keep what is still deployed in the status: nothing was applied, nothing pruned.
-    let status = ImagePolicyStatus {
-        engine: current.engine,
-        policies: current.policies,
-        allowed_registries: current.allowed_registries,
-        ..ImagePolicyStatus::default()
-    };
-    write_status(policy, ctx, status, &conditions).await?;
-    Ok(action)
+    Ok(Outcome {
+        status: ImagePolicyStatus {
+            engine: current.engine,
+            policies: current.policies,
+            allowed_registries: current.allowed_registries,
+            ..ImagePolicyStatus::default()
+        },
+        conditions: conditions.into(),
+        action,
+    })
 }
 
 /// A generated policy the API server refused shows in the status (Ready=False, reason `ApplyFailed`,
-/// the policy and the server's message; what is still deployed stays listed); the error is returned
-/// either way, so the reconcile backs off.
-async fn report_refusal(
-    policy: &ImagePolicy,
-    ctx: &PolicyContext,
-    error: ApplyError,
-) -> PolicyReconcileError {
-    if let ApplyError::Refused(refusal) = &error {
-        let current = policy.status().cloned().unwrap_or_default();
-        let conditions = refusal.conditions(&current.conditions);
-        if let Err(status_error) = write_status(policy, ctx, current, &conditions).await {
-            warn!(image_policy = %policy.name_any(), error = %status_error, "reporting a refused apply failed");
-        }
-    }
-    PolicyReconcileError::Apply(error)
+/// the policy and the server's message; what is still deployed stays listed); the pass returns the
+/// error either way, so it backs off. `None` for a failure that is not a refusal (nothing written).
+fn refused(policy: &ImagePolicy, error: &ApplyError) -> Option<Outcome> {
+    let ApplyError::Refused(refusal) = error else {
+        return None;
+    };
+    let current = policy.status().cloned().unwrap_or_default();
+    Some(Outcome {
+        conditions: refusal.conditions(&current.conditions),
+        status: current,
+        action: Action::await_change(),
+    })
 }
 
 /// Write the status if it changed (see [`status_write::write_status`]).
 async fn write_status(
     policy: &ImagePolicy,
     ctx: &PolicyContext,
-    status: ImagePolicyStatus,
-    desired: &[DesiredCondition],
+    outcome: &Outcome,
 ) -> Result<(), PolicyReconcileError> {
     let api: Api<ImagePolicy> = Api::all(ctx.base.client.clone());
-    status_write::write_status(&api, &ctx.base.recorder, policy, status, desired)
-        .await
-        .map_err(PolicyReconcileError::Status)
+    status_write::write_status(
+        &api,
+        &ctx.base.recorder,
+        policy,
+        outcome.status.clone(),
+        &outcome.conditions,
+    )
+    .await
+    .map_err(PolicyReconcileError::Status)
 }
 
 #[cfg(test)]

@@ -7,20 +7,20 @@ use crate::crd::Reason;
 
 /// A desired condition before it is merged with the current ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DesiredCondition {
+pub(crate) struct DesiredCondition {
     /// Condition type, e.g. `Ready`.
-    pub type_: &'static str,
+    pub(crate) type_: &'static str,
     /// `True` or `False`.
-    pub status: bool,
+    pub(crate) status: bool,
     /// CamelCase reason.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Human-readable message.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl DesiredCondition {
     /// A condition the operator decides, with one of its [`Reason`]s.
-    pub fn new(
+    pub(crate) fn new(
         type_: &'static str,
         status: bool,
         reason: Reason,
@@ -30,7 +30,7 @@ impl DesiredCondition {
     }
 
     /// A condition carried over as it is (its reason may come from an older operator).
-    pub fn kept(
+    pub(crate) fn kept(
         type_: &'static str,
         status: bool,
         reason: &str,
@@ -51,7 +51,7 @@ fn status_word(status: bool) -> &'static str {
 
 /// Merge desired conditions into `current`: the transition time is kept unless the status flips
 /// (or the condition is new); conditions not desired any more are dropped.
-pub fn merge_conditions(
+pub(crate) fn merge_conditions(
     current: &[Condition],
     desired: &[DesiredCondition],
     generation: Option<i64>,
@@ -78,7 +78,7 @@ pub fn merge_conditions(
 }
 
 /// Whether a condition of `type_` is `True` in `conditions`.
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+pub(crate) fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")

@@ -20,7 +20,7 @@ use super::status::{DesiredCondition, is_true, merge_conditions};
 use crate::crd::{ImagePolicyStatus, RegistryStatus, condition};
 
 /// A status with standard conditions and `observedGeneration`.
-pub trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
+pub(crate) trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
     fn conditions(&self) -> &[Condition];
     fn set_conditions(&mut self, conditions: Vec<Condition>);
     fn set_observed_generation(&mut self, generation: Option<i64>);
@@ -47,7 +47,7 @@ conditioned_status!(RegistryStatus, ImagePolicyStatus);
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
 /// changed (so a steady state writes nothing); publish an Event when Ready first appears, flips or
 /// changes its reason (e.g. `Provisioning` → `ApplyFailed`), never again while it stays the same.
-pub async fn write_status<K>(
+pub(crate) async fn write_status<K>(
     api: &Api<K>,
     recorder: &Recorder,
     object: &K,
