@@ -2,12 +2,13 @@
 //! the argocd-cm patch carrying those scripts verbatim, the example Applications against the upstream
 //! Application schema (strict), and that rendered children never carry Argo CD's tracking metadata.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::common;
 use registry_operator::cli::{Manifest, read_manifests, render_manifests};
 use registry_operator::crd::{Meaning, Reason, WrittenBy};
 use registry_operator::render::Observed;

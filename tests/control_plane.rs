@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use crate::support::cluster::{ControlPlane, Faults, OPERATOR_NAMESPACE};
 use serde_json::json;
-use support::cluster::{ControlPlane, Faults, OPERATOR_NAMESPACE};
 
 #[test]
 fn control_plane_serves_our_crds_rbac_and_garbage_collection() {

@@ -1,14 +1,14 @@
 //! ImagePolicy rendering: golden snapshots of both Kyverno flavours, strict upstream-schema checks, and
 //! the generated image rules evaluated against Pods (wildcards for ClusterPolicy, CEL for ValidatingPolicy).
 
-mod common;
-mod support_policy;
+mod support;
 
+use crate::support::common;
+use crate::support::policy::*;
 use registry_operator::cli::{Manifest, read_manifests};
 use registry_operator::crd::{ChosenEngine, ImagePolicy, PolicyEngine};
 use registry_operator::render::{self, PolicyObserved, RenderError, RenderedPolicy};
 use serde_json::{Value, json};
-use support_policy::*;
 
 const ENDPOINT: &str = "harbor.ai-platform.localhost";
 
@@ -149,18 +149,18 @@ fn every_generated_policy_is_valid_against_strict_upstream_schemas() {
     let schemas = [
         (
             "ClusterPolicy",
-            strict_schema(&dir.join("kyverno.io_clusterpolicies.yaml"), "v1"),
+            common::strict_schema(&dir.join("kyverno.io_clusterpolicies.yaml"), "v1"),
         ),
         (
             "ValidatingPolicy",
-            strict_schema(
+            common::strict_schema(
                 &dir.join("policies.kyverno.io_validatingpolicies.yaml"),
                 "v1",
             ),
         ),
         (
             "ImageValidatingPolicy",
-            strict_schema(
+            common::strict_schema(
                 &dir.join("policies.kyverno.io_imagevalidatingpolicies.yaml"),
                 "v1",
             ),

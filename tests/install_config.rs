@@ -2,12 +2,12 @@
 //! passes strict Kubernetes 1.33 schema validation, and the manager Deployment keeps its safety
 //! settings field by field. Reads files and runs tools; must not need a cluster or the network.
 
-mod common;
-mod restricted;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{common, restricted};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 

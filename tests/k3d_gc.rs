@@ -3,12 +3,13 @@
 //! test registry's data, after one of two pushed images was deleted through the registry API. The
 //! unreferenced blobs go; the referenced ones stay.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::signing::{Distribution, push_image, run};
+use crate::support::common;
+use crate::support::signing::{Distribution, push_image, run};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ConfigMap;
 use registry_operator::crd::Registry;

@@ -6,18 +6,15 @@
 //! `tests/kyverno_verdicts.rs` runs through the CLI); signed images by tag are admitted rewritten to
 //! their digest, unsigned ones denied. Both flavours.
 
-mod scenario;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use scenario::*;
+use crate::support::cluster::ControlPlane;
+use crate::support::scenario::*;
+use crate::support::signing::SignedImages;
+use crate::support::verdict_cases::{KINDS, NAMESPACES, image_policy, images, pod_spec, workload};
 use serde_json::{Value, json};
-use support::cluster::ControlPlane;
-use support::cluster::common::signing::SignedImages;
-use support::cluster::common::verdict_cases::{
-    KINDS, NAMESPACES, image_policy, images, pod_spec, workload,
-};
 
 /// Kyverno reports a new policy ready within seconds; generous for a loaded 2-core CI machine.
 const T: Duration = Duration::from_secs(90);

@@ -5,15 +5,16 @@
 //! unsigned one fails; with the defaults (Rekor required) the offline signature fails too. Keyless
 //! cannot be verified offline: its rendered fields are checked against Kyverno's shape instead.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::signing::SignedImages;
+use crate::support::signing::SignedImages;
 
+use crate::support::common;
 use serde_json::{Value, json};
 
 fn image_policy(engine: &str, host: &str, signatures: Value) -> Value {

@@ -4,13 +4,16 @@
 //! the same level (a Deployment is judged as a Deployment, through Kyverno's pod-controller rules).
 //! The README's verdict table is generated from this test and checked against it.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::verdict_cases::{DIGEST, KINDS, NAMESPACES, image_policy, images, pod_spec, workload};
+use crate::support::common;
+use crate::support::verdict_cases::{
+    DIGEST, KINDS, NAMESPACES, image_policy, images, pod_spec, workload,
+};
 use serde_json::{Value, json};
 
 fn kyverno_cli() -> Option<PathBuf> {

@@ -2,14 +2,15 @@
 //! with content built by umoci/skopeo: lossless copy verified with skopeo, resume after kill, a
 //! flaky destination, basic and bearer auth, passwords never logged, the source never written.
 
-mod migrate_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use migrate_support::proxy::{Proxy, ProxyConfig};
-use migrate_support::registry::Distribution;
-use migrate_support::{content, listing, run_migrate, skopeo_digest, tools_available};
+use crate::support::distribution::Distribution;
+use crate::support::migrate;
+use crate::support::migrate::proxy::{Proxy, ProxyConfig};
+use crate::support::migrate::{content, listing, run_migrate, skopeo_digest, tools_available};
 
 fn summary(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("summary JSON ({e}): {stdout}"))
@@ -389,12 +390,12 @@ async fn copies_untagged_oci_referrers_when_the_source_serves_the_api() {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": "application/spdx+json",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": migrate_support::sha256(&empty), "size": empty.len()},
-        "layers": [{"mediaType": "application/spdx+json", "digest": migrate_support::sha256(&sbom), "size": sbom.len()}],
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": migrate_support::sha256(&subject), "size": subject.len()}
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": migrate::sha256(&empty), "size": empty.len()},
+        "layers": [{"mediaType": "application/spdx+json", "digest": migrate::sha256(&sbom), "size": sbom.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": migrate::sha256(&subject), "size": subject.len()}
     }))
     .expect("json");
-    let referrer_digest = migrate_support::sha256(&referrer);
+    let referrer_digest = migrate::sha256(&referrer);
     content::put_manifest(
         &http,
         &source.url(),
@@ -413,7 +414,7 @@ async fn copies_untagged_oci_referrers_when_the_source_serves_the_api() {
     let serving = Proxy::start(
         &source.url(),
         ProxyConfig {
-            referrers: Some((migrate_support::sha256(&subject), index)),
+            referrers: Some((migrate::sha256(&subject), index)),
             ..ProxyConfig::default()
         },
     )

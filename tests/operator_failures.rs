@@ -3,12 +3,11 @@
 //! reason ApplyFailed, an Event is written, the operator retries with backoff, and it recovers once
 //! the policy's binding goes.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
-use scenario::*;
+use crate::support::scenario::*;
 use serde_json::{Value, json};
 
 const NS: &str = "registry";

@@ -1,15 +1,14 @@
 //! Scenario tests of Harbor mode: the real binary against the real control plane, CNPG served or not;
 //! generated secrets are created once, survive restarts, and never appear in logs, events or status.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
+use crate::support::cluster::{ControlPlane, Upstream};
+use crate::support::scenario::*;
 use base64::Engine;
-use scenario::*;
 use serde_json::{Value, json};
-use support::cluster::{ControlPlane, Upstream};
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(60);

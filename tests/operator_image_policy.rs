@@ -1,14 +1,13 @@
 //! Scenario tests of the ImagePolicy controller: the real binary against the real control plane, with
 //! and without the Kyverno policy kinds served.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
-use scenario::*;
+use crate::support::cluster::{ControlPlane, Upstream};
+use crate::support::scenario::*;
 use serde_json::{Value, json};
-use support::cluster::{ControlPlane, Upstream};
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(30);

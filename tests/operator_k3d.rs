@@ -1,11 +1,10 @@
 //! Scenario tests of the Registry controller in K3d mode: the real binary against the real control plane.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
-use scenario::*;
+use crate::support::scenario::*;
 use serde_json::json;
 
 const NS: &str = "registry";

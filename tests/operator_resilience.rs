@@ -1,14 +1,13 @@
 //! Scenario tests of the Registry controller under restarts, faults and at rest: the real binary
 //! against the real control plane. Also prints the first-reconcile request figure quoted in the README.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
-use scenario::*;
+use crate::support::cluster::Faults;
+use crate::support::scenario::*;
 use serde_json::json;
-use support::cluster::Faults;
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(60);

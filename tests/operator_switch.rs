@@ -2,14 +2,13 @@
 //! up beside the serving k3d registry, a migration Job runs, and only its success flips the endpoint
 //! (ImagePolicies follow) and retires the old registry, keeping its volume.
 
-mod scenario;
 mod support;
 
 use std::time::Duration;
 
-use scenario::*;
+use crate::support::cluster::{ControlPlane, Upstream};
+use crate::support::scenario::*;
 use serde_json::{Value, json};
-use support::cluster::{ControlPlane, Upstream};
 
 const NS: &str = "registry";
 const T: Duration = Duration::from_secs(60);

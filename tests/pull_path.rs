@@ -3,10 +3,11 @@
 //! mirrors to the NodePort on loopback; Harbor serves TLS with a generated CA (exported, trusted by
 //! nodes through `ca_file`) and is resolvable from pods through `kube-system/coredns-custom`.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
+use crate::support::common;
 use registry_operator::cli::{RenderOptions, render_files_with};
 use registry_operator::crd::Registry;
 use registry_operator::render::{

@@ -3,10 +3,11 @@
 //! apiserver's metadata rules on every object, and the `render` command line (`--operator-namespace`,
 //! `--strict`).
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 
+use crate::support::common;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};

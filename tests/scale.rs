@@ -6,12 +6,11 @@
 //! ImagePolicies and 10,000 unrelated objects (with `REGISTRY_OPERATOR_BIN` naming a release build
 //! for the memory figures).
 
-mod scenario;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use scenario::*;
+use crate::support::scenario::*;
 use serde_json::{Value, json};
 
 const NS: &str = "registry";

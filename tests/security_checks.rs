@@ -2,12 +2,12 @@
 //! only the reasoned skips of `.ci/checkov-skips.yaml`; and Pod Security "restricted" field by field
 //! for the K3d-mode Deployments. Runs tools offline; must not need a cluster.
 
-mod common;
-mod restricted;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{common, restricted};
 use globset::{Glob, GlobMatcher};
 use k8s_openapi::api::apps::v1::Deployment;
 use registry_operator::cli::render_files;

@@ -3,15 +3,14 @@
 //! everything must converge with no duplicate or leftover children and nothing stuck on a finalizer.
 //! Duration: `REGISTRY_OPERATOR_SOAK_SECS` (default 20 s for CI; the README quotes a 60 s run).
 
-mod scenario;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use scenario::*;
+use crate::support::cluster::{ControlPlane, Faults};
+use crate::support::scenario::*;
 use serde_json::{Value, json};
-use support::cluster::{ControlPlane, Faults};
 
 const NS: &str = "registry";
 /// Registry every `registryRef` policy points at: updated during the soak, never deleted.

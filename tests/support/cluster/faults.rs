@@ -35,7 +35,6 @@ impl Default for Faults {
     }
 }
 
-#[allow(dead_code)]
 impl Faults {
     pub fn failing(failure_rate: f64, codes: &[u16]) -> Self {
         Self {
@@ -138,7 +137,6 @@ pub struct RequestLog {
     pub entries: Vec<LoggedRequest>,
 }
 
-#[allow(dead_code)]
 impl RequestLog {
     /// Number of requests with this verb on this kind (e.g. `("patch", "Deployment")`).
     pub fn count(&self, verb: &str, kind: &str) -> usize {

@@ -7,10 +7,6 @@
 //! Isolation: one control plane per test (nextest runs each test in its own process). Measured on
 //! the 2-core machine: see `tests/support/STATUS.md`.
 
-#![allow(dead_code)]
-
-#[path = "../../common/mod.rs"]
-pub mod common;
 pub mod faults;
 
 mod kyverno;
@@ -24,6 +20,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::support::common;
 
 #[allow(unused_imports)]
 pub use faults::{Faults, LoggedRequest, RequestLog};
@@ -77,7 +75,6 @@ pub struct ControlPlaneBuilder {
     kyverno_admission: bool,
 }
 
-#[allow(dead_code)]
 impl ControlPlaneBuilder {
     pub fn with(mut self, upstream: Upstream) -> Self {
         self.upstream.push(upstream);
@@ -145,7 +142,6 @@ pub struct ControlPlane {
     pub ca_pem: String,
 }
 
-#[allow(dead_code)]
 impl ControlPlane {
     pub fn builder() -> ControlPlaneBuilder {
         ControlPlaneBuilder {

@@ -123,7 +123,6 @@ fn matches(served: &Served, wanted: &str) -> bool {
     }
 }
 
-#[allow(dead_code)]
 impl ControlPlane {
     pub(super) fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)

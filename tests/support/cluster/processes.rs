@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::common;
+use crate::support::common;
 
 /// The token of the harness's own user (`system:masters`); never given to the operator.
 pub const ADMIN_TOKEN: &str = "registry-operator-test-admin";

@@ -1,6 +1,5 @@
 //! Scenario-test helpers: the real `registry-operator run` binary as a child process against the
 //! real control plane, log capture, and bounded polling. No assertions about behaviour here.
-#![allow(dead_code)]
 
 use std::io::Read;
 use std::net::TcpListener;

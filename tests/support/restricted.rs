@@ -1,6 +1,5 @@
 //! The Pod Security "restricted" profile, field by field, as one assertion shared by every test that
 //! checks a pod we ship or render. It asserts only; it builds nothing.
-#![allow(dead_code)]
 
 use k8s_openapi::api::core::v1::PodSpec;
 

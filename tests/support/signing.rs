@@ -52,9 +52,10 @@ pub struct SignedImages {
 impl SignedImages {
     /// `None` (SKIPPED, or a panic in CI) when cosign/crane or docker-registry cannot be had.
     pub fn prepare(dir: &Path) -> Option<SignedImages> {
-        let signing = super::upstream_tools("signing", "cosign", "REGISTRY_OPERATOR_SIGNING_DIR")?;
-        if super::find_tool("docker-registry", &[]).is_none() {
-            super::missing("docker-registry", "apt-get install docker-registry");
+        let signing =
+            super::common::upstream_tools("signing", "cosign", "REGISTRY_OPERATOR_SIGNING_DIR")?;
+        if super::common::find_tool("docker-registry", &[]).is_none() {
+            super::common::missing("docker-registry", "apt-get install docker-registry");
             return None;
         }
         let (cosign, crane): (PathBuf, PathBuf) = (signing.join("cosign"), signing.join("crane"));

@@ -1,7 +1,6 @@
 //! Test support: evaluates generated Kyverno policies against Pods — Kyverno's wildcard and overlay-pattern
 //! semantics for ClusterPolicy, a CEL interpreter for ValidatingPolicy — and loads upstream CRD schemas.
 //! Test-only; mirrors upstream behaviour for the subset the operator emits, nothing more.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -187,10 +186,8 @@ pub fn pod(namespace: &str, containers: &[&str], init: &[&str], ephemeral: &[&st
 /// Directory of the upstream Kyverno schemas, or `None` (after printing SKIPPED) when `../shared` is
 /// missing and not required.
 pub fn kyverno_schema_dir() -> Option<PathBuf> {
-    crate::common::shared_schemas().map(|schemas| schemas.join("kyverno"))
+    super::common::shared_schemas().map(|schemas| schemas.join("kyverno"))
 }
-
-pub use crate::common::strict_schema;
 
 /// Remove `null` values, as the API server drops them.
 pub fn drop_nulls(value: &mut Value) {

@@ -1,11 +1,9 @@
-//! Helpers for the migrate tests against real registries: tool detection (SKIPPED rule), CNCF
-//! distribution instances, content built with umoci/skopeo, and a counting/fault-injecting proxy.
+//! Helpers for the migrate tests against real registries (`support::distribution`): tool detection
+//! (SKIPPED rule), content built with umoci/skopeo, and a counting/fault-injecting proxy.
 //! Test-only; binds 127.0.0.1 only and cleans up on Drop.
-#![allow(dead_code)]
 
 pub mod content;
 pub mod proxy;
-pub mod registry;
 
 use std::collections::BTreeMap;
 

@@ -1,10 +1,5 @@
-//! Shared test helpers: locating external tools and the `../shared` schemas, with the SKIPPED /
+//! Helpers every test binary uses: locating external tools and the `../shared` schemas, with the SKIPPED /
 //! `REGISTRY_OPERATOR_REQUIRE_TOOLS=1` rule, and the one metadata checker every render test applies.
-#![allow(dead_code)]
-
-pub mod distribution;
-pub mod signing;
-pub mod verdict_cases;
 
 use std::path::{Path, PathBuf};
 

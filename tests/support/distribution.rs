@@ -1,5 +1,5 @@
 //! A CNCF distribution (`docker-registry`, Debian's package) on 127.0.0.1 with temp storage, optionally
-//! behind htpasswd basic auth; killed on Drop. Shared by the migration and the Kyverno signature tests.
+//! behind htpasswd basic auth; killed on Drop. Shared by the migration, K3d GC and Kyverno signature tests.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
