@@ -1,4 +1,4 @@
-//! Proptest strategies for tests/fuzz_specs.rs: typed Registry and ImagePolicy specs (valid shapes,
+//! Proptest strategies for tests/render/fuzz.rs: typed Registry and ImagePolicy specs (valid shapes,
 //! absurd values), arbitrary JSON documents and their mutation. Generates data only; asserts nothing.
 
 use std::collections::BTreeMap;

@@ -1,8 +1,6 @@
 //! ImagePolicy rendering: golden snapshots of both Kyverno flavours, strict upstream-schema checks, and
 //! the generated image rules evaluated against Pods (wildcards for ClusterPolicy, CEL for ValidatingPolicy).
 
-mod support;
-
 use crate::support::common;
 use crate::support::policy::*;
 use registry_operator::cli::{Manifest, read_manifests};

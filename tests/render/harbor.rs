@@ -1,8 +1,6 @@
 //! Harbor-mode render tests: golden snapshots, CNPG schema (strict), k8s-openapi round trips, Pod
 //! Security "restricted" field by field, and that no secret value reaches render output.
 
-mod support;
-
 use crate::support::{common, restricted};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, PodSpec, Service};

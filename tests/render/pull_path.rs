@@ -3,8 +3,6 @@
 //! mirrors to the NodePort on loopback; Harbor serves TLS with a generated CA (exported, trusted by
 //! nodes through `ca_file`) and is resolvable from pods through `kube-system/coredns-custom`.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use crate::support::common;

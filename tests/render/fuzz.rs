@@ -3,8 +3,6 @@
 //! Properties: nothing panics, every error names a field, every rendered object carries the owner
 //! selector labels. 256 cases per property by default; `PROPTEST_CASES=100000` for a long run.
 
-mod support;
-
 use crate::support::fuzz::{image_policy, json_value, mutate, policy_observed, registry};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};

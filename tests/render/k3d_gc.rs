@@ -3,8 +3,6 @@
 //! test registry's data, after one of two pushed images was deleted through the registry API. The
 //! unreferenced blobs go; the referenced ones stay.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

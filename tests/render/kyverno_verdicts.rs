@@ -4,8 +4,6 @@
 //! the same level (a Deployment is judged as a Deployment, through Kyverno's pod-controller rules).
 //! The README's verdict table is generated from this test and checked against it.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,8 +5,6 @@
 //! unsigned one fails; with the defaults (Rekor required) the offline signature fails too. Keyless
 //! cannot be verified offline: its rendered fields are checked against Kyverno's shape instead.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,8 +3,6 @@
 //! apiserver's metadata rules on every object, and the `render` command line (`--operator-namespace`,
 //! `--strict`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use crate::support::common;
