@@ -4,6 +4,7 @@
 local failures = {
   InvalidSpec = true,
   CNPGNotInstalled = true,
+  ClusterNotFound = true,
   MigrationFailed = true,
   Conflict = true,
 }

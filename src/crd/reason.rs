@@ -111,8 +111,12 @@ reasons! {
     Warnings => Degraded, ImagePolicy;
     /// The spec breaks a rule; the message names the field; nothing was applied.
     InvalidSpec => Blocked, Both;
-    /// A managed Harbor database needs CloudNativePG, which is not installed; nothing was applied.
+    /// A Harbor database on CloudNativePG (managed, or on an existing Cluster) needs CloudNativePG
+    /// kinds that are not served; nothing was applied.
     CNPGNotInstalled => Blocked, Registry;
+    /// The existing CloudNativePG Cluster `spec.harbor.database.cnpg.clusterRef` names does not
+    /// exist; nothing was applied.
+    ClusterNotFound => Blocked, Registry;
     /// `Progressing=False`: nothing left to do.
     Reconciled => Neutral, Both;
     /// `Degraded=False`: nothing is wrong.

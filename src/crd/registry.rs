@@ -218,6 +218,11 @@ pub struct RegistryStatus {
     /// Harbor version running (Harbor mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harbor_version: Option<String>,
+    /// When the managed Harbor database was last backed up (`spec.harbor.database.backup`), as
+    /// CloudNativePG reports it on the Cluster (`status.lastSuccessfulBackup`, RFC 3339). CNPG does
+    /// not set it for backups through a plugin (`method: ObjectStore`): see that Cluster's `Backup`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<String>,
     /// Progress of the last or current migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ApiResource, DynamicObject};
@@ -22,7 +22,19 @@ pub fn core_child_kinds() -> Vec<ApiResource> {
         ApiResource::erase::<StatefulSet>(&()),
         ApiResource::erase::<Deployment>(&()),
         ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<CronJob>(&()),
         ApiResource::erase::<Ingress>(&()),
+    ]
+}
+
+/// CloudNativePG kinds a Harbor Registry may render (managed `Cluster` and its `ScheduledBackup`;
+/// `Database` and `DatabaseRole` on an existing Cluster), watched only while CNPG is served.
+pub fn cnpg_child_kinds() -> Vec<ApiResource> {
+    vec![
+        crate::render::cnpg_cluster_resource(),
+        crate::render::cnpg_scheduled_backup_resource(),
+        crate::render::cnpg_database_role_resource(),
+        crate::render::cnpg_database_resource(),
     ]
 }
 
@@ -110,7 +122,13 @@ pub fn readiness(
     let Some(object) = live else {
         return matches!(
             resource.kind.as_str(),
-            "Deployment" | "StatefulSet" | "PersistentVolumeClaim" | "Job" | "Cluster"
+            "Deployment"
+                | "StatefulSet"
+                | "PersistentVolumeClaim"
+                | "Job"
+                | "Cluster"
+                | "Database"
+                | "DatabaseRole"
         )
         .then(|| Err(format!("{} not created yet", resource.kind)));
     };
@@ -166,6 +184,25 @@ pub fn readiness(
                 Ok(())
             } else {
                 Err(format!("database Cluster {name} is not ready"))
+            })
+        }
+        // CloudNativePG reports `status.applied` once the role or database exists in PostgreSQL
+        // (and `status.message` when it could not be created).
+        "Database" | "DatabaseRole" => {
+            let applied = object
+                .data
+                .pointer("/status/applied")
+                .and_then(|a| a.as_bool());
+            Some(if current && applied == Some(true) {
+                Ok(())
+            } else {
+                let why = object
+                    .data
+                    .pointer("/status/message")
+                    .and_then(|m| m.as_str())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("not created in PostgreSQL yet");
+                Err(format!("{} {name}: {why}", resource.kind))
             })
         }
         _ => None,

@@ -200,8 +200,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let mut stores = ChildStores::default();
     let mut child_streams = Vec::new();
     let mut kinds = children::core_child_kinds();
-    if registry::harbor::cnpg_served(&client).await {
-        kinds.push(crate::render::cnpg_cluster_resource());
+    let cnpg_kinds = registry::harbor::cnpg_served_kinds(&client).await;
+    if !cnpg_kinds.is_empty() {
+        kinds.extend(cnpg_kinds);
     } else {
         info!("CloudNativePG is not installed; managed Harbor databases report CNPGNotInstalled");
     }

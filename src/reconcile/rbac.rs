@@ -109,6 +109,12 @@ pub const RBAC_RULES: &[RbacRule] = &[
         why: "one-shot tasks such as migrations",
     },
     RbacRule {
+        group: "batch",
+        resource: "cronjobs",
+        verbs: CHILD,
+        why: "the hosted K3d registry's garbage collection (spec.k3d.gc)",
+    },
+    RbacRule {
         group: "networking.k8s.io",
         resource: "ingresses",
         verbs: CHILD,
@@ -124,7 +130,25 @@ pub const RBAC_RULES: &[RbacRule] = &[
         group: "postgresql.cnpg.io",
         resource: "clusters",
         verbs: CHILD_READ,
-        why: "Harbor's managed PostgreSQL on CloudNativePG",
+        why: "Harbor's managed PostgreSQL on CloudNativePG; get: the existing Cluster of spec.harbor.database.cnpg",
+    },
+    RbacRule {
+        group: "postgresql.cnpg.io",
+        resource: "databases",
+        verbs: CHILD,
+        why: "Harbor's database on an existing CloudNativePG Cluster (spec.harbor.database.cnpg)",
+    },
+    RbacRule {
+        group: "postgresql.cnpg.io",
+        resource: "databaseroles",
+        verbs: CHILD,
+        why: "Harbor's login role on an existing CloudNativePG Cluster (spec.harbor.database.cnpg)",
+    },
+    RbacRule {
+        group: "postgresql.cnpg.io",
+        resource: "scheduledbackups",
+        verbs: CHILD,
+        why: "backups of the managed database (spec.harbor.database.backup)",
     },
     RbacRule {
         group: "kyverno.io",

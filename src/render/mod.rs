@@ -20,6 +20,11 @@ pub use harbor::CONFIG_CHECKSUM_ANNOTATION as HARBOR_CONFIG_CHECKSUM_ANNOTATION;
 pub use harbor::admin_password_ref as harbor_admin_password_ref;
 pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use harbor::component_name as harbor_component_name;
+pub use harbor::{
+    database_resource as cnpg_database_resource,
+    database_role_resource as cnpg_database_role_resource,
+    scheduled_backup_resource as cnpg_scheduled_backup_resource,
+};
 pub use k3d::object_name as k3d_object_name;
 pub use k3d::service_host as k3d_service_host;
 pub use k3d::{

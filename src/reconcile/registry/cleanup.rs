@@ -1,10 +1,11 @@
-//! The Registry finalizer: before a Registry goes, delete the ConfigMaps it wrote outside its namespace
-//! and release (or delete, per `retention`) its volume claims and managed database. Everything else
+//! The Registry finalizer: before a Registry goes, delete what it wrote outside its namespace (shared
+//! ConfigMaps, CNPG objects on an existing Cluster) and release (or delete, per `retention`) its
+//! volume claims and managed database. Everything else
 //! goes by owner-reference garbage collection; this must not touch anything another owner labelled.
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -48,6 +49,7 @@ pub(super) async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action
             .map_err(ReconcileError::Cleanup)?;
         }
     }
+    delete_foreign_children(ctx, &owner, &namespace, &id).await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     let owned = claims
         .list(&kube::api::ListParams::default().labels(&owner.selector()))
@@ -92,6 +94,37 @@ pub(super) async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action
         }
     }
     Ok(Action::await_change())
+}
+
+/// Delete what the Registry labelled outside its own namespace besides the shared ConfigMaps (the
+/// CNPG `Database`/`DatabaseRole` and the role's password copy on an existing Cluster): an owner
+/// reference cannot cross namespaces, so garbage collection would never remove them. CloudNativePG
+/// keeps or drops the database itself per the reclaim policy render wrote from `spec.retention`.
+async fn delete_foreign_children(
+    ctx: &Context,
+    owner: &Owner<'_>,
+    namespace: &str,
+    id: &str,
+) -> Result<(), ReconcileError> {
+    for (resource, object) in ctx.stores.labelled(&owner.selector_labels()) {
+        let Some(object_namespace) = object.metadata.namespace.as_deref() else {
+            continue;
+        };
+        if object_namespace == namespace || resource.kind == "ConfigMap" {
+            continue;
+        }
+        let object_name = object.metadata.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), object_namespace, &resource);
+        ignore_not_found(
+            api.delete(&object_name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )
+        .map_err(ReconcileError::Cleanup)?;
+        info!(registry = %id, kind = %resource.kind, namespace = %object_namespace, name = %object_name, "deleted child outside the Registry's namespace");
+    }
+    Ok(())
 }
 
 fn ignore_not_found(result: Result<(), kube::Error>) -> Result<(), kube::Error> {

@@ -9,7 +9,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ApiResource, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+
+use super::error::ReconcileError;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
@@ -33,13 +35,49 @@ pub enum HarborError {
     Generate { name: String, message: String },
 }
 
-/// Whether the CloudNativePG `Cluster` kind is served.
-pub async fn cnpg_served(client: &Client) -> bool {
-    let resource = render::cnpg_cluster_resource();
-    client
-        .list_api_group_resources(&resource.api_version)
-        .await
-        .is_ok_and(|list| list.resources.iter().any(|r| r.name == resource.plural))
+/// The CloudNativePG kinds the operator manages that the API server serves now (one discovery
+/// request; empty when CNPG is not installed or discovery fails).
+pub async fn cnpg_served_kinds(client: &Client) -> Vec<ApiResource> {
+    let wanted = crate::reconcile::children::cnpg_child_kinds();
+    let Some(api_version) = wanted.first().map(|r| r.api_version.clone()) else {
+        return Vec::new();
+    };
+    match client.list_api_group_resources(&api_version).await {
+        Ok(list) => wanted
+            .into_iter()
+            .filter(|kind| list.resources.iter().any(|r| r.name == kind.plural))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The CloudNativePG kinds `rendered` needs that are neither watched nor served (empty when render
+/// needs none, or all are there): the pass must not apply objects of a kind that does not exist.
+pub async fn missing_cnpg_kinds(
+    rendered: &Rendered,
+    stores: &ChildStores,
+    client: &Client,
+) -> Vec<String> {
+    let group = render::cnpg_cluster_resource().group;
+    let mut needed: Vec<&ApiResource> = rendered
+        .objects
+        .iter()
+        .map(|o| &o.resource)
+        .filter(|r| r.group == group && !stores.watches(r))
+        .collect();
+    needed.dedup_by_key(|r| r.kind.clone());
+    if needed.is_empty() {
+        return Vec::new();
+    }
+    let served = cnpg_served_kinds(client).await;
+    let mut missing: Vec<String> = needed
+        .into_iter()
+        .filter(|r| !served.iter().any(|s| s.plural == r.plural))
+        .map(|r| format!("{}.{}", r.plural, r.group))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
 }
 
 fn harbor_name(registry: &Registry, component: &str) -> String {
@@ -76,12 +114,38 @@ pub async fn observe(registry: &Registry, client: &Client, stores: &ChildStores)
     }
 }
 
-/// Whether the render needs CloudNativePG.
-pub fn needs_cnpg(rendered: &Rendered) -> bool {
-    rendered
-        .objects
-        .iter()
-        .any(|o| o.resource.group == render::cnpg_cluster_resource().group)
+/// `namespace/name` of the existing CloudNativePG Cluster `spec.harbor.database.cnpg.clusterRef`
+/// names when it does not exist (one read; `None` when it exists or no existing Cluster is used).
+/// The platform's Cluster is not ours, so it is not in the label-selected watch cache.
+pub async fn absent_cnpg_cluster(
+    registry: &Registry,
+    client: &Client,
+) -> Result<Option<String>, ReconcileError> {
+    let Some(cnpg) = registry
+        .spec
+        .harbor
+        .as_ref()
+        .and_then(|h| h.database.as_ref())
+        .and_then(|d| d.cnpg.as_ref())
+    else {
+        return Ok(None);
+    };
+    let reference = &cnpg.cluster_ref;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &reference.namespace,
+        &render::cnpg_cluster_resource(),
+    );
+    let found = api
+        .get_metadata_opt(&reference.name)
+        .await
+        .map_err(|source| ReconcileError::Read {
+            what: "the CloudNativePG Cluster of spec.harbor.database.cnpg.clusterRef",
+            source,
+        })?;
+    Ok(found
+        .is_none()
+        .then(|| format!("{}/{}", reference.namespace, reference.name)))
 }
 
 /// Create every generated Secret that does not exist yet; existing ones are never touched, so values
@@ -96,6 +160,9 @@ pub async fn ensure_secrets(
     // Values created in this pass, by Secret name: a serving certificate signed by a CA created
     // just before it needs no read.
     let mut generated: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let namespace = registry.namespace().unwrap_or_default();
+    // CAs and copied passwords are read from the Registry's namespace, where they are generated.
+    let home: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     for secret in wanted {
         let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
         let read_error = |source| HarborError::CreateSecret {
@@ -124,7 +191,7 @@ pub async fn ensure_secrets(
         for issuer in issuers_of(secret) {
             let values = match generated.get(&issuer) {
                 Some(values) => Some(values.clone()),
-                None => api
+                None => home
                     .get_opt(&issuer)
                     .await
                     .map_err(|source| HarborError::CreateSecret {
@@ -148,7 +215,12 @@ pub async fn ensure_secrets(
                 name: Some(secret.name.clone()),
                 namespace: Some(secret.namespace.clone()),
                 labels: Some(secret.labels.clone()),
-                owner_references: render::owner_reference(registry).map(|o| vec![o]),
+                // An owner reference cannot point across namespaces (the garbage collector would
+                // treat it as absent and delete the copy): the finalizer deletes such a Secret.
+                owner_references: (secret.namespace == namespace)
+                    .then(|| render::owner_reference(registry))
+                    .flatten()
+                    .map(|o| vec![o]),
                 ..Default::default()
             },
             data: Some(
@@ -246,13 +318,15 @@ async fn rewrite_pkcs8_token_key(
     }
 }
 
-/// Names of the generated Secrets whose values `secret` is generated from (a serving certificate's CA).
+/// Names of the generated Secrets whose values `secret` is generated from (a serving certificate's
+/// CA, the source of a copied password), all in the Registry's namespace.
 fn issuers_of(secret: &GeneratedSecret) -> Vec<String> {
     secret
         .keys
         .iter()
         .filter_map(|(_, generator)| match generator {
             SecretGenerator::ServingCertificate { issuer, .. } => Some(issuer.secret.clone()),
+            SecretGenerator::CopyOf { secret, .. } => Some(secret.clone()),
             _ => None,
         })
         .collect()
@@ -308,7 +382,7 @@ pub fn conditions(
 fn group_of(registry: &Registry, object: &RenderedObject) -> &'static str {
     let name = object.name();
     match object.resource.kind.as_str() {
-        "Cluster" => condition::DATABASE_READY,
+        "Cluster" | "Database" | "DatabaseRole" => condition::DATABASE_READY,
         "StatefulSet" if name == harbor_name(registry, "redis") => condition::CACHE_READY,
         "PersistentVolumeClaim" if name == harbor_name(registry, "registry") => {
             condition::STORAGE_READY

@@ -133,10 +133,47 @@ pub(super) fn node_port_conflict(registry: &Registry, conflict: &str, resync: Du
     )
 }
 
-/// A managed database needs CloudNativePG, which is not served.
-pub(super) fn cnpg_missing(registry: &Registry, resync: Duration) -> Outcome {
-    let reason = Reason::CNPGNotInstalled;
-    let message = "spec.harbor.database.managed needs CloudNativePG: install its operator (the postgresql.cnpg.io/v1 Cluster CRD) or set spec.harbor.database.external";
+/// A database on CloudNativePG needs kinds (`missing`, `plural.group`) that are not served.
+pub(super) fn cnpg_missing(registry: &Registry, missing: &[String], resync: Duration) -> Outcome {
+    let field = if cnpg_database(registry).is_some() {
+        "spec.harbor.database.cnpg"
+    } else {
+        "spec.harbor.database.managed"
+    };
+    let message = format!(
+        "{field} needs CloudNativePG, whose {} {} not served: install (or upgrade) its operator or set spec.harbor.database.external",
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+    );
+    blocked(registry, Reason::CNPGNotInstalled, &message, resync)
+}
+
+/// The existing CloudNativePG Cluster (`namespace/name`) named by `spec.harbor.database.cnpg` is absent.
+pub(super) fn cnpg_cluster_not_found(
+    registry: &Registry,
+    cluster: &str,
+    resync: Duration,
+) -> Outcome {
+    let message = format!(
+        "spec.harbor.database.cnpg.clusterRef: CloudNativePG Cluster {cluster} not found; create it or point clusterRef at an existing one"
+    );
+    blocked(registry, Reason::ClusterNotFound, &message, resync)
+}
+
+fn cnpg_database(registry: &Registry) -> Option<&crate::crd::CnpgDatabase> {
+    registry
+        .spec
+        .harbor
+        .as_ref()?
+        .database
+        .as_ref()?
+        .cnpg
+        .as_ref()
+}
+
+/// Nothing applied until someone acts (install a dependency, create what the spec names); looked at
+/// again every resync, since what is missing is not watched.
+fn blocked(registry: &Registry, reason: Reason, message: &str, resync: Duration) -> Outcome {
     let conditions = [
         DesiredCondition::new(condition::READY, false, reason, message),
         DesiredCondition::new(condition::PROGRESSING, false, reason, "nothing applied"),
@@ -260,6 +297,7 @@ pub(super) fn steady(
         k3s_registries_yaml: rendered.k3s_registries_yaml.clone(),
         harbor_version: running_harbor_version(registry, rendered, stores)
             .or_else(|| status_base(registry).harbor_version),
+        last_backup_time: last_backup_time(rendered, stores),
         ..status_base(registry)
     };
     Outcome {
@@ -438,6 +476,24 @@ fn running_harbor_version(
         .pointer("/spec/template/spec/containers/0/image")?
         .as_str()?;
     version_of_image(image)
+}
+
+/// The managed database's last successful backup, when render asked for backups (a `ScheduledBackup`)
+/// and CloudNativePG reported one on the Cluster.
+fn last_backup_time(rendered: &Rendered, stores: &ChildStores) -> Option<String> {
+    let objects = &rendered.objects;
+    objects
+        .iter()
+        .find(|o| o.resource.kind == "ScheduledBackup")?;
+    let cluster = objects
+        .iter()
+        .find(|o| o.resource.kind == "Cluster" && o.resource.group == "postgresql.cnpg.io")?;
+    let live = stores.live(cluster)?;
+    let time = live
+        .data
+        .pointer("/status/lastSuccessfulBackup")?
+        .as_str()?;
+    Some(time.to_string())
 }
 
 /// `2.15.2` from `docker.io/goharbor/harbor-core:v2.15.2` (a digest suffix is ignored).

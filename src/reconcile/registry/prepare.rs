@@ -100,12 +100,20 @@ pub(super) async fn prepare(
             ctx.settings.resync,
         ))));
     }
-    if harbor::needs_cnpg(&rendered)
-        && !ctx.stores.watches(&render::cnpg_cluster_resource())
-        && !harbor::cnpg_served(&ctx.client).await
-    {
+    let missing = harbor::missing_cnpg_kinds(&rendered, &ctx.stores, &ctx.client).await;
+    if !missing.is_empty() {
         return Ok(Pass::Report(Box::new(outcome::cnpg_missing(
             registry,
+            &missing,
+            ctx.settings.resync,
+        ))));
+    }
+    if target.mode == RegistryMode::Harbor
+        && let Some(absent) = harbor::absent_cnpg_cluster(registry, &ctx.client).await?
+    {
+        return Ok(Pass::Report(Box::new(outcome::cnpg_cluster_not_found(
+            registry,
+            &absent,
             ctx.settings.resync,
         ))));
     }

@@ -8,7 +8,7 @@ use kube::api::ApiResource;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Ctx, database_cluster_name};
-use crate::crd::{BackupMethod, CnpgDatabase, DatabaseBackup};
+use crate::crd::{BackupMethod, CnpgDatabase, DatabaseBackup, Retention};
 use crate::render::generated::{GeneratedSecret, SecretGenerator};
 use crate::render::{RenderError, RenderedObject};
 
@@ -135,8 +135,19 @@ fn object(
     RenderedObject::from_parts(resource, metadata, value)
 }
 
-/// The `DatabaseRole` (login, password from the copied Secret) and the `Database` it owns, both
-/// retained in PostgreSQL when deleted (Harbor's data outlives the Registry object).
+/// What CloudNativePG does in PostgreSQL when the `Database`/`DatabaseRole` object goes: under
+/// `retention: Retain` (default) the database and role stay (Harbor's data outlives the Registry),
+/// under `Delete` they are dropped, as volume claims are deleted.
+fn reclaim_policy(ctx: &Ctx<'_>) -> String {
+    match ctx.registry.spec.retention {
+        Retention::Retain => "retain",
+        Retention::Delete => "delete",
+    }
+    .to_string()
+}
+
+/// The `DatabaseRole` (login, password from the copied Secret) and the `Database` it owns, reclaimed
+/// per `spec.retention` ([`reclaim_policy`]).
 pub(super) fn existing_cluster_objects(
     ctx: &Ctx<'_>,
     cnpg: &CnpgDatabase,
@@ -151,14 +162,14 @@ pub(super) fn existing_cluster_objects(
         password_secret: LocalRef {
             name: object_name(ctx),
         },
-        database_role_reclaim_policy: "retain".to_string(),
+        database_role_reclaim_policy: reclaim_policy(ctx),
         comment: format!("Harbor of Registry {}/{}", ctx.namespace, ctx.name),
     };
     let database = DatabaseSpec {
         cluster,
         name: cnpg.name.clone(),
         owner: cnpg.name.clone(),
-        database_reclaim_policy: "retain".to_string(),
+        database_reclaim_policy: reclaim_policy(ctx),
     };
     Ok(vec![
         object(database_role_resource(), foreign_meta(ctx, cnpg), role)?,

@@ -20,6 +20,7 @@ use common::Ctx;
 
 pub use common::CONFIG_CHECKSUM_ANNOTATION;
 
+pub use cnpg::{database_resource, database_role_resource, scheduled_backup_resource};
 pub use common::component_name;
 pub use database::cluster_resource;
 
