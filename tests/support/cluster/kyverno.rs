@@ -45,6 +45,11 @@ impl ControlPlane {
             .arg(format!("--serverIP=127.0.0.1:{port}"))
             .arg("--webhookServerHost=127.0.0.1")
             .arg(format!("--webhookServerPort={port}"))
+            // Kyverno's metrics server listens on 0.0.0.0:8000 even with --disableMetrics: two
+            // admission tests at once made one Kyverno exit on the port clash, and tests bind to
+            // 127.0.0.1 only.
+            .arg("--metricsHost=127.0.0.1")
+            .arg(format!("--metricsPort={}", free_port()))
             .args([
                 "--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca",
                 "--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair",
