@@ -37,8 +37,6 @@ pub(super) struct Steady {
     /// What was rendered and for which target.
     pub(super) target: Target,
     pub(super) rendered: Rendered,
-    /// Why children are not ready yet, as read before the apply.
-    pub(super) waiting: Vec<String>,
     /// `spec.mode` asks for K3d while Harbor serves, without `allowDowngrade`.
     pub(super) downgrade_refused: bool,
     /// What reading the KEP-1755 announcement found wrong with it.
@@ -228,10 +226,12 @@ pub(super) fn steady(
     let Steady {
         target,
         rendered,
-        waiting,
         downgrade_refused,
         observed_problem,
     } = pass;
+    // Read now, from the same caches as the Harbor part conditions below (not before the apply):
+    // Ready must never be True beside a part that is not, nor False when all parts are.
+    let waiting = waiting_on(rendered, stores);
     let ready = waiting.is_empty();
     let mut warnings = rendered.warnings.clone();
     if *downgrade_refused {

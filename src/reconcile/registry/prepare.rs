@@ -137,7 +137,6 @@ pub(super) async fn prepare(
             then: Then::Steady(Box::new(Steady {
                 target: target.clone(),
                 rendered,
-                waiting,
                 downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
                 observed_problem,
             })),
