@@ -1,13 +1,16 @@
 //! Building blocks shared by the K3d and Harbor renders: env entries (plain and from Secrets), HTTP
-//! probes, resource requirements, Pod Security "restricted" security contexts and volume claims.
+//! probes, resource requirements, Pod Security "restricted" security contexts, container ports,
+//! volumes (ConfigMap, Secret, emptyDir, claim), their mounts and volume claims.
 //! Pure constructors of Kubernetes types; they must not know a mode or read anything.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, VolumeResourceRequirements,
+    Capabilities, ConfigMapVolumeSource, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -128,6 +131,91 @@ pub(crate) fn pvc(metadata: ObjectMeta, volume: &VolumeSpec) -> PersistentVolume
     PersistentVolumeClaim {
         metadata,
         spec: Some(pvc_spec(volume)),
+        ..Default::default()
+    }
+}
+
+/// A named TCP container port.
+pub(crate) fn port(name: &str, container_port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port,
+        protocol: Some("TCP".to_string()),
+        ..Default::default()
+    }
+}
+
+/// A volume mounted at `path` (or one file of it, `sub_path`), writable.
+pub(crate) fn mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        sub_path: sub_path.map(str::to_string),
+        read_only: None,
+        ..Default::default()
+    }
+}
+
+/// A volume mounted read-only (see [`mount`]).
+pub(crate) fn read_only_mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
+    VolumeMount {
+        read_only: Some(true),
+        ..mount(name, path, sub_path)
+    }
+}
+
+/// A volume of a whole ConfigMap.
+pub(crate) fn config_map_volume(name: &str, config_map: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A volume with selected keys of a Secret (`(key, path)`), files readable by the pod's group only.
+pub(crate) fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
+    Volume {
+        name: name.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            items: Some(
+                items
+                    .iter()
+                    .map(|(key, path)| KeyToPath {
+                        key: key.to_string(),
+                        path: path.to_string(),
+                        mode: None,
+                    })
+                    .collect(),
+            ),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An empty scratch volume that lives as long as the pod.
+pub(crate) fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
+}
+
+/// A volume of a PersistentVolumeClaim.
+pub(crate) fn pvc_volume(name: &str, claim: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.to_string(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

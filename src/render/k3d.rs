@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, PersistentVolumeClaim, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use super::builders::{self, env, env_from_secret};
+use super::builders::{self, empty_dir, env, env_from_secret, mount, port, pvc_volume};
 use super::k3s::Registries;
 use super::labels::Owner;
 use super::observed::NodePortsObserved;
@@ -40,12 +40,12 @@ const HELP: &str = "https://github.com/kubernetes/enhancements/tree/master/keps/
 const APP: &str = "distribution";
 const COMPONENT: &str = "registry";
 const PORT: i32 = 5000;
-pub(super) const DATA_DIR: &str = "/var/lib/registry";
+const DATA_DIR: &str = "/var/lib/registry";
 /// Non-root uid/gid the distribution image runs as (the image's default is root, which it does not need).
 const RUN_AS: i64 = 1000;
 
 /// Pod Security "restricted" pod settings of the registry's pods (the uid/gid that owns the volume).
-pub(super) fn restricted_pod_security() -> PodSecurityContext {
+fn restricted_pod_security() -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(RUN_AS),
@@ -342,7 +342,7 @@ fn service(
     }
 }
 
-pub(super) fn default_resources() -> ResourceRequirements {
+fn default_resources() -> ResourceRequirements {
     builders::resources(None, "10m", "50Mi", "64Mi")
 }
 
@@ -361,6 +361,40 @@ pub(crate) fn restricted_container_security() -> SecurityContext {
     SecurityContext {
         privileged: None,
         ..builders::container_security(true)
+    }
+}
+
+/// A container of the distribution image (`spec.k3d.image` or the pinned default) with its
+/// resources and restricted security context; the registry and its collector add the rest.
+fn distribution_container(name: &str, spec: &K3dSpec) -> Container {
+    Container {
+        name: name.to_string(),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DISTRIBUTION_IMAGE.to_string()),
+        ),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(restricted_container_security()),
+        ..Default::default()
+    }
+}
+
+/// The registry's volume (`data`) mounted where distribution keeps its blobs.
+fn data_mount() -> VolumeMount {
+    mount("data", DATA_DIR, None)
+}
+
+/// A pod of the registry or its collector: no API token, no service links, restricted pod security.
+fn pod_spec(container: Container, volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(restricted_pod_security()),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
     }
 }
 
@@ -386,37 +420,12 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
         }
     }
     let container = Container {
-        name: "registry".to_string(),
-        image: Some(
-            spec.image
-                .clone()
-                .unwrap_or_else(|| DEFAULT_DISTRIBUTION_IMAGE.to_string()),
-        ),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        ports: Some(vec![ContainerPort {
-            name: Some("registry".to_string()),
-            container_port: PORT,
-            protocol: Some("TCP".to_string()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![port("registry", PORT)]),
         env: Some(environment),
         liveness_probe: Some(probe(10)),
         readiness_probe: Some(probe(2)),
-        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
-        security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".to_string(),
-                mount_path: DATA_DIR.to_string(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".to_string(),
-                mount_path: "/tmp".to_string(),
-                ..Default::default()
-            },
-        ]),
-        ..Default::default()
+        volume_mounts: Some(vec![data_mount(), mount("tmp", "/tmp", None)]),
+        ..distribution_container("registry", spec)
     };
     let selector = owner.pod_selector(APP, COMPONENT);
     Deployment {
@@ -437,28 +446,10 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
                     labels: metadata.labels.clone(),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(restricted_pod_security()),
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "data".to_string(),
-                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                claim_name: claim.to_string(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "tmp".to_string(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Default::default()
-                        },
-                    ]),
-                    ..Default::default()
-                }),
+                spec: Some(pod_spec(
+                    container,
+                    vec![pvc_volume("data", claim), empty_dir("tmp")],
+                )),
             },
             ..Default::default()
         }),

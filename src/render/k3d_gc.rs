@@ -9,17 +9,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, PersistentVolumeClaimVolumeSource, PodSpec,
-    PodTemplateSpec, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{
-    APP, DATA_DIR, DEFAULT_DISTRIBUTION_IMAGE, default_resources, restricted_container_security,
-    restricted_pod_security,
-};
+use super::{APP, DATA_DIR, data_mount, distribution_container, pod_spec};
 use crate::crd::{K3dGcSpec, K3dSpec};
+use crate::render::builders::{config_map_volume, pvc_volume, read_only_mount};
 use crate::render::labels::Owner;
 use crate::render::{RenderError, RenderedObject};
 
@@ -66,56 +61,22 @@ pub(super) fn objects(
         ..Default::default()
     };
     let container = Container {
-        name: "garbage-collect".to_string(),
-        image: Some(
-            spec.image
-                .clone()
-                .unwrap_or_else(|| DEFAULT_DISTRIBUTION_IMAGE.to_string()),
-        ),
-        image_pull_policy: Some("IfNotPresent".to_string()),
         command: Some(gc_command(gc)),
-        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
-        security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".to_string(),
-                mount_path: DATA_DIR.to_string(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".to_string(),
-                mount_path: GC_CONFIG_DIR.to_string(),
-                read_only: Some(true),
-                ..Default::default()
-            },
+            data_mount(),
+            read_only_mount("config", GC_CONFIG_DIR, None),
         ]),
-        ..Default::default()
+        ..distribution_container("garbage-collect", spec)
     };
     let pod = PodSpec {
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
         restart_policy: Some("Never".to_string()),
-        security_context: Some(restricted_pod_security()),
-        containers: vec![container],
-        volumes: Some(vec![
-            Volume {
-                name: "data".to_string(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: claim.to_string(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            Volume {
-                name: "config".to_string(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: name.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ]),
-        ..Default::default()
+        ..pod_spec(
+            container,
+            vec![
+                pvc_volume("data", claim),
+                config_map_volume("config", &name),
+            ],
+        )
     };
     let cron_job = CronJob {
         metadata: metadata.clone(),

@@ -1,5 +1,7 @@
 //! Shared pieces of Harbor rendering: the resolved settings (`Ctx`), names, URLs, Redis and database
-//! targets, and builders for metadata, pods, services, volumes and env. Pure; no I/O or randomness.
+//! targets (and their env), and builders for metadata, pods, services, resources and the database CA;
+//! the generic env, probe, volume and mount builders of `render::builders` are re-exported for the
+//! components. Pure; no I/O or randomness.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +9,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, EnvVar, PersistentVolumeClaim, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -19,12 +20,14 @@ use sha2::{Digest, Sha256};
 
 use super::versions::{self, Release};
 use crate::crd::{
-    CaBundleSecretRef, DEFAULT_HARBOR_VERSION, HarborExpose, HarborSpec, RedisMode, Registry,
-    SecretKeyRef, SslMode, VolumeSpec,
+    CaBundleSecretRef, DEFAULT_HARBOR_VERSION, HarborExpose, HarborResources, HarborSpec,
+    RedisMode, Registry, SecretKeyRef, SslMode, VolumeSpec,
 };
 pub(super) use crate::render::builders::{
-    container_security, env, env_from_secret, http_probe, pvc, pvc_spec, resources, runtime_default,
+    config_map_volume, container_security, empty_dir, env, env_from_secret, http_probe, mount,
+    port, pvc, pvc_volume, read_only_mount, secret_volume,
 };
+use crate::render::builders::{pvc_spec, resources, runtime_default};
 use crate::render::labels::Owner;
 use crate::render::owner_reference;
 
@@ -95,6 +98,24 @@ pub(super) struct DatabaseTarget {
     pub password: SecretKeyRef,
     /// CA of the database's server certificate (external database with verify-ca/verify-full).
     pub ca_bundle: Option<CaBundleSecretRef>,
+}
+
+impl DatabaseTarget {
+    /// The connection as a component's env: `<prefix>_HOST`, `_PORT`, `_USERNAME`, `_<database_key>`,
+    /// `_SSLMODE` and the connection pool sizes of Harbor's installer (the password is a separate
+    /// `secretKeyRef`).
+    pub fn env(&self, prefix: &str, database_key: &str) -> [EnvVar; 7] {
+        let name = |suffix: &str| format!("{prefix}_{suffix}");
+        [
+            env(&name("HOST"), self.host.clone()),
+            env(&name("PORT"), self.port.to_string()),
+            env(&name("USERNAME"), self.username.clone()),
+            env(&name(database_key), self.database.clone()),
+            env(&name("SSLMODE"), self.ssl_mode),
+            env(&name("MAX_IDLE_CONNS"), "100"),
+            env(&name("MAX_OPEN_CONNS"), "900"),
+        ]
+    }
 }
 
 /// Where Harbor's Redis is; URLs carry `$(REDIS_PASSWORD)` when a password Secret is referenced.
@@ -418,7 +439,7 @@ impl<'a> Ctx<'a> {
     /// entrypoint (`install_cert.sh`) appends to `/etc/pki/tls/certs/ca-bundle.crt` at start, the
     /// system roots Harbor's database driver (pgx) verifies `verify-ca`/`verify-full` against when no
     /// `sslrootcert` is set. harbor-helm's `caBundleSecretName` mounts the same directory.
-    pub fn database_ca(&self) -> Option<(Volume, VolumeMount)> {
+    fn database_ca(&self) -> Option<(Volume, VolumeMount)> {
         let ca = self.database.ca_bundle.as_ref()?;
         Some((
             secret_volume(
@@ -428,6 +449,49 @@ impl<'a> Ctx<'a> {
             ),
             read_only_mount(DATABASE_CA_VOLUME, CUSTOM_CA_DIR, None),
         ))
+    }
+
+    /// A component's mounts and volumes, followed by the database CA's when there is one (see
+    /// [`Self::database_ca`]): for the components that talk to the database.
+    pub fn with_database_ca(
+        &self,
+        mut mounts: Vec<VolumeMount>,
+        mut volumes: Vec<Volume>,
+    ) -> (Vec<VolumeMount>, Vec<Volume>) {
+        if let Some((volume, mount)) = self.database_ca() {
+            mounts.push(mount);
+            volumes.push(volume);
+        }
+        (mounts, volumes)
+    }
+
+    /// Resources of a container: the override `pick` finds in `spec.harbor.resources`, else
+    /// `requests` of `cpu` and `memory` and a `memory_limit`.
+    pub fn resources(
+        &self,
+        pick: impl Fn(&HarborResources) -> Option<&ResourceRequirements>,
+        cpu: &str,
+        memory: &str,
+        memory_limit: &str,
+    ) -> ResourceRequirements {
+        let overridden = self.spec.resources.as_ref().and_then(pick);
+        resources(overridden, cpu, memory, memory_limit)
+    }
+
+    /// How core and jobservice reach the registry: its API and controller URLs and the user they log
+    /// in as (the password comes from the generated registry Secret).
+    pub fn registry_client_env(&self) -> [EnvVar; 3] {
+        [
+            env(
+                "REGISTRY_URL",
+                self.service_url("registry", Some(REGISTRY_PORT)),
+            ),
+            env(
+                "REGISTRY_CONTROLLER_URL",
+                self.service_url("registry", Some(HTTP_PORT)),
+            ),
+            env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
+        ]
     }
 
     /// Label every Harbor-owned generated Secret carries.
@@ -480,83 +544,4 @@ pub fn component_name(registry: &str, component: &str) -> String {
 /// `<registry>-harbor-db`: the managed CNPG cluster.
 pub(super) fn database_cluster_name(registry: &str) -> String {
     format!("{registry}-harbor-db")
-}
-
-pub(super) fn port(name: &str, container_port: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.to_string()),
-        container_port,
-        protocol: Some("TCP".to_string()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
-    VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        sub_path: sub_path.map(str::to_string),
-        read_only: None,
-        ..Default::default()
-    }
-}
-
-pub(super) fn read_only_mount(name: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
-    VolumeMount {
-        read_only: Some(true),
-        ..mount(name, path, sub_path)
-    }
-}
-
-pub(super) fn config_map_volume(name: &str, config_map: &str) -> Volume {
-    Volume {
-        name: name.to_string(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: config_map.to_string(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// A volume with selected keys of a Secret (`(key, path)`), files readable by the pod's group only.
-pub(super) fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
-    Volume {
-        name: name.to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(secret.to_string()),
-            items: Some(
-                items
-                    .iter()
-                    .map(|(key, path)| KeyToPath {
-                        key: key.to_string(),
-                        path: path.to_string(),
-                        mode: None,
-                    })
-                    .collect(),
-            ),
-            default_mode: Some(0o440),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn empty_dir(name: &str) -> Volume {
-    Volume {
-        name: name.to_string(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn pvc_volume(name: &str, claim: &str) -> Volume {
-    Volume {
-        name: name.to_string(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-            claim_name: claim.to_string(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }

@@ -55,15 +55,9 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
         env("TOKEN_SERVICE_URL", format!("{core_url}/service/token")),
         env("JOBSERVICE_URL", ctx.service_url("jobservice", None)),
         env("PORTAL_URL", ctx.service_url("portal", None)),
-        env(
-            "REGISTRY_URL",
-            ctx.service_url("registry", Some(REGISTRY_PORT)),
-        ),
-        env(
-            "REGISTRY_CONTROLLER_URL",
-            ctx.service_url("registry", Some(HTTP_PORT)),
-        ),
-        env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
+    ]);
+    vars.extend(ctx.registry_client_env());
+    vars.extend([
         env(
             "REGISTRY_STORAGE_PROVIDER_NAME",
             if ctx.spec.storage.as_ref().is_some_and(|s| s.s3.is_some()) {
@@ -78,13 +72,10 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
             ctx.service_url("trivy", Some(HTTP_PORT)),
         ),
         env("DATABASE_TYPE", "postgresql"),
-        env("POSTGRESQL_HOST", db.host.clone()),
-        env("POSTGRESQL_PORT", db.port.to_string()),
-        env("POSTGRESQL_USERNAME", db.username.clone()),
-        env("POSTGRESQL_DATABASE", db.database.clone()),
-        env("POSTGRESQL_SSLMODE", db.ssl_mode),
-        env("POSTGRESQL_MAX_IDLE_CONNS", "100"),
-        env("POSTGRESQL_MAX_OPEN_CONNS", "900"),
+    ]);
+    // POSTGRESQL_HOST, _PORT, _USERNAME, _DATABASE, _SSLMODE, _MAX_IDLE_CONNS, _MAX_OPEN_CONNS.
+    vars.extend(db.env("POSTGRESQL", "DATABASE"));
+    vars.extend([
         env("_REDIS_URL_CORE", ctx.redis.url(redis_db::CORE, true)),
         env("_REDIS_URL_REG", ctx.redis.url(redis_db::REGISTRY, true)),
         env("CHART_CACHE_DRIVER", "redis"),
@@ -128,7 +119,30 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
 }
 
 fn deployment(ctx: &Ctx<'_>, checksum: String) -> Deployment {
-    let database_ca = ctx.database_ca();
+    let (mounts, volumes) = ctx.with_database_ca(
+        vec![
+            // app.conf is read once at start; a change rolls the pod (config checksum).
+            read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
+            // The encryption key never changes (generated once, never rotated).
+            read_only_mount("secret-key", "/etc/core/key", Some("key")),
+            read_only_mount("token-service-private-key", TOKEN_KEY_DIR, None),
+            mount("psc", "/etc/core/token", None),
+        ],
+        vec![
+            config_map_volume("config", &ctx.object_name(COMPONENT)),
+            secret_volume(
+                "secret-key",
+                &generated_secret_name(ctx, secret::CORE),
+                &[(secret::CORE_SECRET_KEY, "key")],
+            ),
+            secret_volume(
+                "token-service-private-key",
+                &generated_secret_name(ctx, secret::TOKEN),
+                &[(secret::TOKEN_KEY, "private_key.pem")],
+            ),
+            empty_dir("psc"),
+        ],
+    );
     let mut ports = vec![port("http", HTTP_PORT)];
     if ctx.exporter_enabled() {
         ports.push(port("metrics", EXPORTER_PORT));
@@ -143,45 +157,13 @@ fn deployment(ctx: &Ctx<'_>, checksum: String) -> Deployment {
         startup_probe: Some(http_probe("/api/v2.0/ping", "http", 10, 360)),
         liveness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
         readiness_probe: Some(http_probe("/api/v2.0/ping", "http", 0, 2)),
-        resources: Some(resources(
-            ctx.spec.resources.as_ref().and_then(|r| r.core.as_ref()),
-            "100m",
-            "512Mi",
-            "1Gi",
-        )),
+        resources: Some(ctx.resources(|r| r.core.as_ref(), "100m", "512Mi", "1Gi")),
         // Exception: the image's entrypoint (install_cert.sh) rewrites /etc/pki/tls/certs/ca-bundle.crt
         // and copies it into $HOME at every start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
-        volume_mounts: Some(
-            [
-                // app.conf is read once at start; a change rolls the pod (config checksum).
-                read_only_mount("config", "/etc/core/app.conf", Some("app.conf")),
-                // The encryption key never changes (generated once, never rotated).
-                read_only_mount("secret-key", "/etc/core/key", Some("key")),
-                read_only_mount("token-service-private-key", TOKEN_KEY_DIR, None),
-                mount("psc", "/etc/core/token", None),
-            ]
-            .into_iter()
-            .chain(database_ca.as_ref().map(|(_, mount)| mount.clone()))
-            .collect(),
-        ),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
-    let mut volumes = vec![
-        config_map_volume("config", &ctx.object_name(COMPONENT)),
-        secret_volume(
-            "secret-key",
-            &generated_secret_name(ctx, secret::CORE),
-            &[(secret::CORE_SECRET_KEY, "key")],
-        ),
-        secret_volume(
-            "token-service-private-key",
-            &generated_secret_name(ctx, secret::TOKEN),
-            &[(secret::TOKEN_KEY, "private_key.pem")],
-        ),
-        empty_dir("psc"),
-    ];
-    volumes.extend(database_ca.map(|(volume, _)| volume));
     ctx.deployment(COMPONENT, false, {
         let mut template = with_config_checksum(
             ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes),

@@ -32,13 +32,10 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env("HARBOR_SERVICE_SCHEME", "http"),
         env("HARBOR_SERVICE_HOST", ctx.object_name("core")),
         env("HARBOR_SERVICE_PORT", SERVICE_PORT.to_string()),
-        env("HARBOR_DATABASE_HOST", db.host.clone()),
-        env("HARBOR_DATABASE_PORT", db.port.to_string()),
-        env("HARBOR_DATABASE_USERNAME", db.username.clone()),
-        env("HARBOR_DATABASE_DBNAME", db.database.clone()),
-        env("HARBOR_DATABASE_SSLMODE", db.ssl_mode),
-        env("HARBOR_DATABASE_MAX_IDLE_CONNS", "100"),
-        env("HARBOR_DATABASE_MAX_OPEN_CONNS", "900"),
+    ]);
+    // HARBOR_DATABASE_HOST, _PORT, _USERNAME, _DBNAME, _SSLMODE, _MAX_IDLE_CONNS, _MAX_OPEN_CONNS.
+    environment.extend(db.env("HARBOR_DATABASE", "DBNAME"));
+    environment.extend([
         env_from_secret(
             "HARBOR_DATABASE_PASSWORD",
             &db.password.name,
@@ -46,7 +43,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ),
         env_from_secret("HARBOR_ADMIN_PASSWORD", &admin_secret, &admin_key),
     ]);
-    let database_ca = ctx.database_ca();
+    let (mounts, volumes) = ctx.with_database_ca(Vec::new(), Vec::new());
     let container = Container {
         name: COMPONENT.to_string(),
         image: Some(ctx.image("harbor-exporter", |i| i.exporter.clone())),
@@ -56,30 +53,17 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/", "metrics", 30, 3)),
         readiness_probe: Some(http_probe("/", "metrics", 10, 3)),
-        resources: Some(resources(
-            ctx.spec
-                .resources
-                .as_ref()
-                .and_then(|r| r.exporter.as_ref()),
-            "10m",
-            "64Mi",
-            "256Mi",
-        )),
+        resources: Some(ctx.resources(|r| r.exporter.as_ref(), "10m", "64Mi", "256Mi")),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
-        volume_mounts: database_ca.as_ref().map(|(_, mount)| vec![mount.clone()]),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ..Default::default()
     };
     let deployment = ctx.deployment(
         COMPONENT,
         false,
-        ctx.pod_template(
-            COMPONENT,
-            HARBOR_UID,
-            vec![container],
-            database_ca.map(|(volume, _)| volume).into_iter().collect(),
-        ),
+        ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes),
     );
     Ok(vec![
         RenderedObject::from_typed(

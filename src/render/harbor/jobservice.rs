@@ -48,7 +48,17 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ..Default::default()
     };
     // Jobservice trusts what core trusts (harbor-helm mounts its caBundleSecretName in both).
-    let database_ca = ctx.database_ca();
+    let (mounts, volumes) = ctx.with_database_ca(
+        vec![
+            // Read once at start; a change rolls the pod (config checksum).
+            read_only_mount("config", "/etc/jobservice/config.yml", Some("config.yml")),
+            mount("job-logs", LOG_DIR, None),
+        ],
+        vec![
+            config_map_volume("config", &ctx.object_name(COMPONENT)),
+            pvc_volume("job-logs", &ctx.object_name(COMPONENT)),
+        ],
+    );
     let volume = ctx
         .spec
         .jobservice
@@ -61,15 +71,9 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     environment.extend([
         env("CORE_URL", core_url.clone()),
         env("TOKEN_SERVICE_URL", format!("{core_url}/service/token")),
-        env(
-            "REGISTRY_URL",
-            ctx.service_url("registry", Some(REGISTRY_PORT)),
-        ),
-        env(
-            "REGISTRY_CONTROLLER_URL",
-            ctx.service_url("registry", Some(HTTP_PORT)),
-        ),
-        env("REGISTRY_CREDENTIAL_USERNAME", REGISTRY_USER),
+    ]);
+    environment.extend(ctx.registry_client_env());
+    environment.extend([
         env(
             "JOB_SERVICE_POOL_REDIS_URL",
             ctx.redis.url(redis_db::JOBSERVICE, false),
@@ -92,28 +96,11 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/api/v1/stats", "http", 300, 3)),
         readiness_probe: Some(http_probe("/api/v1/stats", "http", 20, 3)),
-        resources: Some(resources(
-            ctx.spec
-                .resources
-                .as_ref()
-                .and_then(|r| r.jobservice.as_ref()),
-            "50m",
-            "256Mi",
-            "512Mi",
-        )),
+        resources: Some(ctx.resources(|r| r.jobservice.as_ref(), "50m", "256Mi", "512Mi")),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
-        volume_mounts: Some(
-            [
-                // Read once at start; a change rolls the pod (config checksum).
-                read_only_mount("config", "/etc/jobservice/config.yml", Some("config.yml")),
-                mount("job-logs", LOG_DIR, None),
-            ]
-            .into_iter()
-            .chain(database_ca.as_ref().map(|(_, mount)| mount.clone()))
-            .collect(),
-        ),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
     let deployment = ctx.deployment(
@@ -121,18 +108,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         // The log volume is ReadWriteOnce: never run two pods at once.
         true,
         with_config_checksum(
-            ctx.pod_template(
-                COMPONENT,
-                HARBOR_UID,
-                vec![container],
-                [
-                    config_map_volume("config", &ctx.object_name(COMPONENT)),
-                    pvc_volume("job-logs", &ctx.object_name(COMPONENT)),
-                ]
-                .into_iter()
-                .chain(database_ca.map(|(volume, _)| volume))
-                .collect(),
-            ),
+            ctx.pod_template(COMPONENT, HARBOR_UID, vec![container], volumes),
             checksum,
         ),
     );

@@ -68,12 +68,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ports: Some(vec![port("http", HTTP_PORT)]),
         liveness_probe: Some(http_probe("/", "http", 30, 3)),
         readiness_probe: Some(http_probe("/", "http", 1, 3)),
-        resources: Some(resources(
-            ctx.spec.resources.as_ref().and_then(|r| r.portal.as_ref()),
-            "10m",
-            "256Mi",
-            "256Mi",
-        )),
+        resources: Some(ctx.resources(|r| r.portal.as_ref(), "10m", "256Mi", "256Mi")),
         security_context: Some(container_security(true)),
         volume_mounts: Some(vec![
             // Read once at start; a change rolls the pod (config checksum).

@@ -40,12 +40,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         ports: Some(vec![port("redis", REDIS_PORT)]),
         liveness_probe: Some(liveness),
         readiness_probe: Some(readiness),
-        resources: Some(resources(
-            ctx.spec.resources.as_ref().and_then(|r| r.redis.as_ref()),
-            "50m",
-            "256Mi",
-            "512Mi",
-        )),
+        resources: Some(ctx.resources(|r| r.redis.as_ref(), "50m", "256Mi", "512Mi")),
         // The image only writes /var/lib/redis (the PVC); its pid file is best effort.
         security_context: Some(container_security(true)),
         volume_mounts: Some(vec![mount("data", "/var/lib/redis", None)]),

@@ -136,12 +136,6 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         data: Some(data),
         ..Default::default()
     };
-    let resources_of = |pick: fn(
-        &crate::crd::HarborResources,
-    )
-        -> Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
-        ctx.spec.resources.as_ref().and_then(pick)
-    };
     let data_mount = || mount("registry-data", STORAGE_DIR, None);
     let registry = Container {
         name: "registry".to_string(),
@@ -155,12 +149,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(shared_environment(ctx)),
         liveness_probe: Some(http_probe("/", "registry", 30, 3)),
         readiness_probe: Some(http_probe("/", "registry", 1, 3)),
-        resources: Some(resources(
-            resources_of(|r| r.registry.as_ref()),
-            "50m",
-            "256Mi",
-            "1Gi",
-        )),
+        resources: Some(ctx.resources(|r| r.registry.as_ref(), "50m", "256Mi", "1Gi")),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, so the root filesystem must stay writable.
         security_context: Some(container_security(false)),
@@ -191,12 +180,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(ctl_environment),
         liveness_probe: Some(http_probe("/api/health", "controller", 30, 3)),
         readiness_probe: Some(http_probe("/api/health", "controller", 1, 3)),
-        resources: Some(resources(
-            resources_of(|r| r.registryctl.as_ref()),
-            "20m",
-            "128Mi",
-            "512Mi",
-        )),
+        resources: Some(ctx.resources(|r| r.registryctl.as_ref(), "20m", "128Mi", "512Mi")),
         // Exception: same entrypoint (install_cert.sh) as the registry; root filesystem stays writable.
         security_context: Some(container_security(false)),
         volume_mounts: Some(vec![

@@ -45,12 +45,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
         env: Some(environment),
         liveness_probe: Some(http_probe("/probe/healthy", "api-server", 5, 10)),
         readiness_probe: Some(http_probe("/probe/ready", "api-server", 5, 3)),
-        resources: Some(resources(
-            ctx.spec.resources.as_ref().and_then(|r| r.trivy.as_ref()),
-            "200m",
-            "1Gi",
-            "2Gi",
-        )),
+        resources: Some(ctx.resources(|r| r.trivy.as_ref(), "200m", "1Gi", "2Gi")),
         // Exception: the entrypoint (install_cert.sh) rewrites the CA bundle under /etc/pki at every
         // start, and Trivy unpacks image layers to a temp dir, so the root filesystem stays writable.
         security_context: Some(container_security(false)),
