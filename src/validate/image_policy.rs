@@ -3,7 +3,7 @@
 
 use super::{
     Errors, ValidationErrors, check_entries, check_length, check_no_kyverno_expression,
-    is_dns_label, is_dns_subdomain, is_host, is_http_url, is_registry_prefix,
+    is_dns_subdomain, is_host, is_http_url, is_registry_prefix,
 };
 use crate::crd::schema::{
     MAX_ATTESTATIONS, MAX_LIST, MAX_NAMESPACES, MAX_PEM, MAX_REGISTRY_PREFIX, MAX_TEXT, MAX_URL,
@@ -42,16 +42,8 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
         }
     }
     if let Some(reference) = &spec.registry_ref {
-        errors.check(
-            is_dns_label(&reference.namespace),
-            "spec.registryRef.namespace",
-            "must be a namespace name",
-        );
-        errors.check(
-            !reference.name.is_empty(),
-            "spec.registryRef.name",
-            "required",
-        );
+        errors.namespace_name(&reference.namespace, "spec.registryRef.namespace");
+        errors.required(&reference.name, "spec.registryRef.name");
     }
     check_entries(
         &mut errors,
@@ -84,11 +76,7 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             check_entries(&mut errors, name, list.len(), MAX_NAMESPACES);
         }
         for (i, namespace) in list.into_iter().flatten().enumerate() {
-            errors.check(
-                is_dns_label(namespace),
-                &format!("{name}[{i}]"),
-                "must be a namespace name",
-            );
+            errors.namespace_name(namespace, &format!("{name}[{i}]"));
         }
     }
     errors.check(
@@ -161,10 +149,9 @@ pub fn image_policy(policy: &ImagePolicy) -> Result<(), ValidationErrors> {
             &attestation.predicate_type,
             MAX_TEXT,
         );
-        errors.check(
-            !attestation.predicate_type.is_empty(),
+        errors.required(
+            &attestation.predicate_type,
             &format!("{field}.predicateType"),
-            "required",
         );
         check_no_kyverno_expression(
             &mut errors,
@@ -206,16 +193,8 @@ fn key_verification(errors: &mut Errors, keys: &KeyVerification) {
         check_no_kyverno_expression(errors, &format!("{field}.publicKey"), pem);
     }
     if let Some(secret) = &keys.secret_ref {
-        errors.check(
-            is_dns_subdomain(&secret.name),
-            &format!("{field}.secretRef.name"),
-            "must be a Secret name",
-        );
-        errors.check(
-            is_dns_label(&secret.namespace),
-            &format!("{field}.secretRef.namespace"),
-            "must be a namespace name",
-        );
+        errors.secret_name(&secret.name, &format!("{field}.secretRef.name"));
+        errors.namespace_name(&secret.namespace, &format!("{field}.secretRef.namespace"));
     }
 }
 

@@ -67,6 +67,21 @@ impl Errors {
         }
     }
 
+    /// `field` must not be empty.
+    pub(crate) fn required(&mut self, value: &str, field: &str) {
+        self.check(!value.is_empty(), field, "required");
+    }
+
+    /// `field` must name a Secret (a DNS subdomain).
+    pub(crate) fn secret_name(&mut self, name: &str, field: &str) {
+        self.check(is_dns_subdomain(name), field, "must be a Secret name");
+    }
+
+    /// `field` must name a namespace (a DNS label).
+    pub(crate) fn namespace_name(&mut self, name: &str, field: &str) {
+        self.check(is_dns_label(name), field, "must be a namespace name");
+    }
+
     pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() {
             Ok(())

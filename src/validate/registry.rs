@@ -91,10 +91,9 @@ pub fn registry_as(
                 "must start with https:// or http://",
             );
             if let Some(credentials) = &cache.credentials_secret_ref {
-                errors.check(
-                    is_dns_subdomain(&credentials.name),
+                errors.secret_name(
+                    &credentials.name,
                     "spec.k3d.cache.credentialsSecretRef.name",
-                    "must be a Secret name",
                 );
             }
         }
@@ -244,10 +243,9 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
         MAX_LIST,
     );
     for (i, secret) in harbor.image_pull_secrets.iter().enumerate() {
-        errors.check(
-            is_dns_subdomain(&secret.name),
+        errors.secret_name(
+            &secret.name,
             &format!("spec.harbor.imagePullSecrets[{i}].name"),
-            "must be a Secret name",
         );
     }
     if let Some(resources) = &harbor.resources {
@@ -336,35 +334,22 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             );
         }
         if let Some(external) = &database.external {
-            errors.check(
-                !external.host.is_empty(),
-                "spec.harbor.database.external.host",
-                "required",
-            );
+            errors.required(&external.host, "spec.harbor.database.external.host");
             errors.check(
                 external.host.is_empty() || is_database_host(&external.host),
                 "spec.harbor.database.external.host",
                 "must be a host name or IP address without scheme, port or path (the port goes in spec.harbor.database.external.port)",
             );
-            errors.check(
-                !external.username.is_empty(),
-                "spec.harbor.database.external.username",
-                "required",
-            );
+            errors.required(&external.username, "spec.harbor.database.external.username");
             errors.check(
                 (1..=65535).contains(&external.port),
                 "spec.harbor.database.external.port",
                 "must be between 1 and 65535",
             );
-            errors.check(
-                !external.database.is_empty(),
-                "spec.harbor.database.external.database",
-                "required",
-            );
-            errors.check(
-                !external.password_secret_ref.name.is_empty(),
+            errors.required(&external.database, "spec.harbor.database.external.database");
+            errors.required(
+                &external.password_secret_ref.name,
                 "spec.harbor.database.external.passwordSecretRef.name",
-                "required",
             );
             errors.check(
                 !matches!(external.ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull)
@@ -373,15 +358,13 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 "required when sslMode is verify-ca or verify-full (without the database's CA Harbor core cannot verify the server and exits at start)",
             );
             if let Some(ca) = &external.ca_bundle_secret_ref {
-                errors.check(
-                    is_dns_subdomain(&ca.name),
+                errors.secret_name(
+                    &ca.name,
                     "spec.harbor.database.external.caBundleSecretRef.name",
-                    "must be a Secret name",
                 );
-                errors.check(
-                    !ca.key.is_empty(),
+                errors.required(
+                    &ca.key,
                     "spec.harbor.database.external.caBundleSecretRef.key",
-                    "required",
                 );
             }
         }
@@ -401,11 +384,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                     MAX_DNS_SUBDOMAIN,
                 );
             }
-            errors.check(
-                !external.addr.is_empty(),
-                "spec.harbor.redis.external.addr",
-                "required",
-            );
+            errors.required(&external.addr, "spec.harbor.redis.external.addr");
             errors.check(
                 external.mode != RedisMode::Cluster,
                 "spec.harbor.redis.external.mode",
@@ -434,11 +413,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                 "spec.harbor.storage.s3.bucket",
                 "required: a bucket name of 3 to 63 lowercase letters, digits, '-' or '.'",
             );
-            errors.check(
-                !s3.region.is_empty(),
-                "spec.harbor.storage.s3.region",
-                "required",
-            );
+            errors.required(&s3.region, "spec.harbor.storage.s3.region");
             if let Some(endpoint) = &s3.endpoint {
                 check_length(errors, "spec.harbor.storage.s3.endpoint", endpoint, MAX_URL);
                 errors.check(
@@ -447,10 +422,9 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
                     "must start with http:// or https://",
                 );
             }
-            errors.check(
-                is_dns_subdomain(&s3.credentials_secret_ref.name),
+            errors.secret_name(
+                &s3.credentials_secret_ref.name,
                 "spec.harbor.storage.s3.credentialsSecretRef.name",
-                "must be a Secret name",
             );
         }
     }
@@ -461,11 +435,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
             "must be an IngressClass name",
         );
         if let Some(tls) = &expose.tls_secret_name {
-            errors.check(
-                is_dns_subdomain(tls),
-                "spec.harbor.expose.tlsSecretName",
-                "must be a Secret name",
-            );
+            errors.secret_name(tls, "spec.harbor.expose.tlsSecretName");
         }
         if let Some(service) = &expose.ingress_service {
             errors.check(
@@ -484,11 +454,7 @@ fn harbor_spec(errors: &mut Errors, harbor: &HarborSpec) {
         }
     }
     if let Some(admin) = &harbor.admin_password_secret_ref {
-        errors.check(
-            is_dns_subdomain(&admin.name),
-            "spec.harbor.adminPasswordSecretRef.name",
-            "must be a Secret name",
-        );
+        errors.secret_name(&admin.name, "spec.harbor.adminPasswordSecretRef.name");
     }
 }
 
