@@ -93,16 +93,8 @@ fn credentials(
 
 /// The engine options for `args` (reads credential files and environment).
 pub fn migrate_options(args: &MigrateArgs) -> Result<MigrateOptions, MigrateCommandError> {
-    let mut from = Endpoint {
-        url: args.from.clone(),
-        credentials: None,
-        insecure: args.insecure,
-    };
-    let mut to = Endpoint {
-        url: args.to.clone(),
-        credentials: None,
-        insecure: args.insecure,
-    };
+    let mut from = Endpoint::anonymous(&args.from, args.insecure);
+    let mut to = Endpoint::anonymous(&args.to, args.insecure);
     from.base_url().map_err(MigrateError::from)?;
     to.base_url().map_err(MigrateError::from)?;
     from.credentials = credentials(args.from_creds_file.as_ref(), "MIGRATE_FROM", &from)?;
@@ -175,13 +167,35 @@ mod termination_log_tests {
     }
 }
 
+/// Write the run's counts to `--termination-log`, if asked.
+pub fn write_termination_log(
+    args: &MigrateArgs,
+    summary: &crate::migrate::Summary,
+) -> std::io::Result<()> {
+    let Some(path) = &args.termination_log else {
+        return Ok(());
+    };
+    let report = crate::migrate::Report::from(summary);
+    std::fs::write(
+        path,
+        serde_json::to_vec(&report).map_err(std::io::Error::other)?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
 
-    fn parse(args: &[&str]) -> MigrateArgs {
-        match crate::cli::Cli::parse_from(args).command {
+    /// `registry-operator migrate --from http://127.0.0.1:5000` and then `rest`.
+    fn parse(rest: &[&str]) -> MigrateArgs {
+        let head = [
+            "registry-operator",
+            "migrate",
+            "--from",
+            "http://127.0.0.1:5000",
+        ];
+        match crate::cli::Cli::parse_from(head.iter().chain(rest).copied()).command {
             crate::cli::Command::Migrate(args) => args,
             other => panic!("unexpected {other:?}"),
         }
@@ -189,14 +203,7 @@ mod tests {
 
     #[test]
     fn defaults_and_plain_http_rule() {
-        let args = parse(&[
-            "registry-operator",
-            "migrate",
-            "--from",
-            "http://127.0.0.1:5000",
-            "--to",
-            "https://harbor.local",
-        ]);
+        let args = parse(&["--to", "https://harbor.local"]);
         assert_eq!(
             (args.dest_project.as_str(), args.concurrency, args.output),
             ("library", 4, OutputFormat::Text)
@@ -206,10 +213,6 @@ mod tests {
             Err(MigrateCommandError::Migrate(MigrateError::Endpoint(_)))
         ));
         let args = parse(&[
-            "registry-operator",
-            "migrate",
-            "--from",
-            "http://127.0.0.1:5000",
             "--to",
             "harbor.local",
             "--insecure",
@@ -224,19 +227,4 @@ mod tests {
         assert_eq!(options.repos, ["a/*", "b"]);
         assert_eq!(options.dest_repo("a/x"), "a/x");
     }
-}
-
-/// Write the run's counts to `--termination-log`, if asked.
-pub fn write_termination_log(
-    args: &MigrateArgs,
-    summary: &crate::migrate::Summary,
-) -> std::io::Result<()> {
-    let Some(path) = &args.termination_log else {
-        return Ok(());
-    };
-    let report = crate::migrate::Report::from(summary);
-    std::fs::write(
-        path,
-        serde_json::to_vec(&report).map_err(std::io::Error::other)?,
-    )
 }

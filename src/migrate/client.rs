@@ -420,14 +420,6 @@ mod tests {
     use super::*;
     use crate::migrate::Endpoint;
 
-    fn endpoint(url: &str, insecure: bool) -> Endpoint {
-        Endpoint {
-            url: url.into(),
-            credentials: None,
-            insecure,
-        }
-    }
-
     #[test]
     fn backoff_doubles_up_to_ceiling() {
         let policy = RetryPolicy {
@@ -448,8 +440,12 @@ mod tests {
             base_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
         };
-        let source = Registry::new(&endpoint("http://127.0.0.1:9", true), Side::Source, policy)
-            .expect("client");
+        let source = Registry::new(
+            &Endpoint::anonymous("http://127.0.0.1:9", true),
+            Side::Source,
+            policy,
+        )
+        .expect("client");
         let url = source.url("/v2/x/blobs/uploads/").expect("url");
         for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
             let outcome = source

@@ -481,11 +481,7 @@ mod tests {
 
     #[test]
     fn dest_project_prefix() {
-        let endpoint = super::super::Endpoint {
-            url: "x".into(),
-            credentials: None,
-            insecure: false,
-        };
+        let endpoint = super::super::Endpoint::anonymous("x", false);
         let mut options = MigrateOptions {
             from: endpoint.clone(),
             to: endpoint,

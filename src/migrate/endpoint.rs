@@ -31,6 +31,15 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
+    /// An endpoint without credentials (they may be set later).
+    pub fn anonymous(url: impl Into<String>, insecure: bool) -> Self {
+        Self {
+            url: url.into(),
+            credentials: None,
+            insecure,
+        }
+    }
+
     /// The base URL (`https://` assumed when no scheme is given), checked against `insecure`.
     pub fn base_url(&self) -> Result<Url, EndpointError> {
         let raw = if self.url.contains("://") {
@@ -74,23 +83,19 @@ impl Endpoint {
 mod tests {
     use super::*;
 
-    fn endpoint(url: &str, insecure: bool) -> Endpoint {
-        Endpoint {
-            url: url.into(),
-            credentials: None,
-            insecure,
-        }
-    }
-
     #[test]
     fn plain_http_needs_insecure() {
         assert!(matches!(
-            endpoint("http://127.0.0.1:5000", false).base_url(),
+            Endpoint::anonymous("http://127.0.0.1:5000", false).base_url(),
             Err(EndpointError::PlainHttp(_))
         ));
-        assert!(endpoint("http://127.0.0.1:5000", true).base_url().is_ok());
+        assert!(
+            Endpoint::anonymous("http://127.0.0.1:5000", true)
+                .base_url()
+                .is_ok()
+        );
         assert_eq!(
-            endpoint("harbor.local", false)
+            Endpoint::anonymous("harbor.local", false)
                 .base_url()
                 .map(|u| u.scheme().to_string())
                 .ok()
@@ -98,7 +103,7 @@ mod tests {
             Some("https")
         );
         assert!(
-            endpoint("https://u:p@harbor.local", false)
+            Endpoint::anonymous("https://u:p@harbor.local", false)
                 .base_url()
                 .is_err()
         );
@@ -107,7 +112,7 @@ mod tests {
     #[test]
     fn host_includes_port() {
         assert_eq!(
-            endpoint("http://127.0.0.1:5000/", true)
+            Endpoint::anonymous("http://127.0.0.1:5000/", true)
                 .host()
                 .ok()
                 .as_deref(),
