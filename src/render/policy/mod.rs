@@ -5,8 +5,6 @@ mod cel;
 mod cluster_policy;
 pub mod image_rules;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 
@@ -251,15 +249,9 @@ impl<'a> Context<'a> {
 
     /// Metadata of the policy for one rule: labels and owner reference.
     pub fn metadata(&self, rule: &str) -> ObjectMeta {
-        let owner = Owner {
-            kind: "ImagePolicy",
-            name: &self.name,
-            namespace: None,
-        };
-        let labels: BTreeMap<String, String> = owner.labels(APP, rule);
         ObjectMeta {
             name: Some(self.policy_name(rule)),
-            labels: Some(labels),
+            labels: Some(Owner::image_policy(&self.name).labels(APP, rule)),
             owner_references: self.owner_reference.clone().map(|r| vec![r]),
             ..ObjectMeta::default()
         }
