@@ -3,8 +3,6 @@
 //! reason ApplyFailed, an Event is written, the operator retries with backoff, and it recovers once
 //! the policy's binding goes.
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::scenario::*;

@@ -2,8 +2,6 @@
 //! up beside the serving k3d registry, a migration Job runs, and only its success flips the endpoint
 //! (ImagePolicies follow) and retires the old registry, keeping its volume.
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::cluster::{ControlPlane, Upstream};

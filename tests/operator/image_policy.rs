@@ -1,10 +1,9 @@
 //! Scenario tests of the ImagePolicy controller: the real binary against the real control plane, with
 //! and without the Kyverno policy kinds served.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
 use crate::support::cluster::{ControlPlane, Upstream};
 use crate::support::scenario::*;
 use serde_json::{Value, json};

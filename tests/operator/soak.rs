@@ -1,9 +1,8 @@
-//! Soak: Registries and ImagePolicies are created, updated and deleted at random while the fake API
-//! server fails 20 % of requests (500/409/429), adds latency and drops watches; once faults stop,
-//! everything must converge with no duplicate or leftover children and nothing stuck on a finalizer.
+//! Soak: Registries and ImagePolicies are created, updated and deleted at random while the proxy in
+//! front of the real API server fails 20 % of requests (500/409/429), adds latency and drops
+//! watches; once faults stop, everything must converge with no duplicate or leftover children and
+//! nothing stuck on a finalizer.
 //! Duration: `REGISTRY_OPERATOR_SOAK_SECS` (default 20 s for CI; the README quotes a 60 s run).
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

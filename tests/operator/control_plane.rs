@@ -1,10 +1,9 @@
 //! The control-plane harness itself: the real kube-apiserver, etcd and kube-controller-manager start,
 //! serve our CRDs, enforce the shipped RBAC, collect garbage, and stop; the proxy logs and faults.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
 use crate::support::cluster::{ControlPlane, Faults, OPERATOR_NAMESPACE};
 use serde_json::json;
 

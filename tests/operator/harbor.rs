@@ -1,8 +1,6 @@
 //! Scenario tests of Harbor mode: the real binary against the real control plane, CNPG served or not;
 //! generated secrets are created once, survive restarts, and never appear in logs, events or status.
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::cluster::{ControlPlane, Upstream};

@@ -1,7 +1,5 @@
 //! Scenario tests of the Registry controller in K3d mode: the real binary against the real control plane.
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::scenario::*;

@@ -1,8 +1,6 @@
 //! Scenario tests of the Registry controller under restarts, faults and at rest: the real binary
 //! against the real control plane. Also prints the first-reconcile request figure quoted in the README.
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::cluster::Faults;
@@ -149,7 +147,7 @@ fn steady_state_sends_no_writes_across_five_resyncs() {
     );
 }
 
-/// Figure for the README: requests of a first reconcile (memory and scale: tests/scale.rs).
+/// Figure for the README: requests of a first reconcile (memory and scale: tests/operator/scale.rs).
 #[test]
 fn measure_first_reconcile_requests() {
     let Some(server) = server() else {

@@ -2,8 +2,6 @@
 //! real control plane with CloudNativePG's upstream CRDs (the API server validates every object the
 //! operator writes against them; no CNPG operator runs, so the test writes the status CNPG would).
 
-mod support;
-
 use std::time::Duration;
 
 use crate::support::cluster::{ControlPlane, Upstream};

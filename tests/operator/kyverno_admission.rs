@@ -3,13 +3,12 @@
 //! reconciles ImagePolicies, Kyverno's policy webhook admits the generated policies and Kyverno
 //! reports them ready, the ImagePolicy's status follows that report, and then creates of Pods and
 //! every pod controller are allowed or denied exactly as the verdict table says (the same cases
-//! `tests/kyverno_verdicts.rs` runs through the CLI); signed images by tag are admitted rewritten to
-//! their digest, unsigned ones denied. Both flavours.
-
-mod support;
+//! `tests/render/kyverno_verdicts.rs` runs through the CLI); signed images by tag are admitted
+//! rewritten to their digest, unsigned ones denied. Both flavours.
 
 use std::time::{Duration, Instant};
 
+use crate::support;
 use crate::support::cluster::ControlPlane;
 use crate::support::scenario::*;
 use crate::support::signing::SignedImages;

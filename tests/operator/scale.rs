@@ -6,8 +6,6 @@
 //! ImagePolicies and 10,000 unrelated objects (with `REGISTRY_OPERATOR_BIN` naming a release build
 //! for the memory figures).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use crate::support::scenario::*;
