@@ -2,8 +2,6 @@
 //! with content built by umoci/skopeo: lossless copy verified with skopeo, resume after kill, a
 //! flaky destination, basic and bearer auth, passwords never logged, the source never written.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
