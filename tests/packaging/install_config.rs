@@ -2,8 +2,6 @@
 //! passes strict Kubernetes 1.33 schema validation, and the manager Deployment keeps its safety
 //! settings field by field. Reads files and runs tools; must not need a cluster or the network.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

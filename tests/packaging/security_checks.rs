@@ -2,8 +2,6 @@
 //! only the reasoned skips of `.ci/checkov-skips.yaml`; and Pod Security "restricted" field by field
 //! for the K3d-mode Deployments. Runs tools offline; must not need a cluster.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

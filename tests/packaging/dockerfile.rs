@@ -2,8 +2,6 @@
 //! multi-stage, exact-version builder, distroless/chainguard static final stage, numeric non-root
 //! USER, exec-form ENTRYPOINT, a static musl build, and no `latest` anywhere.
 
-mod support;
-
 use crate::support::common;
 
 /// One instruction: keyword (upper case) and its arguments, continuation lines joined.

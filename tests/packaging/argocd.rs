@@ -2,8 +2,6 @@
 //! the argocd-cm patch carrying those scripts verbatim, the example Applications against the upstream
 //! Application schema (strict), and that rendered children never carry Argo CD's tracking metadata.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
