@@ -105,8 +105,6 @@ reasons! {
     InvalidEndpoint => Degraded, ImagePolicy;
     /// Kyverno reports a generated policy not ready.
     PolicyNotReady => Degraded, ImagePolicy;
-    /// Kyverno was installed after the operator started: its kinds are not watched until a restart.
-    RestartRequired => Degraded, ImagePolicy;
     /// Degraded by findings of render (warnings) that do not stop the policies.
     Warnings => Degraded, ImagePolicy;
     /// The spec breaks a rule; the message names the field; nothing was applied.

@@ -153,19 +153,12 @@ pub async fn prune(
     stores: &ChildStores,
     owner_labels: &BTreeMap<String, String>,
     desired: &[RenderedObject],
+    keep: &[ChildKey],
     retention: Retention,
     owner_id: &str,
 ) -> Result<Vec<String>, ApplyError> {
-    let wanted: BTreeSet<(String, Option<String>, String)> = desired
-        .iter()
-        .map(|o| {
-            (
-                kind_key(&o.resource),
-                o.namespace().map(str::to_string),
-                o.name().to_string(),
-            )
-        })
-        .collect();
+    let mut wanted: BTreeSet<ChildKey> = desired.iter().map(ChildKey::of).collect();
+    wanted.extend(keep.iter().cloned());
     let mut candidates = stores.labelled(owner_labels);
     candidates
         .sort_by_key(|(resource, _)| std::cmp::Reverse(crate::render::apply_rank(&resource.kind)));
@@ -173,8 +166,11 @@ pub async fn prune(
     for (resource, live) in candidates {
         let name = live.metadata.name.clone().unwrap_or_default();
         let namespace = live.metadata.namespace.clone();
-        if wanted.contains(&(kind_key(&resource), namespace.clone(), name.clone()))
-            || resource.kind == "Secret"
+        if wanted.contains(&ChildKey(
+            kind_key(&resource),
+            namespace.clone(),
+            name.clone(),
+        )) || resource.kind == "Secret"
         {
             continue;
         }
@@ -228,6 +224,30 @@ pub async fn prune(
     Ok(pruned)
 }
 
+/// A child's identity: kind (`apiVersion/kind`), namespace, name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChildKey(pub String, pub Option<String>, pub String);
+
+impl ChildKey {
+    /// The identity of a rendered object.
+    pub(crate) fn of(object: &RenderedObject) -> Self {
+        Self(
+            kind_key(&object.resource),
+            object.namespace().map(str::to_string),
+            object.name().to_string(),
+        )
+    }
+
+    /// The identity of a cached child of kind `resource`.
+    pub(crate) fn live(resource: &kube::api::ApiResource, object: &DynamicObject) -> Self {
+        Self(
+            kind_key(resource),
+            object.metadata.namespace.clone(),
+            object.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
 /// Whose children an apply-and-prune pass manages.
 pub(crate) struct Owned<'a> {
     /// The owner: prune selects its children by this owner's labels.
@@ -236,6 +256,9 @@ pub(crate) struct Owned<'a> {
     pub id: &'a str,
     /// What happens to children that hold data once they are no longer wanted.
     pub retention: Retention,
+    /// Children not rendered any more that the prune must spare for now (e.g. the previous policy
+    /// flavour until Kyverno reports the new one ready).
+    pub keep: Vec<ChildKey>,
 }
 
 /// The one apply-then-prune pass of both controllers: server-side apply `desired` in order, then
@@ -257,6 +280,7 @@ pub(crate) async fn apply_and_prune(
         &ctx.stores,
         &owned.owner.selector_labels(),
         desired,
+        &owned.keep,
         owned.retention,
         owned.id,
     )

@@ -2,6 +2,7 @@
 //! read from those caches. Knows nothing of a particular custom resource.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -43,21 +44,43 @@ pub fn kind_key(resource: &ApiResource) -> String {
     format!("{}/{}", resource.api_version, resource.kind)
 }
 
-/// Watch caches of managed children, one per kind, each filtered by the managed-by label.
+/// Watch caches of managed children, one per kind, each filtered by the managed-by label. Shared by
+/// every clone: optional kinds (Kyverno, CloudNativePG) are added when they become served and removed
+/// when their CRD goes, while the controllers run.
 #[derive(Clone, Default)]
 pub struct ChildStores {
-    stores: BTreeMap<String, (ApiResource, Store<DynamicObject>)>,
+    stores: Arc<RwLock<KindStores>>,
 }
 
+/// The cache of each kind, by [`kind_key`].
+type KindStores = BTreeMap<String, (ApiResource, Store<DynamicObject>)>;
+
 impl ChildStores {
-    /// Register the cache of one kind.
-    pub fn insert(&mut self, resource: ApiResource, store: Store<DynamicObject>) {
-        self.stores.insert(kind_key(&resource), (resource, store));
+    fn read(&self) -> RwLockReadGuard<'_, KindStores> {
+        self.stores
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a kind is watched (e.g. CNPG `Cluster` only when CNPG is installed).
+    /// Register the cache of one kind.
+    pub fn insert(&self, resource: ApiResource, store: Store<DynamicObject>) {
+        self.stores
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(kind_key(&resource), (resource, store));
+    }
+
+    /// Forget the cache of a kind no longer served.
+    pub fn remove(&self, resource: &ApiResource) {
+        self.stores
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&kind_key(resource));
+    }
+
+    /// Whether a kind is watched (e.g. CNPG `Cluster` only while CNPG is served).
     pub fn watches(&self, resource: &ApiResource) -> bool {
-        self.stores.contains_key(&kind_key(resource))
+        self.read().contains_key(&kind_key(resource))
     }
 
     /// The cached copy of a child, if any.
@@ -67,7 +90,7 @@ impl ChildStores {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<DynamicObject> {
-        let (_, store) = self.stores.get(&kind_key(resource))?;
+        let store = self.read().get(&kind_key(resource))?.1.clone();
         let mut reference = ObjectRef::new_with(name, resource.clone());
         if let Some(namespace) = namespace {
             reference = reference.within(namespace);
@@ -77,7 +100,9 @@ impl ChildStores {
 
     /// Wait until every cache has completed its first list (a cache whose writer is gone counts as done).
     pub async fn wait_until_ready(&self) {
-        for (_, store) in self.stores.values() {
+        let stores: Vec<Store<DynamicObject>> =
+            self.read().values().map(|(_, s)| s.clone()).collect();
+        for store in stores {
             let _ = store.wait_until_ready().await;
         }
     }
@@ -89,8 +114,10 @@ impl ChildStores {
 
     /// Every cached child carrying all of `labels`, with its kind.
     pub fn labelled(&self, labels: &BTreeMap<String, String>) -> Vec<(ApiResource, DynamicObject)> {
+        let stores: Vec<(ApiResource, Store<DynamicObject>)> =
+            self.read().values().cloned().collect();
         let mut found = Vec::new();
-        for (resource, store) in self.stores.values() {
+        for (resource, store) in stores {
             for object in store.state() {
                 let object_labels = object.metadata.labels.as_ref();
                 if labels

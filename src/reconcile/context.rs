@@ -1,5 +1,5 @@
-//! Shared state of the controllers: client, watch caches, settings, metrics, events and the
-//! per-object backoff of transient failures.
+//! Shared state of the controllers: client, watch caches, the optional kinds served, settings,
+//! metrics, events and the per-object backoff of transient failures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
+use tokio::sync::watch;
 
 use super::children::ChildStores;
+use super::discovery::Served;
 use super::metrics::Metrics;
 
 /// Timing and identity settings.
@@ -40,6 +42,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Kubernetes Events publisher.
     pub recorder: Recorder,
+    /// Which optional kinds (Kyverno, CloudNativePG) are served right now.
+    pub served: watch::Receiver<Served>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -51,6 +55,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         recorder: Recorder,
+        served: watch::Receiver<Served>,
     ) -> Self {
         Self {
             client,
@@ -58,6 +63,7 @@ impl Context {
             settings,
             metrics,
             recorder,
+            served,
             failures: Mutex::default(),
         }
     }

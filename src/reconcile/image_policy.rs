@@ -1,7 +1,7 @@
-//! The ImagePolicy controller. A pass is: discover Kyverno → read the Registry endpoint (watch cache) →
-//! render → one apply-and-prune → one status write from the pass's outcome (what was rendered and
-//! Kyverno's readiness of it, a render refusal, or a refused apply). Renders nothing itself and never
-//! GETs what a watch cache already holds.
+//! The ImagePolicy controller. A pass is: which Kyverno kinds are served (kept current by
+//! `discovery`) → read the Registry endpoint (watch cache) → render → one apply-and-prune (sparing
+//! the previous policy flavour until Kyverno reports the new one ready) → one status write from the
+//! pass's outcome. Renders nothing itself and never GETs what a watch cache already holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,9 +14,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::apply::{self, ApplyError};
+use super::apply::{self, ApplyError, ChildKey};
 use super::context::{Context, Settings};
-use super::kyverno::{DISCOVERY_TTL, DiscoveryCache, PolicyReadiness, policy_readiness};
+use super::kyverno::{PolicyReadiness, policy_readiness};
 use super::status::DesiredCondition;
 use super::status_write;
 use crate::crd::{ImagePolicy, ImagePolicyStatus, Meaning, Reason, Registry, Retention, condition};
@@ -30,21 +30,16 @@ const INSTALL_KYVERNO: &str = "install Kyverno 1.13 or newer (kyverno.io/v1 Clus
 
 /// What the ImagePolicy controller shares between reconciles, on top of the common [`Context`].
 pub(crate) struct PolicyContext {
-    /// Client, child caches (Kyverno kinds included when served at start), settings, metrics, events.
+    /// Client, child caches (Kyverno kinds while served), served kinds, settings, metrics, events.
     pub(crate) base: Arc<Context>,
     /// Watch cache of Registries, fed by the same stream that triggers on endpoint changes, so a
     /// reconcile triggered by a change always reads the changed endpoint.
     pub(crate) registries: Store<DeserializeGuard<Registry>>,
-    /// Kyverno discovery, cached for a short time.
-    pub(crate) discovery: DiscoveryCache,
 }
 
 /// Why an ImagePolicy reconcile failed; all are transient and retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PolicyReconcileError {
-    /// Kyverno discovery failed (not a 404: the API server did not answer).
-    #[error("discovering Kyverno: {0}")]
-    Discovery(kube::Error),
     /// Applying or pruning the generated policies failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -63,7 +58,6 @@ impl PolicyReconcileError {
     /// Short CamelCase reason for metrics.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
-            Self::Discovery(_) => "DiscoveryFailed",
             Self::Apply(_) => "ApplyFailed",
             Self::Status(_) => "StatusFailed",
             Self::Render(_) => "RenderFailed",
@@ -202,11 +196,7 @@ async fn reconcile(
     })
     .await
     .map_err(|_| PolicyReconcileError::CachesNotSynced(CACHE_SYNC_WAIT))?;
-    let served = ctx
-        .discovery
-        .served(&ctx.base.client)
-        .await
-        .map_err(PolicyReconcileError::Discovery)?;
+    let served = ctx.base.served.borrow().kyverno();
     let observed = PolicyObserved {
         registry_endpoint: registry_endpoint(policy, ctx),
         cluster_policy_served: served.cluster_policy,
@@ -223,10 +213,13 @@ async fn reconcile(
                 .map(|o| o.resource.kind.clone())
                 .collect();
             let name = policy.name_any();
+            let owner = Owner::image_policy(&name);
+            let keep = previous_flavour(&rendered, &owner, ctx);
             let owned = apply::Owned {
-                owner: Owner::image_policy(&name),
+                owner,
                 id: &policy_id(policy),
                 retention: Retention::Delete,
+                keep,
             };
             match apply::apply_and_prune(
                 &ctx.base,
@@ -295,12 +288,12 @@ fn rendered_conditions(
         }
     }
     let mut problems = rendered.warnings.clone();
-    if !unwatched.is_empty() {
-        problems.push(format!(
-            "Kyverno was installed after the operator started; restart the operator so it watches {}",
-            unwatched.join(", ")
-        ));
-    }
+    // A kind just served is watched within moments; its first list reconciles everything again.
+    pending.extend(
+        unwatched
+            .iter()
+            .map(|kind| format!("{kind}: starting to watch it (Kyverno was just installed)")),
+    );
     problems.extend(failing.iter().cloned());
     let ready = pending.is_empty() && failing.is_empty() && unwatched.is_empty();
     let allowed = if rendered.allowed_registries.is_empty() {
@@ -318,8 +311,6 @@ fn rendered_conditions(
         )
     } else if !failing.is_empty() {
         (Reason::PolicyNotReady, failing.join("; "))
-    } else if !unwatched.is_empty() {
-        (Reason::RestartRequired, problems.join("; "))
     } else {
         (Reason::WaitingForKyverno, pending.join("; "))
     };
@@ -351,6 +342,34 @@ fn rendered_conditions(
     (conditions, ready)
 }
 
+/// Live policies of the other flavour (the engine changed, e.g. `Auto` moving to CEL once Kyverno
+/// serves it) that the prune spares until Kyverno reports every newly rendered policy ready, so the
+/// cluster is never without a policy in between. Nothing is kept once the new flavour is ready.
+fn previous_flavour(
+    rendered: &RenderedPolicy,
+    owner: &Owner<'_>,
+    ctx: &PolicyContext,
+) -> Vec<ChildKey> {
+    let stores = &ctx.base.stores;
+    let new_ready = rendered.objects.iter().all(|object| {
+        policy_readiness(&object.resource, stores.live(object).as_ref()) == PolicyReadiness::Ready
+    });
+    if new_ready {
+        return Vec::new();
+    }
+    let rendered_kinds: Vec<&str> = rendered
+        .objects
+        .iter()
+        .map(|o| o.resource.kind.as_str())
+        .collect();
+    stores
+        .labelled(&owner.selector_labels())
+        .into_iter()
+        .filter(|(resource, _)| !rendered_kinds.contains(&resource.kind.as_str()))
+        .map(|(resource, live)| ChildKey::live(&resource, &live))
+        .collect()
+}
+
 /// Render refused: the outcome reports why; nothing is applied or pruned. A render error that is not
 /// the user's (a bug) is returned as the pass's error and writes no status.
 fn not_rendered(
@@ -365,8 +384,8 @@ fn not_rendered(
         RenderError::Invalid(errors) => (errors.to_string(), Action::await_change()),
         RenderError::KyvernoNotInstalled(what) => (
             format!("{what}; {INSTALL_KYVERNO}"),
-            // Notice Kyverno being installed as soon as the discovery cache expires.
-            Action::requeue(settings.resync.min(DISCOVERY_TTL)),
+            // Kyverno's CRDs appearing reconciles every ImagePolicy (see `discovery`).
+            Action::requeue(settings.resync),
         ),
         RenderError::NoAllowedRegistries => (
             match &policy.spec.registry_ref {

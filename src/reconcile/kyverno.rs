@@ -1,20 +1,8 @@
 //! What the ImagePolicy controller needs to know about Kyverno in the cluster: which policy kinds are
-//! served (discovery, cached for a short time) and whether a generated policy is ready (read from
+//! served (kept current by `discovery`) and whether a generated policy is ready (read from
 //! Kyverno's own status in the watch cache). Never writes anything.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use kube::Client;
 use kube::api::{ApiResource, DynamicObject};
-
-use crate::render::kyverno::{
-    cluster_policy_resource, image_validating_policy_resource, validating_policy_resource,
-};
-
-/// How long a discovery answer is trusted: short enough to notice Kyverno being installed, long
-/// enough that a steady state does not ask on every reconcile.
-pub const DISCOVERY_TTL: Duration = Duration::from_secs(30);
 
 /// Which Kyverno policy kinds the API server serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,73 +11,6 @@ pub struct KyvernoServed {
     pub cluster_policy: bool,
     /// `policies.kyverno.io/v1` `validatingpolicies` and `imagevalidatingpolicies`, both.
     pub cel_policies: bool,
-}
-
-impl KyvernoServed {
-    /// Ask the API server (two small discovery GETs); a group that is not there answers 404.
-    pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
-        let cluster_policy = served_plurals(client, &cluster_policy_resource().api_version).await?;
-        let cel = served_plurals(client, &validating_policy_resource().api_version).await?;
-        Ok(Self {
-            cluster_policy: cluster_policy
-                .iter()
-                .any(|p| *p == cluster_policy_resource().plural),
-            cel_policies: [
-                validating_policy_resource(),
-                image_validating_policy_resource(),
-            ]
-            .iter()
-            .all(|resource| cel.contains(&resource.plural)),
-        })
-    }
-
-    /// The Kyverno kinds to watch: those served.
-    pub fn kinds(&self) -> Vec<ApiResource> {
-        let mut kinds = Vec::new();
-        if self.cluster_policy {
-            kinds.push(cluster_policy_resource());
-        }
-        if self.cel_policies {
-            kinds.push(validating_policy_resource());
-            kinds.push(image_validating_policy_resource());
-        }
-        kinds
-    }
-}
-
-/// Plural names served in one group/version; empty when the group/version is not served.
-async fn served_plurals(client: &Client, api_version: &str) -> Result<Vec<String>, kube::Error> {
-    match client.list_api_group_resources(api_version).await {
-        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(other) => Err(other),
-    }
-}
-
-/// Discovery answers cached for [`DISCOVERY_TTL`].
-#[derive(Default)]
-pub struct DiscoveryCache {
-    last: Mutex<Option<(Instant, KyvernoServed)>>,
-}
-
-impl DiscoveryCache {
-    /// The cached answer while fresh, else a new one from the API server.
-    pub async fn served(&self, client: &Client) -> Result<KyvernoServed, kube::Error> {
-        if let Some((at, served)) = *self.lock()
-            && at.elapsed() < DISCOVERY_TTL
-        {
-            return Ok(served);
-        }
-        let served = KyvernoServed::discover(client).await?;
-        *self.lock() = Some((Instant::now(), served));
-        Ok(served)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, KyvernoServed)>> {
-        self.last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// Readiness of one generated Kyverno policy, as Kyverno reports it.
@@ -162,6 +83,7 @@ pub fn policy_readiness(resource: &ApiResource, live: Option<&DynamicObject>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::kyverno::{cluster_policy_resource, validating_policy_resource};
     use serde_json::json;
 
     fn object(resource: &ApiResource, status: serde_json::Value) -> DynamicObject {
@@ -231,17 +153,5 @@ mod tests {
             policy_readiness(&resource, Some(&by_condition)),
             PolicyReadiness::Ready
         );
-    }
-
-    #[test]
-    fn only_served_kinds_are_watched() {
-        let none = KyvernoServed::default();
-        assert!(none.kinds().is_empty());
-        let cel = KyvernoServed {
-            cluster_policy: false,
-            cel_policies: true,
-        };
-        let kinds: Vec<String> = cel.kinds().into_iter().map(|k| k.kind).collect();
-        assert_eq!(kinds, ["ValidatingPolicy", "ImageValidatingPolicy"]);
     }
 }

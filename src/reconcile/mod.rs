@@ -5,10 +5,12 @@
 pub(crate) mod apply;
 pub(crate) mod children;
 pub mod context;
+pub(crate) mod discovery;
 pub(crate) mod http;
 pub(crate) mod image_policy;
 pub(crate) mod kyverno;
 pub(crate) mod metrics;
+pub(crate) mod optional_watch;
 pub mod rbac;
 pub(crate) mod refused;
 pub(crate) mod registry;
@@ -32,6 +34,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, Resource};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::crd::{ImagePolicy, Registry};
@@ -39,7 +42,6 @@ use crate::render::labels;
 use children::ChildStores;
 use context::{Context, Settings};
 use image_policy::PolicyContext;
-use kyverno::{DiscoveryCache, KyvernoServed};
 use metrics::Metrics;
 
 /// Label selector of everything the operator manages; children are watched through it only.
@@ -146,7 +148,7 @@ impl SyncTracker {
 fn child_stream(
     client: &Client,
     resource: &ApiResource,
-    stores: &mut ChildStores,
+    stores: &ChildStores,
     synced: &SyncTracker,
     page_size: u32,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<> {
@@ -197,33 +199,30 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let ready = Arc::new(AtomicBool::new(false));
 
     let synced = SyncTracker::default();
-    let mut stores = ChildStores::default();
+    let stores = ChildStores::default();
     let mut child_streams = Vec::new();
-    let mut kinds = children::core_child_kinds();
-    let cnpg_kinds = registry::harbor::cnpg_served_kinds(&client).await;
-    if !cnpg_kinds.is_empty() {
-        kinds.extend(cnpg_kinds);
-    } else {
-        info!("CloudNativePG is not installed; managed Harbor databases report CNPGNotInstalled");
-    }
-    for resource in kinds {
-        let stream = child_stream(&client, &resource, &mut stores, &synced, config.page_size);
+    for resource in children::core_child_kinds() {
+        let stream = child_stream(&client, &resource, &stores, &synced, config.page_size);
         child_streams.push((resource, stream));
     }
-
-    // Kyverno kinds are watched only when served at start: a watch on a missing kind fails forever.
-    let kyverno_served = match KyvernoServed::discover(&client).await {
-        Ok(served) => served,
-        Err(error) => {
-            warn!(%error, "Kyverno discovery failed at start; generated policies are not watched");
-            KyvernoServed::default()
-        }
-    };
-    let mut policy_child_streams = Vec::new();
-    for resource in kyverno_served.kinds() {
-        let stream = child_stream(&client, &resource, &mut stores, &synced, config.page_size);
-        policy_child_streams.push((resource, stream));
-    }
+    // Optional kinds (Kyverno, CloudNativePG) are watched while served, whenever they get installed:
+    // their events reach the controllers through these channels, not counted by /readyz.
+    let served = discovery::served_kinds(&client).await;
+    let (registry_children, registry_children_rx) = mpsc::unbounded_channel();
+    let (policy_children, policy_children_rx) = mpsc::unbounded_channel();
+    let (registry_all, registry_all_rx) = mpsc::unbounded_channel();
+    let (policy_all, policy_all_rx) = mpsc::unbounded_channel();
+    tokio::spawn(optional_watch::run(
+        client.clone(),
+        stores.clone(),
+        config.page_size,
+        served.clone(),
+        optional_watch::Triggers {
+            registry: registry_children,
+            policy: policy_children,
+            everything: vec![registry_all, policy_all],
+        },
+    ));
 
     let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
     let registries = owner_stream(&client, writer, &synced, config.page_size)
@@ -234,6 +233,14 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     for (resource, stream) in child_streams {
         controller = controller.watches_stream_with(stream, owning_registry, resource);
     }
+    // The kind given is only what kube-runtime logs as the trigger; the objects carry their own.
+    controller = controller
+        .watches_stream_with(
+            receiver_stream(registry_children_rx).map(Ok),
+            owning_registry,
+            crate::render::cnpg_cluster_resource(),
+        )
+        .reconcile_all_on(receiver_stream(registry_all_rx));
 
     let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
     let policies = owner_stream(&client, policy_writer, &synced, config.page_size)
@@ -252,13 +259,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .watches_stream(endpoint_changes, move |registry| {
             image_policy::policies_referencing(&policy_reader, &registry)
         });
-    for (resource, stream) in policy_child_streams {
-        policy_controller = policy_controller.watches_stream_with(
-            stream,
+    policy_controller = policy_controller
+        .watches_stream_with(
+            receiver_stream(policy_children_rx).map(Ok),
             image_policy::owning_image_policy,
-            resource,
-        );
-    }
+            crate::render::kyverno::cluster_policy_resource(),
+        )
+        .reconcile_all_on(receiver_stream(policy_all_rx));
 
     let recorder = Recorder::new(
         client.clone(),
@@ -273,11 +280,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         config.settings.clone(),
         metrics.clone(),
         recorder,
+        served,
     ));
     let policy_ctx = Arc::new(PolicyContext {
         base: ctx.clone(),
         registries: endpoint_reader,
-        discovery: DiscoveryCache::default(),
     });
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -303,8 +310,6 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     info!(
         concurrency = config.concurrency,
-        kyverno_cluster_policy = kyverno_served.cluster_policy,
-        kyverno_cel_policies = kyverno_served.cel_policies,
         "registry and image-policy controllers starting"
     );
     let registries = controller
@@ -361,6 +366,11 @@ fn error_policy_guarded(
         Ok(registry) => registry::error_policy(Arc::new(registry.clone()), error, ctx),
         Err(_) => Action::requeue(Duration::from_secs(60)),
     }
+}
+
+/// The messages of a channel as a stream (ends when every sender is gone).
+fn receiver_stream<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + use<T> {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// What the caches keep of an object: everything but `managedFields`, which the operator never reads

@@ -127,6 +127,12 @@ pub const RBAC_RULES: &[RbacRule] = &[
         why: "Kubernetes Events when Ready changes",
     },
     RbacRule {
+        group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        verbs: &["list", "watch"],
+        why: "notice Kyverno or CloudNativePG being installed or removed (metadata only), no restart",
+    },
+    RbacRule {
         group: "postgresql.cnpg.io",
         resource: "clusters",
         verbs: CHILD_READ,

@@ -267,6 +267,12 @@ fn switching_engine_prunes_the_other_flavour_and_auto_prefers_cel() {
         "ai-workloads",
         json!({"spec": {"engine": "ClusterPolicy"}}),
     );
+    // The CEL policies stay until Kyverno reports the ClusterPolicies ready (no gap).
+    wait_for("two ClusterPolicies", T, || {
+        (server.list_objects("clusterpolicies", None).len() == 2).then_some(())
+    });
+    assert_eq!(server.list_objects("validatingpolicies", None).len(), 4);
+    mark_policies_ready(&server);
     wait_for("CEL policies pruned", T, || {
         server
             .list_objects("validatingpolicies", None)
@@ -292,6 +298,15 @@ fn switching_engine_prunes_the_other_flavour_and_auto_prefers_cel() {
         "ai-workloads",
         json!({"spec": {"engine": "Auto"}}),
     );
+    wait_for("Auto chose CEL", T, || {
+        (server.list_objects("validatingpolicies", None).len() == 4).then_some(())
+    });
+    assert_eq!(
+        server.list_objects("clusterpolicies", None).len(),
+        2,
+        "kept until the CEL policies are ready"
+    );
+    mark_policies_ready(&server);
     wait_for("Auto chose CEL; ClusterPolicies pruned", T, || {
         let p = server.get_object("imagepolicies", "", "ai-workloads")?;
         (p["status"]["engine"] == "CEL"

@@ -13,6 +13,8 @@ mod control_plane;
 mod day2;
 /// Refused applies (a ValidatingAdmissionPolicy): Ready=False, an Event, backoff, recovery.
 mod failures;
+/// Kyverno and CloudNativePG installed after the operator, or removed: no restart, no gap, quiet at rest.
+mod gitops_order;
 /// Harbor mode: bring-up with and without CNPG, generated secrets kept and never shown.
 mod harbor;
 /// The ImagePolicy controller, with and without the Kyverno kinds served.

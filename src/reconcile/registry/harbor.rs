@@ -18,6 +18,7 @@ use tracing::info;
 use crate::crd::{Reason, Registry, condition};
 use crate::reconcile::apply::FIELD_MANAGER;
 use crate::reconcile::children::{ChildStores, readiness};
+use crate::reconcile::discovery::Served;
 use crate::reconcile::status::DesiredCondition;
 use crate::render::{
     self, GeneratedSecret, HarborObserved, Rendered, RenderedObject, SecretGenerator,
@@ -35,44 +36,15 @@ pub enum HarborError {
     Generate { name: String, message: String },
 }
 
-/// The CloudNativePG kinds the operator manages that the API server serves now (one discovery
-/// request; empty when CNPG is not installed or discovery fails).
-pub async fn cnpg_served_kinds(client: &Client) -> Vec<ApiResource> {
-    let wanted = crate::reconcile::children::cnpg_child_kinds();
-    let Some(api_version) = wanted.first().map(|r| r.api_version.clone()) else {
-        return Vec::new();
-    };
-    match client.list_api_group_resources(&api_version).await {
-        Ok(list) => wanted
-            .into_iter()
-            .filter(|kind| list.resources.iter().any(|r| r.name == kind.plural))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// The CloudNativePG kinds `rendered` needs that are neither watched nor served (empty when render
-/// needs none, or all are there): the pass must not apply objects of a kind that does not exist.
-pub async fn missing_cnpg_kinds(
-    rendered: &Rendered,
-    stores: &ChildStores,
-    client: &Client,
-) -> Vec<String> {
+/// The CloudNativePG kinds `rendered` needs that are not served (`plural.group`, sorted; empty when
+/// render needs none, or all are): the pass must not apply objects of a kind that does not exist.
+pub fn missing_cnpg_kinds(rendered: &Rendered, served: &Served) -> Vec<String> {
     let group = render::cnpg_cluster_resource().group;
-    let mut needed: Vec<&ApiResource> = rendered
+    let mut missing: Vec<String> = rendered
         .objects
         .iter()
         .map(|o| &o.resource)
-        .filter(|r| r.group == group && !stores.watches(r))
-        .collect();
-    needed.dedup_by_key(|r| r.kind.clone());
-    if needed.is_empty() {
-        return Vec::new();
-    }
-    let served = cnpg_served_kinds(client).await;
-    let mut missing: Vec<String> = needed
-        .into_iter()
-        .filter(|r| !served.iter().any(|s| s.plural == r.plural))
+        .filter(|r| r.group == group && !served.has(r))
         .map(|r| format!("{}.{}", r.plural, r.group))
         .collect();
     missing.sort();

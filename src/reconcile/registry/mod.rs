@@ -92,6 +92,7 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
                 owner: Owner::registry(&name, &namespace),
                 id: &id,
                 retention: registry.spec.retention,
+                keep: Vec::new(),
             };
             match apply::apply_and_prune(ctx, &owned, &desired, what).await {
                 Ok(()) => (Some(report(registry, ctx, then).await), None),

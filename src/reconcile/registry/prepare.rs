@@ -100,7 +100,7 @@ pub(super) async fn prepare(
             ctx.settings.resync,
         ))));
     }
-    let missing = harbor::missing_cnpg_kinds(&rendered, &ctx.stores, &ctx.client).await;
+    let missing = harbor::missing_cnpg_kinds(&rendered, &ctx.served.borrow());
     if !missing.is_empty() {
         return Ok(Pass::Report(Box::new(outcome::cnpg_missing(
             registry,
