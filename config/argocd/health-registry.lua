@@ -5,6 +5,7 @@ local failures = {
   InvalidSpec = true,
   CNPGNotInstalled = true,
   ClusterNotFound = true,
+  UpgradeRefused = true,
   MigrationFailed = true,
   Conflict = true,
 }

@@ -24,6 +24,11 @@ pub struct HarborSpec {
     #[schemars(length(max = crate::crd::schema::MAX_VERSION))]
     #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+$') && !self.matches('^v?(0|1)\\\\.') && !self.matches('^v?2\\\\.[0-8]\\\\.')").message("spec.harbor.version: must be a Harbor release 2.9.0 or newer, e.g. 2.15.2"))]
     pub version: Option<String>,
+    /// Allow `version` to go below the running release (`status.harborVersion`). Harbor migrates its
+    /// database forward only: set it once the database is restored from a backup taken before the
+    /// upgrade. Defaults to `false` (the change is refused with `UpgradeRefused`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
     /// Per-component image overrides (full references). Unset components use `docker.io/goharbor/<component>:v<version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<HarborImages>,

@@ -115,6 +115,9 @@ reasons! {
     /// The existing CloudNativePG Cluster `spec.harbor.database.cnpg.clusterRef` names does not
     /// exist; nothing was applied.
     ClusterNotFound => Blocked, Registry;
+    /// `spec.harbor.version` is a downgrade (without `allowDowngrade`) or skips Harbor's upgrade
+    /// path; the message gives the way forward; nothing was applied, the running Harbor keeps serving.
+    UpgradeRefused => Blocked, Registry;
     /// `Progressing=False`: nothing left to do.
     Reconciled => Neutral, Both;
     /// `Degraded=False`: nothing is wrong.

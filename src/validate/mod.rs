@@ -7,6 +7,7 @@ pub mod metadata;
 pub mod object_meta;
 mod quantity;
 mod registry;
+pub mod upgrade;
 
 pub use image_policy::{LONGEST_POLICY_SUFFIX, MAX_IMAGE_POLICY_NAME, image_policy};
 pub use registry::{

@@ -245,6 +245,8 @@ pub fn harbor() -> impl Strategy<Value = HarborSpec> {
                     components;
                 HarborSpec {
                     version,
+                    // Only compared with the running version by the controller; no render effect.
+                    allow_downgrade: false,
                     images,
                     image_pull_secrets: pull
                         .into_iter()

@@ -158,6 +158,17 @@ pub(super) fn cnpg_cluster_not_found(
     blocked(registry, Reason::ClusterNotFound, &message, resync)
 }
 
+/// `spec.harbor.version` is no safe change from the running Harbor (see `validate::upgrade`); the
+/// running Harbor keeps serving, and its status fields stay as they are.
+pub(super) fn upgrade_refused(registry: &Registry, message: &str, resync: Duration) -> Outcome {
+    let mut outcome = blocked(registry, Reason::UpgradeRefused, message, resync);
+    let current = registry.status().cloned().unwrap_or_default();
+    outcome.status.endpoint = current.endpoint;
+    outcome.status.mode = current.mode;
+    outcome.status.k3s_registries_yaml = current.k3s_registries_yaml;
+    outcome
+}
+
 fn cnpg_database(registry: &Registry) -> Option<&crate::crd::CnpgDatabase> {
     registry
         .spec

@@ -2,8 +2,9 @@
 //! render [`Target`]s (mode + host) the pass renders. Reads only the Registry; never a client, and
 //! never a rewritten copy of the Registry.
 
-use crate::crd::{Registry, RegistryMode};
+use crate::crd::{DEFAULT_HARBOR_VERSION, Registry, RegistryMode};
 use crate::render::Target;
+use crate::validate::upgrade::{UpgradeRefusal, harbor_upgrade};
 
 /// What the spec asks relative to what serves, with the targets to render.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,13 +15,17 @@ pub(crate) enum Plan {
     DowngradeRefused(Target),
     /// Copy from `from` (what serves, kept running) to `to` (the spec), then flip.
     Switch { from: Target, to: Target },
+    /// `spec.harbor.version` is not a safe change from the running Harbor: apply nothing.
+    UpgradeRefused(Target, UpgradeRefusal),
 }
 
 impl Plan {
     /// The target whose children this pass provisions (and, but for a switch, reports on).
     pub(crate) fn target(&self) -> &Target {
         match self {
-            Self::Steady(target) | Self::DowngradeRefused(target) => target,
+            Self::Steady(target)
+            | Self::DowngradeRefused(target)
+            | Self::UpgradeRefused(target, _) => target,
             Self::Switch { to, .. } => to,
         }
     }
@@ -48,6 +53,23 @@ fn serving(registry: &Registry) -> Target {
     }
 }
 
+/// Whether `spec.harbor.version` may replace the Harbor running now (`status.harborVersion`, set
+/// once core rolled out; nothing to compare before).
+fn harbor_version_change(registry: &Registry) -> Result<(), UpgradeRefusal> {
+    let Some(running) = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.harbor_version.as_deref())
+    else {
+        return Ok(());
+    };
+    let harbor = registry.spec.harbor.as_ref();
+    let wanted = harbor
+        .and_then(|h| h.version.as_deref())
+        .unwrap_or(DEFAULT_HARBOR_VERSION);
+    harbor_upgrade(running, wanted, harbor.is_some_and(|h| h.allow_downgrade))
+}
+
 /// Decide the plan for a Registry.
 pub(crate) fn plan(registry: &Registry) -> Plan {
     let wanted = registry.spec.mode;
@@ -57,6 +79,10 @@ pub(crate) fn plan(registry: &Registry) -> Plan {
         .as_ref()
         .is_some_and(|m| m.allow_downgrade);
     match (serving_mode(registry), wanted) {
+        (RegistryMode::Harbor, RegistryMode::Harbor) => match harbor_version_change(registry) {
+            Ok(()) => Plan::Steady(Target::of_spec(registry)),
+            Err(refusal) => Plan::UpgradeRefused(Target::of_spec(registry), refusal),
+        },
         (a, b) if a == b => Plan::Steady(Target::of_spec(registry)),
         (RegistryMode::Harbor, RegistryMode::K3d) if !downgrade_allowed => {
             Plan::DowngradeRefused(serving(registry))

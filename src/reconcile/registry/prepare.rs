@@ -79,6 +79,14 @@ pub(super) async fn prepare(
     ctx: &Context,
     plan: &Plan,
 ) -> Result<Pass, ReconcileError> {
+    if let Plan::UpgradeRefused(_, refusal) = plan {
+        info!(registry = %registry_id(registry), message = %refusal.0, "version change refused; nothing applied");
+        return Ok(Pass::Report(Box::new(outcome::upgrade_refused(
+            registry,
+            &refusal.0,
+            ctx.settings.resync,
+        ))));
+    }
     let id = registry_id(registry);
     let target = plan.target();
     let (observed, observed_problem) = observe(registry, target.mode, ctx).await?;
