@@ -1,6 +1,7 @@
 //! Signed test images: Debian's CNCF distribution (`docker-registry`) on 127.0.0.1, small images
 //! pushed with `crane`, one signed and attested with a cosign key and no transparency-log upload.
-//! Used by the Kyverno CLI and admission tests; knows nothing of policies or verdicts.
+//! Used by the Kyverno CLI and admission tests (`run` and `push_image` also by the K3d GC test); knows
+//! nothing of policies or verdicts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
