@@ -25,8 +25,9 @@ use crate::render::kyverno::{
     cluster_policy_resource, image_validating_policy_resource, validating_policy_resource,
 };
 
-/// After a relevant CRD changed, discovery is asked again at these delays (seconds, cumulative)
-/// until it agrees with the CRDs seen: an established CRD may take a few seconds to be discoverable.
+/// After a relevant CRD changed, discovery is asked again after these delays (seconds, each after
+/// the previous attempt; about a minute in all) until it agrees with the CRDs seen: an established CRD
+/// may take a few seconds to be discoverable.
 const RETRY_DELAYS: [u64; 8] = [0, 1, 2, 3, 5, 8, 13, 28];
 
 /// Kinds the operator uses when they are served and waits for otherwise.
@@ -127,7 +128,8 @@ pub async fn served_kinds(client: &Client) -> watch::Receiver<Served> {
 }
 
 /// The CRD watch: on every relevant change (and after each re-list), discovery is asked again until
-/// it agrees with the CRDs that exist.
+/// it agrees with the CRDs that exist. CRD events keep being read while it waits to ask again, so the
+/// CRDs it must agree with are always the current ones (several CRDs of a group come and go together).
 async fn follow_crds(client: Client, sender: watch::Sender<Served>) {
     let relevant: BTreeSet<String> = optional_kinds().iter().map(crd_name).collect();
     // Metadata only: names are all this needs, and a CRD's schema can be hundreds of KiB.
@@ -137,61 +139,81 @@ async fn follow_crds(client: Client, sender: watch::Sender<Served>) {
     let mut events = watcher(crds, watcher::Config::default())
         .default_backoff()
         .boxed();
-    while let Some(event) = events.next().await {
-        let changed = match event {
-            Ok(watcher::Event::Apply(crd)) => {
-                let name = crd.name_any();
-                relevant.contains(&name) && present.insert(name)
-            }
-            Ok(watcher::Event::Delete(crd)) => present.remove(&crd.name_any()),
-            Ok(watcher::Event::Init) => {
-                listing.clear();
-                false
-            }
-            Ok(watcher::Event::InitApply(crd)) => {
-                let name = crd.name_any();
-                if relevant.contains(&name) {
-                    listing.insert(name);
+    // The next attempt to ask discovery (index into RETRY_DELAYS) and when, while it disagrees.
+    let mut retry: Option<(usize, tokio::time::Instant)> = None;
+    loop {
+        let asked_at = retry.map(|(_, at)| at);
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { return };
+                let changed = match event {
+                    Ok(watcher::Event::Apply(crd)) => {
+                        let name = crd.name_any();
+                        relevant.contains(&name) && present.insert(name)
+                    }
+                    Ok(watcher::Event::Delete(crd)) => present.remove(&crd.name_any()),
+                    Ok(watcher::Event::Init) => {
+                        listing.clear();
+                        false
+                    }
+                    Ok(watcher::Event::InitApply(crd)) => {
+                        let name = crd.name_any();
+                        if relevant.contains(&name) {
+                            listing.insert(name);
+                        }
+                        false
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        let changed = listing != present;
+                        present = std::mem::take(&mut listing);
+                        changed || present != sender.borrow().crd_names()
+                    }
+                    Err(error) => {
+                        warn!(%error, "watching CustomResourceDefinitions failed; retrying with backoff");
+                        false
+                    }
+                };
+                if changed {
+                    retry = Some((0, tokio::time::Instant::now()));
                 }
-                false
             }
-            Ok(watcher::Event::InitDone) => {
-                let changed = listing != present;
-                present = std::mem::take(&mut listing);
-                changed || present != sender.borrow().crd_names()
+            () = sleep_until(asked_at), if asked_at.is_some() => {
+                let attempt = retry.map_or(0, |(attempt, _)| attempt);
+                retry = match ask(&client, &sender, &present).await {
+                    true => None,
+                    false => RETRY_DELAYS.get(attempt + 1).map(|delay| {
+                        (attempt + 1, tokio::time::Instant::now() + Duration::from_secs(*delay))
+                    }),
+                };
             }
-            Err(error) => {
-                warn!(%error, "watching CustomResourceDefinitions failed; retrying with backoff");
-                false
-            }
-        };
-        if changed {
-            rediscover(&client, &sender, &present).await;
         }
     }
 }
 
-/// Ask discovery until it serves exactly the kinds whose CRDs are `present` (or the retries end),
-/// publishing each new answer.
-async fn rediscover(client: &Client, sender: &watch::Sender<Served>, present: &BTreeSet<String>) {
-    for delay in RETRY_DELAYS {
-        tokio::time::sleep(Duration::from_secs(delay)).await;
-        match discover(client).await {
-            Ok(served) => {
-                let agrees = served.crd_names() == *present;
-                sender.send_if_modified(|current| {
-                    let modified = *current != served;
-                    if modified {
-                        info!(served = ?served.resources().iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), "optional kinds served changed");
-                        *current = served;
-                    }
-                    modified
-                });
-                if agrees {
-                    return;
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Ask discovery once and publish a new answer; whether it agrees with the CRDs `present`.
+async fn ask(client: &Client, sender: &watch::Sender<Served>, present: &BTreeSet<String>) -> bool {
+    match discover(client).await {
+        Ok(served) => {
+            let agrees = served.crd_names() == *present;
+            sender.send_if_modified(|current| {
+                let modified = *current != served;
+                if modified {
+                    info!(served = ?served.resources().iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), "optional kinds served changed");
+                    *current = served;
                 }
-            }
-            Err(error) => warn!(%error, "discovery of optional kinds failed; retrying"),
+                modified
+            });
+            agrees
+        }
+        Err(error) => {
+            warn!(%error, "discovery of optional kinds failed; retrying");
+            false
         }
     }
 }

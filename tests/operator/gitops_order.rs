@@ -57,6 +57,7 @@ fn at_rest(server: &ControlPlane, window: Duration) -> (usize, usize, f64) {
     server.reset_log();
     std::thread::sleep(window);
     let log = server.request_log();
+    println!("requests at rest: {:?}", log.counts());
     let requests: usize = log.counts().values().sum();
     let writes = log.writes().len();
     (
