@@ -1,7 +1,7 @@
 # registry-operator image: a static musl binary on distroless/static, running as non-root 65532.
 # Tags are pinned to exact versions. Pin digests too when building in CI with registry access:
 #   docker buildx imagetools inspect rust:1.95.0-slim-bookworm   (and the distroless tag)
-# then append @sha256:<digest> to both FROM lines. tests/dockerfile.rs checks these invariants.
+# then append @sha256:<digest> to both FROM lines. tests/packaging/dockerfile.rs checks these invariants.
 
 FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
 ARG TARGET=x86_64-unknown-linux-musl

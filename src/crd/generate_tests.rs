@@ -1,6 +1,6 @@
 //! Tests of the generated CRDs: only formats Kubernetes knows, and every value a CEL rule reads is
 //! bounded (`maxLength`, `maxItems`, `maxProperties`), as is every list or map a rule sits under, so
-//! the API server's cost estimate of each rule stays small (`tests/crd_admission.rs` measures it).
+//! the API server's cost estimate of each rule stays small (`tests/render/crd_admission.rs` measures it).
 
 use serde_json::Value;
 

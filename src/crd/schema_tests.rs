@@ -1,7 +1,7 @@
 //! The CRD's rules agree with the operator: for each field whose CEL rules the `cel` crate can
 //! evaluate, the schema (its CEL rules, `minLength` and `maxLength`, taken from the generated CRD)
 //! admits a value exactly when `render` (validation included) accepts it, over edge cases and
-//! random strings. The quantity rules use Kubernetes' own `isQuantity`; `tests/crd_admission.rs`
+//! random strings. The quantity rules use Kubernetes' own `isQuantity`; `tests/render/crd_admission.rs`
 //! covers them on the real server.
 
 use proptest::prelude::*;

@@ -126,7 +126,7 @@ pub fn choose_engine(
 ) -> Result<ChosenEngine, RenderError> {
     match wanted {
         // The CEL kinds first: Kyverno deprecates ClusterPolicy (its webhook warns on every
-        // apply) and the CEL flavour gives the same verdicts (tests/kyverno_*.rs).
+        // apply) and the CEL flavour gives the same verdicts (tests/render/kyverno_*.rs).
         PolicyEngine::Auto if observed.cel_policies_served => Ok(ChosenEngine::Cel),
         PolicyEngine::Auto if observed.cluster_policy_served => Ok(ChosenEngine::ClusterPolicy),
         PolicyEngine::Auto => Err(RenderError::KyvernoNotInstalled(
