@@ -111,6 +111,11 @@ pub struct K3dSpec {
     /// `registry garbage-collect`). Unset: no collection; deleted images keep their space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc: Option<K3dGcSpec>,
+    /// Maintenance switch of the hosted registry: `true` refuses pushes and deletes (distribution's
+    /// `storage.maintenance.readonly`), pulls keep working; the Deployment rolls out to apply it.
+    /// An adopted k3d registry runs outside the cluster and is not changed (a warning says so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// Garbage collection of the hosted registry.

@@ -191,6 +191,9 @@ pub(super) fn render(
                     Some(name) => adopted_registries_yaml(name, &announced.hosting)?,
                     None => None,
                 };
+                if spec.read_only {
+                    warnings.push("spec.k3d.readOnly: the adopted k3d registry runs outside the cluster and is not made read-only; set it on that registry yourself".to_string());
+                }
                 return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings, ..Default::default() });
             }
             None => warnings.push(format!(
@@ -398,12 +401,21 @@ fn pod_spec(container: Container, volumes: Vec<Volume>) -> PodSpec {
     }
 }
 
+/// Environment variable of distribution's `storage.maintenance.readonly` (the maintenance switch).
+pub const READ_ONLY_ENV: &str = "REGISTRY_STORAGE_MAINTENANCE_READONLY";
+/// Its value when `spec.k3d.readOnly` is set.
+pub const READ_ONLY_VALUE: &str = "{\"enabled\": true}";
+
 fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &str) -> Deployment {
     let mut environment = vec![
         env("REGISTRY_HTTP_ADDR", format!(":{PORT}")),
         env("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
         env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", DATA_DIR),
     ];
+    if spec.read_only {
+        // Distribution reads a YAML value for a map key from its environment.
+        environment.push(env(READ_ONLY_ENV, READ_ONLY_VALUE));
+    }
     if let Some(cache) = &spec.cache {
         environment.push(env("REGISTRY_PROXY_REMOTEURL", &cache.remote_url));
         if let Some(credentials) = &cache.credentials_secret_ref {

@@ -1,7 +1,8 @@
 //! The hosted K3d registry's garbage-collection CronJob, run for real: Debian's `docker-registry`
 //! (CNCF distribution) executes the exact command and configuration the CronJob renders against a
 //! test registry's data, after one of two pushed images was deleted through the registry API. The
-//! unreferenced blobs go; the referenced ones stay.
+//! unreferenced blobs go; the referenced ones stay. And the maintenance switch (`spec.k3d.readOnly`):
+//! distribution started with the environment the Deployment renders refuses a push.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,4 +145,74 @@ fn rendered_gc_command_deletes_unreferenced_blobs_and_keeps_referenced_ones() {
             "unreferenced blob {blob} deleted"
         );
     }
+}
+
+/// `spec.k3d.readOnly`: the rendered Deployment's environment makes a real distribution refuse pushes
+/// (its own read-only error) while it still serves reads; without it, the same push is accepted.
+#[test]
+fn read_only_switch_makes_distribution_refuse_pushes() {
+    if common::find_tool("docker-registry", &[]).is_none() {
+        common::missing("docker-registry", "apt-get install docker-registry");
+        return;
+    }
+    let env_of = |read_only: bool| -> Vec<(String, String)> {
+        let yaml = format!(
+            "apiVersion: registry.aisp.dev/v1alpha1\nkind: Registry\nmetadata: {{ name: dev, namespace: registry }}\nspec:\n  mode: K3d\n  k3d: {{ adopt: Never, readOnly: {read_only} }}\n"
+        );
+        let registry: Registry = yaml_serde::from_str(&yaml).expect("fixture parses");
+        let rendered = render::registry(&registry, &Observed::default()).expect("renders");
+        let deployment = rendered
+            .objects
+            .iter()
+            .find(|o| o.resource.kind == "Deployment")
+            .expect("Deployment rendered");
+        let value = serde_json::to_value(&deployment.object).unwrap();
+        value["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "REGISTRY_STORAGE_MAINTENANCE_READONLY")
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(env_of(false).is_empty(), "writable unless asked");
+    let read_only = env_of(true);
+    assert_eq!(read_only.len(), 1);
+
+    let start_upload =
+        |registry: &Distribution| http(registry.port, "POST", "/v2/dev/app/blobs/uploads/");
+    let frozen = Distribution::start_with_env(None, &read_only);
+    let answer = start_upload(&frozen);
+    assert_eq!(answer.0, 405, "push refused: {answer:?}");
+    // Distribution in read-only mode does not register the upload (and delete) routes: 405.
+    assert!(answer.1.contains("Method not allowed"), "{answer:?}");
+    let (catalog, _) = http(frozen.port, "GET", "/v2/_catalog");
+    assert_eq!(catalog, 200, "reads still served");
+    let writable = Distribution::start(None);
+    let answer = start_upload(&writable);
+    assert_eq!(answer.0, 202, "accepted when writable: {answer:?}");
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (no body): status code and response text.
+fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
 }

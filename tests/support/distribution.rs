@@ -14,6 +14,15 @@ pub struct Distribution {
 impl Distribution {
     /// Starts one and waits until it listens.
     pub fn start(basic_auth: Option<(&str, &str)>) -> Distribution {
+        Self::start_with_env(basic_auth, &[])
+    }
+
+    /// Starts one with extra environment variables (distribution reads configuration overrides
+    /// such as `REGISTRY_STORAGE_MAINTENANCE_READONLY` from its environment).
+    pub fn start_with_env(
+        basic_auth: Option<(&str, &str)>,
+        env: &[(String, String)],
+    ) -> Distribution {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -37,6 +46,7 @@ impl Distribution {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -284,9 +284,10 @@ pub fn k3d() -> impl Strategy<Value = K3dSpec> {
         proptest::option::of((url(), proptest::option::of(credentials()))),
         proptest::option::of(resources()),
         proptest::option::of(29_990i32..32_780),
+        proptest::bool::ANY,
     )
         .prop_map(
-            |(adopt, image, storage, cache, resources, node_port)| K3dSpec {
+            |(adopt, image, storage, cache, resources, node_port, read_only)| K3dSpec {
                 adopt,
                 image,
                 storage,
@@ -297,6 +298,7 @@ pub fn k3d() -> impl Strategy<Value = K3dSpec> {
                 resources,
                 node_port,
                 gc: None,
+                read_only,
             },
         )
 }
