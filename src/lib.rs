@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod crd;
+pub mod harbor;
 pub mod migrate;
 pub mod reconcile;
 pub mod render;
