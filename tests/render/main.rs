@@ -15,6 +15,8 @@ mod crd_admission;
 mod fuzz;
 /// Harbor mode: golden snapshots, CNPG schema, Pod Security "restricted", no secret in output.
 mod harbor;
+/// The Harbor REST API client against a stateful fake Harbor checked against Harbor's own swagger.
+mod harbor_api;
 /// Harbor mode against upstream Harbor releases and harbor-helm's templates.
 mod harbor_upstream;
 /// ImagePolicy: golden snapshots of both Kyverno flavours, upstream schemas, rules evaluated offline.

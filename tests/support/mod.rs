@@ -7,6 +7,7 @@
 //! | `restricted` | the Pod Security "restricted" assertion |
 //! | `policy` | Kyverno's wildcard/pattern semantics and a CEL interpreter, to evaluate generated policies offline |
 //! | `fuzz` | proptest strategies (typed specs, arbitrary documents) |
+//! | `harbor_fake` | a stateful fake Harbor REST API v2.0 whose every request and response is checked against Harbor's swagger (`../shared`) |
 //! | `distribution`, `signing`, `verdict_cases` | a CNCF distribution on 127.0.0.1; cosign-signed images; the Kyverno verdict-table cases |
 //! | `migrate` | content built with umoci/skopeo and a fault-injecting registry proxy, for `migrate` |
 //! | `cluster`, `scenario` | the real control plane (below); the real operator binary run against it |
@@ -51,6 +52,7 @@ pub mod cluster;
 pub mod common;
 pub mod distribution;
 pub mod fuzz;
+pub mod harbor_fake;
 pub mod migrate;
 pub mod policy;
 pub mod restricted;
