@@ -545,3 +545,15 @@ async fn swagger_check_catches_bad_responses() {
         "{violations:?}"
     );
 }
+
+/// A violation no test took fails the test when the fake is dropped.
+#[tokio::test]
+#[should_panic(expected = "swagger violation")]
+async fn unchecked_violations_fail_the_test() {
+    let Some(harbor) = HarborFake::start() else {
+        // SKIPPED: should_panic still needs its panic.
+        panic!("no swagger violation to provoke: the swagger is absent");
+    };
+    harbor.tamper_next_response("getConfigurations", |body| body["read_only"] = json!("yes"));
+    let _ = client(&harbor).read_only().await;
+}
