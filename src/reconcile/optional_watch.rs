@@ -29,51 +29,69 @@ pub struct Triggers {
     pub everything: Vec<mpsc::UnboundedSender<()>>,
 }
 
-/// Keep one watch per served optional kind until `served` closes.
-pub async fn run(
+/// Start the watches of the kinds served now (at once, so their caches exist before the controllers
+/// start and need no "look again"), then keep one watch per served optional kind until `served`
+/// closes: the returned future does that.
+pub fn run(
     client: Client,
     stores: ChildStores,
     page_size: u32,
     mut served: watch::Receiver<Served>,
     triggers: Triggers,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let mut running: BTreeMap<String, AbortHandle> = BTreeMap::new();
-    loop {
-        let now = served.borrow_and_update().clone();
-        for resource in optional_kinds() {
-            let key = kind_key(&resource);
-            match (now.has(&resource), running.contains_key(&key)) {
-                (true, false) => {
-                    info!(kind = %resource.kind, "kind served: watching it");
-                    let handle = start(&client, &stores, page_size, resource, &triggers);
-                    running.insert(key, handle);
-                }
-                (false, true) => {
-                    info!(kind = %resource.kind, "kind no longer served: its watch stops");
-                    if let Some(handle) = running.remove(&key) {
-                        handle.abort();
-                    }
-                    stores.remove(&resource);
-                    for everything in &triggers.everything {
-                        let _ = everything.send(());
-                    }
-                }
-                _ => {}
+    let initial = served.borrow_and_update().clone();
+    for resource in initial.resources() {
+        let handle = start(
+            &client,
+            &stores,
+            page_size,
+            resource.clone(),
+            &triggers,
+            false,
+        );
+        running.insert(kind_key(&resource), handle);
+    }
+    async move {
+        loop {
+            if served.changed().await.is_err() {
+                return;
             }
-        }
-        if served.changed().await.is_err() {
-            return;
+            let now = served.borrow_and_update().clone();
+            for resource in optional_kinds() {
+                let key = kind_key(&resource);
+                match (now.has(&resource), running.contains_key(&key)) {
+                    (true, false) => {
+                        info!(kind = %resource.kind, "kind served: watching it");
+                        let handle = start(&client, &stores, page_size, resource, &triggers, true);
+                        running.insert(key, handle);
+                    }
+                    (false, true) => {
+                        info!(kind = %resource.kind, "kind no longer served: its watch stops");
+                        if let Some(handle) = running.remove(&key) {
+                            handle.abort();
+                        }
+                        stores.remove(&resource);
+                        for everything in &triggers.everything {
+                            let _ = everything.send(());
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 }
 
-/// Start the watch of one kind: its cache in `stores`, its events to the owning controller.
+/// Start the watch of one kind: its cache in `stores`, its events to the owning controller; with
+/// `announce`, both controllers look at everything again once its first list is in the cache.
 fn start(
     client: &Client,
     stores: &ChildStores,
     page_size: u32,
     resource: ApiResource,
     triggers: &Triggers,
+    announce: bool,
 ) -> AbortHandle {
     let writer = Writer::new(resource.clone());
     stores.insert(resource.clone(), writer.as_reader());
@@ -87,7 +105,7 @@ fn start(
         triggers.policy.clone()
     };
     let everything = triggers.everything.clone();
-    let mut listed = false;
+    let mut listed = !announce;
     let events = reflector::reflector(writer, watcher(api, config).modify(lean))
         .default_backoff()
         .inspect(move |event| {
