@@ -98,6 +98,19 @@ impl ChildStores {
         store.get(&reference).map(|o| (*o).clone())
     }
 
+    /// Whether the cache of kind `kind_key` holds `namespace/name` (a child just deleted is gone from
+    /// it by the time its watch event is seen).
+    pub fn contains(&self, kind_key: &str, namespace: Option<&str>, name: &str) -> bool {
+        let Some((resource, store)) = self.read().get(kind_key).cloned() else {
+            return false;
+        };
+        let mut reference = ObjectRef::new_with(name, resource);
+        if let Some(namespace) = namespace {
+            reference = reference.within(namespace);
+        }
+        store.get(&reference).is_some()
+    }
+
     /// Wait until every cache has completed its first list (a cache whose writer is gone counts as done).
     pub async fn wait_until_ready(&self) {
         let stores: Vec<Store<DynamicObject>> =

@@ -19,6 +19,12 @@ struct FailureLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabel {
+    controller: String,
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -30,6 +36,7 @@ pub struct Metrics {
     failures: Family<FailureLabel, Counter>,
     duration: Family<ControllerLabel, Histogram>,
     applied: Family<KindLabel, Counter>,
+    triggers: Family<TriggerLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -41,6 +48,7 @@ impl Default for Metrics {
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
         });
         let applied = Family::<KindLabel, Counter>::default();
+        let triggers = Family::<TriggerLabel, Counter>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -57,12 +65,18 @@ impl Default for Metrics {
             "Objects sent with server-side apply",
             applied.clone(),
         );
+        registry.register(
+            "triggers",
+            "Watch events that asked a controller to reconcile an object (after predicates), by source",
+            triggers.clone(),
+        );
         Self {
             registry,
             reconciles,
             failures,
             duration,
             applied,
+            triggers,
         }
     }
 }
@@ -96,6 +110,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Count one watch event passed on to `controller` from `source` (the watched kind, or `self`).
+    pub fn triggered(&self, controller: &str, source: &str) {
+        self.triggers
+            .get_or_create(&TriggerLabel {
+                controller: controller.to_string(),
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -116,6 +140,7 @@ mod tests {
         metrics.reconciled("registry", 0.02);
         metrics.failed("registry", "ApplyFailed");
         metrics.applied("Deployment");
+        metrics.triggered("registry", "Deployment");
         let text = metrics.encode();
         assert!(
             text.contains("registry_operator_reconciles_total{controller=\"registry\"} 1"),
@@ -124,5 +149,8 @@ mod tests {
         assert!(text.contains("registry_operator_reconcile_failures_total{controller=\"registry\",reason=\"ApplyFailed\"} 1"));
         assert!(text.contains("registry_operator_objects_applied_total{kind=\"Deployment\"} 1"));
         assert!(text.contains("registry_operator_reconcile_duration_seconds_bucket"));
+        assert!(text.contains(
+            "registry_operator_triggers_total{controller=\"registry\",source=\"Deployment\"} 1"
+        ));
     }
 }

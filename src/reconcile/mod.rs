@@ -115,6 +115,112 @@ fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     ))
 }
 
+/// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
+/// one; the whole body for those without, e.g. ConfigMap data), deletion, labels, annotations (the
+/// applied hash) and the status without heartbeat timestamps. Changes to nothing else (finalizers
+/// added by the API server, `resourceVersion`, owner references, condition timestamps) trigger no
+/// reconcile.
+fn child_predicate(object: &DynamicObject) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let meta = &object.metadata;
+    let body = match &object.data {
+        serde_json::Value::Object(fields) => {
+            let mut body = String::new();
+            for (key, value) in fields {
+                match key.as_str() {
+                    "spec" if meta.generation.is_some() => {}
+                    "status" => body.push_str(&status_view(value).to_string()),
+                    _ => body.push_str(&value.to_string()),
+                }
+            }
+            body
+        }
+        other => other.to_string(),
+    };
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((
+        &meta.uid,
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.labels,
+        &meta.annotations,
+        body,
+    ))
+}
+
+/// A status without the timestamps controllers refresh on every heartbeat.
+fn status_view(status: &serde_json::Value) -> serde_json::Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status
+        .get_mut("conditions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for condition in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
+            condition.remove("lastUpdateTime");
+            condition.remove("lastHeartbeatTime");
+            condition.remove("lastProbeTime");
+        }
+    }
+    status
+}
+
+/// Passes a child's watch event on only when [`child_predicate`] changed, or when the child left its
+/// cache (deleted: its owner must look at once).
+fn child_changes<S, E>(
+    stream: S,
+    stores: &ChildStores,
+) -> impl Stream<Item = Result<DynamicObject, E>> + Send + use<S, E>
+where
+    S: Stream<Item = Result<DynamicObject, E>> + Send,
+    E: Send,
+{
+    let stores = stores.clone();
+    let mut seen: std::collections::HashMap<(String, Option<String>, String), u64> =
+        std::collections::HashMap::new();
+    stream.filter(move |event| {
+        let pass = match event {
+            Err(_) => true,
+            Ok(object) => {
+                let kind = object
+                    .types
+                    .as_ref()
+                    .map(|t| format!("{}/{}", t.api_version, t.kind))
+                    .unwrap_or_default();
+                let key = (
+                    kind,
+                    object.metadata.namespace.clone(),
+                    object.metadata.name.clone().unwrap_or_default(),
+                );
+                if stores.contains(&key.0, key.1.as_deref(), &key.2) {
+                    let hash = child_predicate(object);
+                    seen.insert(key, hash) != Some(hash)
+                } else {
+                    seen.remove(&key);
+                    true
+                }
+            }
+        };
+        future::ready(pass)
+    })
+}
+
+/// Count the events of a trigger stream as `source` triggers of `controller` (`/metrics`).
+fn counted<S, T, E>(
+    stream: S,
+    metrics: &Arc<Metrics>,
+    controller: &'static str,
+    source: String,
+) -> impl Stream<Item = Result<T, E>> + Send + use<S, T, E>
+where
+    S: Stream<Item = Result<T, E>> + Send,
+{
+    let metrics = metrics.clone();
+    stream.inspect(move |event| {
+        if event.is_ok() {
+            metrics.triggered(controller, &source);
+        }
+    })
+}
+
 /// Counts watch streams that completed their initial list, to answer `/readyz`.
 #[derive(Clone, Default)]
 struct SyncTracker {
@@ -227,16 +333,28 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
     let registries = owner_stream(&client, writer, &synced, config.page_size)
         .predicate_filter(registry_predicate, Default::default());
+    let registries = counted(registries, &metrics, "registry", "self".into());
     let mut controller = Controller::for_stream(registries, reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal();
     for (resource, stream) in child_streams {
+        let stream = counted(
+            child_changes(stream, &stores),
+            &metrics,
+            "registry",
+            resource.kind.clone(),
+        );
         controller = controller.watches_stream_with(stream, owning_registry, resource);
     }
     // The kind given is only what kube-runtime logs as the trigger; the objects carry their own.
     controller = controller
         .watches_stream_with(
-            receiver_stream(registry_children_rx).map(Ok),
+            counted(
+                child_changes(receiver_stream(registry_children_rx).map(Ok), &stores),
+                &metrics,
+                "registry",
+                "cnpg".into(),
+            ),
             owning_registry,
             crate::render::cnpg_cluster_resource(),
         )
@@ -245,6 +363,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
     let policies = owner_stream(&client, policy_writer, &synced, config.page_size)
         .predicate_filter(image_policy::image_policy_predicate, Default::default());
+    let policies = counted(policies, &metrics, "image-policy", "self".into());
     // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
     // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
     let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
@@ -253,6 +372,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             image_policy::registry_endpoint_predicate,
             Default::default(),
         );
+    let endpoint_changes = counted(
+        endpoint_changes,
+        &metrics,
+        "image-policy",
+        "Registry".into(),
+    );
     let mut policy_controller = Controller::for_stream(policies, policy_reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal()
@@ -261,7 +386,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         });
     policy_controller = policy_controller
         .watches_stream_with(
-            receiver_stream(policy_children_rx).map(Ok),
+            counted(
+                child_changes(receiver_stream(policy_children_rx).map(Ok), &stores),
+                &metrics,
+                "image-policy",
+                "kyverno".into(),
+            ),
             image_policy::owning_image_policy,
             crate::render::kyverno::cluster_policy_resource(),
         )
