@@ -85,6 +85,11 @@ pub struct RunArgs {
         default_value = "ghcr.io/aisp/registry-operator:0.1.0"
     )]
     pub operator_image: String,
+    /// Harbor's REST API for every Harbor Registry, when the operator runs outside the cluster (e.g.
+    /// `http://127.0.0.1:8080` through `kubectl port-forward svc/<registry>-harbor-core 8080:80`).
+    /// Unset: each Registry's core Service (`http://<registry>-harbor-core.<ns>.svc:80`).
+    #[arg(long)]
+    pub harbor_api_url: Option<String>,
 }
 
 impl RunArgs {
@@ -102,6 +107,7 @@ impl RunArgs {
                 backoff_max: self.backoff_max,
                 operator_namespace: self.operator_namespace,
                 operator_image: self.operator_image,
+                harbor_api_url: self.harbor_api_url,
             },
         }
     }

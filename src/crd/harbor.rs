@@ -61,6 +61,15 @@ pub struct HarborSpec {
     /// the Secret `<registry>-harbor-admin-secret` (key `password`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password_secret_ref: Option<SecretKeyRef>,
+    /// Maintenance switch, set through Harbor's configuration API once core runs: `true` makes Harbor
+    /// read-only (pushes, deletions and GC refused; pulls served), `false` writable. Unset: the
+    /// operator leaves Harbor's setting as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Harbor's garbage-collection schedule, kept through its API once core runs. Unset: the
+    /// operator leaves Harbor's schedule as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<HarborGcSpec>,
     /// Per-component resource overrides; unset components use the platform's sizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<HarborResources>,
@@ -179,6 +188,19 @@ pub struct CnpgClusterRef {
     #[schemars(length(min = 1, max = crate::crd::schema::MAX_DNS_LABEL))]
     #[x_kube(validation = crate::crd::schema::matches("spec.harbor.database.cnpg.clusterRef.namespace", crate::crd::schema::DNS_LABEL, "a namespace name"))]
     pub namespace: String,
+}
+
+/// Harbor's garbage collection (its job service deletes blobs no artifact references).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HarborGcSpec {
+    /// When to collect, in Harbor's six-field cron format (seconds first), e.g. `0 0 3 * * 6`.
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^[^ ]+( [^ ]+){5}$')").message("spec.harbor.gc.schedule: six fields with seconds first (Harbor's cron format), e.g. '0 0 3 * * 6'"))]
+    pub schedule: String,
+    /// Also delete artifacts no tag references. Defaults to `false`.
+    #[serde(default)]
+    pub delete_untagged: bool,
 }
 
 /// Scheduled backups of the managed Cluster.

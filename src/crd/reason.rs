@@ -95,6 +95,9 @@ reasons! {
     NodePortConflict => Degraded, Registry;
     /// Another Registry owns what this one needs (e.g. the KEP-1755 ConfigMap).
     Conflict => Degraded, Registry;
+    /// Harbor serves, but its API refused or did not answer when the operator kept the settings the
+    /// spec declares (`spec.harbor.readOnly`, `spec.harbor.gc`); retried.
+    HarborUnavailable => Degraded, Registry;
     /// Harbor → K3d without `spec.migration.allowDowngrade`; Harbor keeps serving.
     DowngradeRefused => Degraded, Registry;
     /// The copy failed; the old registry keeps serving and the copy is retried with backoff.

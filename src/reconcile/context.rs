@@ -28,6 +28,9 @@ pub struct Settings {
     pub operator_namespace: String,
     /// The operator's own image, run by migration Jobs.
     pub operator_image: String,
+    /// Harbor's REST API for every Harbor Registry (operator outside the cluster); unset: each
+    /// Registry's core Service.
+    pub harbor_api_url: Option<String>,
 }
 
 /// Everything a reconcile needs.

@@ -18,6 +18,7 @@ pub use generated::{
 };
 pub use harbor::CONFIG_CHECKSUM_ANNOTATION as HARBOR_CONFIG_CHECKSUM_ANNOTATION;
 pub use harbor::admin_password_ref as harbor_admin_password_ref;
+pub use harbor::api_url as harbor_api_url;
 pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use harbor::component_name as harbor_component_name;
 pub use harbor::{

@@ -400,3 +400,105 @@ fn wait_reason_is(server: &ControlPlane, reason: &str) {
         ready_reason(server).filter(|r| r == reason).map(|_| ())
     });
 }
+
+/// Harbor's GC schedule as the fake holds it, read with the operator's own client.
+fn harbor_gc(harbor: &crate::support::harbor_fake::HarborFake) -> Option<(String, String)> {
+    let client = registry_operator::harbor::HarborClient::new(
+        &harbor.url(),
+        "admin",
+        crate::support::harbor_fake::ADMIN_PASSWORD,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let history = runtime.block_on(client.gc_schedule()).unwrap()?;
+    Some((
+        history.schedule?.cron?,
+        history.job_parameters.unwrap_or_default(),
+    ))
+}
+
+#[test]
+fn harbor_read_only_and_gc_are_kept_through_its_api() {
+    let Some(server) = server() else {
+        return;
+    };
+    let Some(mut harbor) = crate::support::harbor_fake::HarborFake::start() else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let harbor_url = harbor.url();
+    let operator = Operator::start(
+        &server,
+        logs.path(),
+        &[
+            "--harbor-api-url",
+            &harbor_url,
+            "--requeue",
+            "1s",
+            "--resync",
+            "2s",
+        ],
+    );
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "harbor-admin", "namespace": NS},
+        "stringData": {"password": crate::support::harbor_fake::ADMIN_PASSWORD},
+    }));
+    server.put_object(json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "platform", "namespace": NS},
+        "spec": {"mode": "Harbor", "host": "harbor.ai-platform.localhost",
+                 "harbor": {"readOnly": true, "gc": {"schedule": "0 0 3 * * 6", "deleteUntagged": true},
+                            "adminPasswordSecretRef": {"name": "harbor-admin", "key": "password"},
+                            "database": {"external": {"host": "postgresql-rw.storage.svc", "username": "harbor",
+                                                      "passwordSecretRef": {"name": "harbor-database"}}}}},
+    }));
+    assert!(!harbor.read_only(), "nothing sent before core runs");
+    wait_running(&server, "2.15.2");
+    wait_for("Harbor read-only and its GC scheduled", T, || {
+        (harbor.read_only() && harbor_gc(&harbor).is_some()).then_some(())
+    });
+    let (cron, parameters) = harbor_gc(&harbor).unwrap();
+    assert_eq!(cron, "0 0 3 * * 6");
+    assert!(
+        parameters.contains("\"delete_untagged\":true"),
+        "{parameters}"
+    );
+
+    // Steady: resyncs every 2 s read Harbor's settings and write nothing.
+    let writes = harbor.writes();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(harbor.writes(), writes, "no write to Harbor at rest");
+    assert!(
+        harbor.requests().len() > writes,
+        "resyncs did read Harbor's settings"
+    );
+
+    // Drift made in Harbor is corrected; a spec change is applied.
+    set_version(&server, json!({"readOnly": false}));
+    wait_for("Harbor writable again", T, || {
+        (!harbor.read_only()).then_some(())
+    });
+
+    // Harbor unreachable: Ready stays (Harbor serves images), Degraded says why.
+    harbor.stop();
+    set_version(&server, json!({"readOnly": true}));
+    let degraded = wait_for("HarborUnavailable", T, || {
+        let r = registry(&server)?;
+        let degraded = condition(&r, "Degraded")?;
+        (degraded["reason"] == "HarborUnavailable").then_some(r)
+    });
+    assert_eq!(condition(&degraded, "Ready").unwrap()["status"], "True");
+    let message = condition(&degraded, "Degraded").unwrap()["message"].to_string();
+    assert!(message.contains("spec.harbor.readOnly"), "{message}");
+    assert!(
+        !operator
+            .log()
+            .contains(crate::support::harbor_fake::ADMIN_PASSWORD)
+            && !message.contains(crate::support::harbor_fake::ADMIN_PASSWORD),
+        "the admin password is never logged or reported"
+    );
+}

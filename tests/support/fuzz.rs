@@ -247,6 +247,9 @@ pub fn harbor() -> impl Strategy<Value = HarborSpec> {
                     version,
                     // Only compared with the running version by the controller; no render effect.
                     allow_downgrade: false,
+                    // Only sent to Harbor's API by the controller; no render effect.
+                    read_only: None,
+                    gc: None,
                     images,
                     image_pull_secrets: pull
                         .into_iter()

@@ -7,6 +7,7 @@ pub(crate) mod access;
 mod cleanup;
 mod error;
 pub(crate) mod harbor;
+mod harbor_api;
 mod migration;
 mod outcome;
 mod plan;
@@ -122,7 +123,28 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
 /// Job finished, the counts it reported).
 async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
     match then {
-        Then::Steady(steady) => outcome::steady(registry, &steady, &ctx.stores, &ctx.settings),
+        Then::Steady(steady) => {
+            let outcome = outcome::steady(registry, &steady, &ctx.stores, &ctx.settings);
+            let serving = outcome.status.phase == Some(crate::crd::RegistryPhase::Ready);
+            if steady.target.mode != crate::crd::RegistryMode::Harbor
+                || !serving
+                || !harbor_api::wanted(registry)
+            {
+                return outcome;
+            }
+            match harbor_api::sync(registry, ctx).await {
+                Ok(changed) => {
+                    if !changed.is_empty() {
+                        info!(registry = %registry_id(registry), ?changed, "Harbor settings kept through its API");
+                    }
+                    outcome
+                }
+                Err(message) => {
+                    warn!(registry = %registry_id(registry), %message, "Harbor API");
+                    outcome::harbor_api_failed(outcome, &message, &ctx.settings)
+                }
+            }
+        }
         Then::Switch(switching) => {
             let namespace = registry.namespace().unwrap_or_default();
             let counts = match switching.finished_job() {

@@ -158,6 +158,26 @@ pub(super) fn cnpg_cluster_not_found(
     blocked(registry, Reason::ClusterNotFound, &message, resync)
 }
 
+/// Harbor serves, but the settings kept through its API (`spec.harbor.readOnly`, `spec.harbor.gc`)
+/// could not be read or written: `Degraded=True`, reason `HarborUnavailable`, and a sooner look again.
+pub(super) fn harbor_api_failed(
+    mut outcome: Outcome,
+    message: &str,
+    settings: &Settings,
+) -> Outcome {
+    outcome
+        .conditions
+        .retain(|c| c.type_ != condition::DEGRADED);
+    outcome.conditions.push(DesiredCondition::new(
+        condition::DEGRADED,
+        true,
+        Reason::HarborUnavailable,
+        message,
+    ));
+    outcome.action = Action::requeue(settings.requeue_not_ready);
+    outcome
+}
+
 /// `spec.harbor.version` is no safe change from the running Harbor (see `validate::upgrade`); the
 /// running Harbor keeps serving, and its status fields stay as they are.
 pub(super) fn upgrade_refused(registry: &Registry, message: &str, resync: Duration) -> Outcome {

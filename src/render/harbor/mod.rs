@@ -221,6 +221,17 @@ fn admin_password(ctx: &Ctx<'_>) -> (String, String) {
     }
 }
 
+/// Where the operator reaches a Harbor Registry's REST API from inside the cluster: core's Service.
+pub fn api_url(registry: &Registry) -> String {
+    let ctx = Ctx::new(registry);
+    format!(
+        "http://{}.{}.svc:{}",
+        ctx.object_name("core"),
+        ctx.namespace,
+        common::SERVICE_PORT
+    )
+}
+
 /// `(secret name, key)` of a Harbor Registry's admin password (for the migration Job's credentials).
 pub fn admin_password_ref(registry: &Registry) -> (String, String) {
     admin_password(&Ctx::new(registry))
