@@ -35,6 +35,21 @@ fn platform_cluster() -> Value {
     })
 }
 
+/// The Harbor Registry `registry/platform` with these `spec.harbor` settings.
+fn harbor_platform(harbor: Value) -> Value {
+    json!({
+        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "platform", "namespace": NS},
+        "spec": {"mode": "Harbor", "host": "harbor.ai-platform.localhost", "harbor": harbor},
+    })
+}
+
+/// An external database (nothing of it is checked by the scenarios that use it).
+fn external_database() -> Value {
+    json!({"external": {"host": "postgresql-rw.storage.svc", "username": "harbor",
+                        "passwordSecretRef": {"name": "harbor-database"}}})
+}
+
 fn registry(server: &ControlPlane) -> Option<Value> {
     server.get_object("registries", NS, "platform")
 }
@@ -223,14 +238,11 @@ fn backups_render_a_scheduled_backup_and_report_the_last_one() {
     };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
-    server.put_object(json!({
-        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "platform", "namespace": NS},
-        "spec": {"mode": "Harbor", "host": "harbor.ai-platform.localhost",
-                 "harbor": {"database": {"managed": {"instances": 1},
-                                         "backup": {"schedule": "0 0 3 * * *", "method": "VolumeSnapshot",
-                                                    "volumeSnapshot": {"className": "csi-snapclass"}}}}},
-    }));
+    server.put_object(harbor_platform(json!({"database": {
+        "managed": {"instances": 1},
+        "backup": {"schedule": "0 0 3 * * *", "method": "VolumeSnapshot",
+                   "volumeSnapshot": {"className": "csi-snapclass"}},
+    }})));
     let backup = wait_for("ScheduledBackup", T, || {
         server.get_object("scheduledbackups", NS, "platform-harbor-db-backup")
     });
@@ -348,13 +360,9 @@ fn harbor_version_changes_follow_the_upgrade_path_and_refuse_downgrades() {
     };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
-    server.put_object(json!({
-        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "platform", "namespace": NS},
-        "spec": {"mode": "Harbor", "host": "harbor.ai-platform.localhost",
-                 "harbor": {"version": "2.12.0", "database": {"external": {
-                     "host": "postgresql-rw.storage.svc", "username": "harbor", "passwordSecretRef": {"name": "harbor-database"}}}}},
-    }));
+    server.put_object(harbor_platform(
+        json!({"version": "2.12.0", "database": external_database()}),
+    ));
     wait_running(&server, "2.12.0");
 
     // Three minor releases ahead: refused with the path; nothing applied, 2.12.0 keeps serving.
@@ -447,15 +455,12 @@ fn harbor_read_only_and_gc_are_kept_through_its_api() {
         "metadata": {"name": "harbor-admin", "namespace": NS},
         "stringData": {"password": crate::support::harbor_fake::ADMIN_PASSWORD},
     }));
-    server.put_object(json!({
-        "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "platform", "namespace": NS},
-        "spec": {"mode": "Harbor", "host": "harbor.ai-platform.localhost",
-                 "harbor": {"readOnly": true, "gc": {"schedule": "0 0 3 * * 6", "deleteUntagged": true},
-                            "adminPasswordSecretRef": {"name": "harbor-admin", "key": "password"},
-                            "database": {"external": {"host": "postgresql-rw.storage.svc", "username": "harbor",
-                                                      "passwordSecretRef": {"name": "harbor-database"}}}}},
-    }));
+    server.put_object(harbor_platform(json!({
+        "readOnly": true,
+        "gc": {"schedule": "0 0 3 * * 6", "deleteUntagged": true},
+        "adminPasswordSecretRef": {"name": "harbor-admin", "key": "password"},
+        "database": external_database(),
+    })));
     assert!(!harbor.read_only(), "nothing sent before core runs");
     wait_running(&server, "2.15.2");
     wait_for("Harbor read-only and its GC scheduled", T, || {
