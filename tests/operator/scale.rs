@@ -108,7 +108,7 @@ fn breakdown(log: &RequestLog) -> String {
         *counts.entry(key).or_default() += 1;
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     counts
         .iter()
         .map(|(key, count)| format!("{key} {count}"))
