@@ -2,7 +2,9 @@
 //! and publishes an Event when Ready flips or its reason changes. It must not decide what the
 //! conditions say.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::{LazyLock, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -56,9 +58,18 @@ pub(crate) async fn write_status<K>(
 ) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + Debug,
-    K::Status: ConditionedStatus,
+    K::Status: ConditionedStatus + DeserializeOwned,
 {
-    let current = object.status().cloned().unwrap_or_default();
+    let key = format!(
+        "{}/{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any(),
+        object.uid().unwrap_or_default()
+    );
+    let seen_version = object.resource_version().unwrap_or_default();
+    let current = written_since(&key, &seen_version)
+        .unwrap_or_else(|| object.status().cloned().unwrap_or_default());
     let generation = object.meta().generation;
     status.set_observed_generation(generation);
     status.set_conditions(merge_conditions(
@@ -81,6 +92,7 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
+    remember_written(key, seen_version, &status);
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);
     let reason_of = |conditions: &[Condition]| {
@@ -112,4 +124,34 @@ where
         }
     }
     Ok(())
+}
+
+/// Statuses this process wrote, by object, with the resourceVersion the object had when the write was
+/// decided. A reconcile that runs before the watch cache shows the write (it still holds that
+/// version) compares with what was written, not with the stale status: otherwise it writes the same
+/// status again and publishes its Event twice. An entry goes as soon as the cache moves on.
+static WRITTEN: LazyLock<Mutex<HashMap<String, (String, serde_json::Value)>>> =
+    LazyLock::new(Mutex::default);
+/// Entries kept at most (objects deleted right after a write never clear theirs).
+const WRITTEN_MAX: usize = 10_000;
+
+fn written_since<S: DeserializeOwned>(key: &str, seen_version: &str) -> Option<S> {
+    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    let (version, status) = written.get(key)?;
+    if version != seen_version {
+        written.remove(key);
+        return None;
+    }
+    serde_json::from_value(status.clone()).ok()
+}
+
+fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S) {
+    let Ok(value) = serde_json::to_value(status) else {
+        return;
+    };
+    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if written.len() >= WRITTEN_MAX {
+        written.clear();
+    }
+    written.insert(key, (seen_version, value));
 }

@@ -421,7 +421,10 @@ pub fn mark_policies_ready(server: &ControlPlane) {
             if policy["status"].is_null()
                 && let Some(name) = policy["metadata"]["name"].as_str()
             {
-                server.patch_status(resource, "", name, status.clone());
+                // The operator may prune the old flavour between this list and the patch.
+                server
+                    .try_patch_status(resource, "", name, status.clone())
+                    .unwrap_or_else(|e| panic!("patch status of {resource} {name}: {e}"));
             }
         }
     }

@@ -340,13 +340,28 @@ impl ControlPlane {
 
     /// JSON-merge-patches the status subresource, as kubelet, Kyverno or CNPG would.
     pub fn patch_status(&self, resource: &str, ns: &str, name: &str, patch: Value) -> Value {
+        self.try_patch_status(resource, ns, name, patch)
+            .unwrap_or_else(|e| panic!("patch status of {resource} {ns}/{name}: {e}"))
+            .unwrap_or_else(|| panic!("patch status of {resource} {ns}/{name}: not found"))
+    }
+
+    /// Like `patch_status`, but `Ok(None)` when the object is gone (e.g. the operator pruned it
+    /// between the test's list and its patch).
+    pub fn try_patch_status(
+        &self,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Option<Value>, kube::Error> {
         let served = self.resolve(resource);
         let api = self.api(&served, ns);
         let body = serde_json::json!({ "status": patch });
-        let object = self
-            .block(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)))
-            .unwrap_or_else(|e| panic!("patch status of {resource} {ns}/{name}: {e}"));
-        serde_json::to_value(object).expect("object json")
+        match self.block(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))) {
+            Ok(object) => Ok(Some(serde_json::to_value(object).expect("object json"))),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// JSON-merge-patches the object itself (status is ignored where it is a subresource).
