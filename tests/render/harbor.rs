@@ -125,14 +125,6 @@ fn render_checked(registry: &Registry, observed: &Observed) -> Rendered {
     rendered
 }
 
-fn find<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a RenderedObject {
-    rendered
-        .objects
-        .iter()
-        .find(|o| o.resource.kind == kind && o.name() == name)
-        .unwrap_or_else(|| panic!("{kind}/{name} not rendered"))
-}
-
 fn typed<T: serde::de::DeserializeOwned>(object: &RenderedObject) -> T {
     serde_json::from_value(serde_json::to_value(&object.object).expect("json")).expect("typed")
 }
@@ -209,14 +201,14 @@ fn managed_database_gates_core_and_jobservice_until_ready_or_existing() {
         ..Default::default()
     };
     let kept = render_checked(&registry, &existing);
-    find(&kept, "Deployment", "platform-harbor-core");
-    find(&kept, "Deployment", "platform-harbor-jobservice");
+    common::find_rendered(&kept, "Deployment", "platform-harbor-core");
+    common::find_rendered(&kept, "Deployment", "platform-harbor-jobservice");
 }
 
 #[test]
 fn external_database_does_not_wait_and_renders_no_cluster_nor_internal_redis() {
     let rendered = render_checked(&registry(EXTERNAL_S3), &Observed::default());
-    find(&rendered, "Deployment", "platform-harbor-core");
+    common::find_rendered(&rendered, "Deployment", "platform-harbor-core");
     assert!(
         !rendered
             .objects
@@ -229,7 +221,11 @@ fn external_database_does_not_wait_and_renders_no_cluster_nor_internal_redis() {
             .iter()
             .any(|o| o.name() == "platform-harbor-redis")
     );
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "platform-harbor-core",
+    ));
     assert_eq!(
         env_value(&pod, "core", "POSTGRESQL_SSLMODE").as_deref(),
         Some("verify-full")
@@ -243,7 +239,11 @@ fn external_database_does_not_wait_and_renders_no_cluster_nor_internal_redis() {
 #[test]
 fn managed_database_connects_to_cnpg_rw_service_with_app_secret() {
     let rendered = render_fixture(MANAGED_PVC);
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "platform-harbor-core",
+    ));
     assert_eq!(
         env_value(&pod, "core", "POSTGRESQL_HOST").as_deref(),
         Some("platform-harbor-db-rw")
@@ -292,7 +292,7 @@ fn external_url_matches_ingress_scheme_and_host() {
         ),
     ] {
         let rendered = render_fixture(yaml);
-        let pod = pod_of_deployment(find(&rendered, "Deployment", core_name));
+        let pod = pod_of_deployment(common::find_rendered(&rendered, "Deployment", core_name));
         assert_eq!(
             env_value(&pod, "core", "EXT_ENDPOINT").as_deref(),
             Some(expected)
@@ -327,7 +327,11 @@ fn external_url_matches_ingress_scheme_and_host() {
 #[test]
 fn redis_password_is_expanded_from_a_secret_reference_in_urls() {
     let rendered = render_fixture(EXTERNAL_S3);
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "platform-harbor-core",
+    ));
     let env = pod.containers[0].env.clone().expect("env");
     let password_index = env
         .iter()
@@ -361,7 +365,11 @@ fn redis_password_is_expanded_from_a_secret_reference_in_urls() {
 #[test]
 fn registry_config_uses_s3_with_redirect_disabled_and_credentials_from_env() {
     let rendered = render_fixture(EXTERNAL_S3);
-    let config: ConfigMap = typed(find(&rendered, "ConfigMap", "platform-harbor-registry"));
+    let config: ConfigMap = typed(common::find_rendered(
+        &rendered,
+        "ConfigMap",
+        "platform-harbor-registry",
+    ));
     let config: Value =
         yaml_serde::from_str(&config.data.expect("data")["config.yml"]).expect("yaml");
     assert_eq!(config["storage"]["s3"]["bucket"], "harbor-images");
@@ -380,7 +388,11 @@ fn registry_config_uses_s3_with_redirect_disabled_and_credentials_from_env() {
             .any(|o| o.resource.kind == "PersistentVolumeClaim"
                 && o.name() == "platform-harbor-registry")
     );
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-registry"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "platform-harbor-registry",
+    ));
     let env = pod.containers[0].env.clone().expect("env");
     let access = env
         .iter()
@@ -407,13 +419,13 @@ fn default_pvc_sizes_and_redis_db_indexes() {
             .map(|r| r["storage"].0.clone())
     };
     let rendered = render_fixture(TRIVY_OFF);
-    let registry_pvc: PersistentVolumeClaim = typed(find(
+    let registry_pvc: PersistentVolumeClaim = typed(common::find_rendered(
         &rendered,
         "PersistentVolumeClaim",
         "small-harbor-registry",
     ));
     assert_eq!(size(&registry_pvc).as_deref(), Some("50Gi"));
-    let jobservice_pvc: PersistentVolumeClaim = typed(find(
+    let jobservice_pvc: PersistentVolumeClaim = typed(common::find_rendered(
         &rendered,
         "PersistentVolumeClaim",
         "small-harbor-jobservice",
@@ -423,7 +435,11 @@ fn default_pvc_sizes_and_redis_db_indexes() {
         !rendered.objects.iter().any(|o| o.name().contains("trivy")),
         "Trivy disabled"
     );
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "small-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "small-harbor-core",
+    ));
     assert_eq!(
         env_value(&pod, "core", "WITH_TRIVY").as_deref(),
         Some("false")
@@ -436,14 +452,22 @@ fn default_pvc_sizes_and_redis_db_indexes() {
         env_value(&pod, "core", "_REDIS_URL_REG").as_deref(),
         Some("redis://small-harbor-redis:6379/2?idle_timeout_seconds=30")
     );
-    let pod = pod_of_deployment(find(&rendered, "Deployment", "small-harbor-jobservice"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "small-harbor-jobservice",
+    ));
     assert_eq!(
         env_value(&pod, "jobservice", "JOB_SERVICE_POOL_REDIS_URL").as_deref(),
         Some("redis://small-harbor-redis:6379/1")
     );
 
     let with_trivy = render_fixture(MANAGED_PVC);
-    let trivy: StatefulSet = typed(find(&with_trivy, "StatefulSet", "platform-harbor-trivy"));
+    let trivy: StatefulSet = typed(common::find_rendered(
+        &with_trivy,
+        "StatefulSet",
+        "platform-harbor-trivy",
+    ));
     let pod = trivy
         .spec
         .as_ref()
@@ -463,7 +487,11 @@ fn default_pvc_sizes_and_redis_db_indexes() {
 #[test]
 fn images_default_to_version_and_follow_overrides() {
     let default = render_fixture(TRIVY_OFF);
-    let pod = pod_of_deployment(find(&default, "Deployment", "small-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &default,
+        "Deployment",
+        "small-harbor-core",
+    ));
     assert_eq!(
         pod.containers[0].image.as_deref(),
         Some("docker.io/goharbor/harbor-core:v2.15.2")
@@ -473,7 +501,11 @@ fn images_default_to_version_and_follow_overrides() {
         Some(registry_operator::crd::DEFAULT_HARBOR_VERSION)
     );
     let custom = render_fixture(CUSTOM_IMAGES);
-    let pod = pod_of_deployment(find(&custom, "Deployment", "mirror-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &custom,
+        "Deployment",
+        "mirror-harbor-core",
+    ));
     assert_eq!(
         pod.containers[0].image.as_deref(),
         Some("mirror.local/goharbor/harbor-core:v2.14.1-patched")
@@ -488,7 +520,7 @@ fn images_default_to_version_and_follow_overrides() {
         .and_then(|r| r.requests.as_ref())
         .map(|r| r["memory"].0.clone());
     assert_eq!(memory.as_deref(), Some("1Gi"));
-    find(&custom, "Deployment", "mirror-harbor-exporter");
+    common::find_rendered(&custom, "Deployment", "mirror-harbor-exporter");
     assert_eq!(custom.harbor_version.as_deref(), Some("2.14.1"));
 }
 
@@ -526,7 +558,11 @@ fn generated_secrets_cover_harbor_needs_and_admin_ref_skips_admin() {
             .iter()
             .any(|s| s.name.ends_with("-admin-secret"))
     );
-    let pod = pod_of_deployment(find(&external, "Deployment", "platform-harbor-core"));
+    let pod = pod_of_deployment(common::find_rendered(
+        &external,
+        "Deployment",
+        "platform-harbor-core",
+    ));
     let admin = pod.containers[0]
         .env
         .iter()
@@ -753,8 +789,10 @@ fn cnpg_clusters_validate_against_upstream_schema_strictly() {
     }
     // Strictness must bite: an unknown field is rejected.
     let rendered = render_fixture(MANAGED_PVC);
-    let mut typo = serde_json::to_value(&find(&rendered, "Cluster", "platform-harbor-db").object)
-        .expect("json");
+    let mut typo = serde_json::to_value(
+        &common::find_rendered(&rendered, "Cluster", "platform-harbor-db").object,
+    )
+    .expect("json");
     drop_nulls(&mut typo);
     typo["spec"]["bootstrap"]["initdb"]["ownr"] = Value::String("harbor".into());
     assert!(
@@ -864,7 +902,7 @@ fn existing_cnpg_cluster_declares_role_and_database_and_connects_to_its_rw_servi
             .any(|o| o.resource.kind == "Cluster"),
         "no managed Cluster next to an existing one"
     );
-    let role = find(&rendered, "DatabaseRole", "registry-platform-harbor");
+    let role = common::find_rendered(&rendered, "DatabaseRole", "registry-platform-harbor");
     let role = serde_json::to_value(&role.object).unwrap();
     assert_eq!(role["metadata"]["namespace"], "storage");
     assert!(
@@ -879,9 +917,10 @@ fn existing_cnpg_cluster_declares_role_and_database_and_connects_to_its_rw_servi
         role["spec"]["passwordSecret"]["name"],
         "registry-platform-harbor"
     );
-    let database =
-        serde_json::to_value(&find(&rendered, "Database", "registry-platform-harbor").object)
-            .unwrap();
+    let database = serde_json::to_value(
+        &common::find_rendered(&rendered, "Database", "registry-platform-harbor").object,
+    )
+    .unwrap();
     assert_eq!(database["spec"]["owner"], "harbor");
     assert_eq!(database["spec"]["databaseReclaimPolicy"], "retain");
     // The password: generated once in the Registry's namespace, copied for CNPG as basic-auth.
@@ -912,7 +951,11 @@ fn existing_cnpg_cluster_declares_role_and_database_and_connects_to_its_rw_servi
         "the source is created first"
     );
     // Core connects to the cluster's -rw Service with that password, without waiting for a Cluster.
-    let core = pod_of_deployment(find(&rendered, "Deployment", "platform-harbor-core"));
+    let core = pod_of_deployment(common::find_rendered(
+        &rendered,
+        "Deployment",
+        "platform-harbor-core",
+    ));
     for (name, value) in [
         ("POSTGRESQL_HOST", "postgresql-rw.storage.svc"),
         ("POSTGRESQL_USERNAME", "harbor"),
@@ -944,14 +987,16 @@ fn existing_cnpg_cluster_declares_role_and_database_and_connects_to_its_rw_servi
 #[test]
 fn backups_render_the_method_and_its_cluster_settings() {
     let snapshot = render_fixture(BACKUP_SNAPSHOT);
-    let cluster =
-        serde_json::to_value(&find(&snapshot, "Cluster", "platform-harbor-db").object).unwrap();
+    let cluster = serde_json::to_value(
+        &common::find_rendered(&snapshot, "Cluster", "platform-harbor-db").object,
+    )
+    .unwrap();
     assert_eq!(
         cluster["spec"]["backup"]["volumeSnapshot"]["className"],
         "csi-snapclass"
     );
     let backup = serde_json::to_value(
-        &find(&snapshot, "ScheduledBackup", "platform-harbor-db-backup").object,
+        &common::find_rendered(&snapshot, "ScheduledBackup", "platform-harbor-db-backup").object,
     )
     .unwrap();
     assert_eq!(backup["spec"]["method"], "volumeSnapshot");
@@ -959,8 +1004,10 @@ fn backups_render_the_method_and_its_cluster_settings() {
     assert_eq!(backup["spec"]["cluster"]["name"], "platform-harbor-db");
 
     let store = render_fixture(BACKUP_OBJECT_STORE);
-    let cluster =
-        serde_json::to_value(&find(&store, "Cluster", "platform-harbor-db").object).unwrap();
+    let cluster = serde_json::to_value(
+        &common::find_rendered(&store, "Cluster", "platform-harbor-db").object,
+    )
+    .unwrap();
     assert_eq!(
         cluster["spec"]["plugins"][0]["name"],
         "barman-cloud.cloudnative-pg.io"
@@ -970,9 +1017,10 @@ fn backups_render_the_method_and_its_cluster_settings() {
         cluster["spec"]["plugins"][0]["parameters"]["barmanObjectName"],
         "s3-store"
     );
-    let backup =
-        serde_json::to_value(&find(&store, "ScheduledBackup", "platform-harbor-db-backup").object)
-            .unwrap();
+    let backup = serde_json::to_value(
+        &common::find_rendered(&store, "ScheduledBackup", "platform-harbor-db-backup").object,
+    )
+    .unwrap();
     assert_eq!(backup["spec"]["method"], "plugin");
     assert_eq!(
         backup["spec"]["pluginConfiguration"]["name"],

@@ -38,14 +38,6 @@ fn json(object: &RenderedObject) -> Value {
     serde_json::to_value(&object.object).expect("json")
 }
 
-fn find<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a RenderedObject {
-    rendered
-        .objects
-        .iter()
-        .find(|o| o.resource.kind == kind && o.name() == name)
-        .unwrap_or_else(|| panic!("{kind}/{name} not rendered"))
-}
-
 /// Pod templates of every Deployment and StatefulSet, by object key.
 fn templates(rendered: &Rendered) -> BTreeMap<String, PodTemplateSpec> {
     rendered
@@ -371,7 +363,11 @@ fn providers_follow_the_release() {
 #[test]
 fn registry_config_has_no_notifications_endpoint() {
     let rendered = rendered(&harbor("r", "{}"));
-    let config = &json(find(&rendered, "ConfigMap", "r-harbor-registry"))["data"]["config.yml"];
+    let config = &json(crate::support::common::find_rendered(
+        &rendered,
+        "ConfigMap",
+        "r-harbor-registry",
+    ))["data"]["config.yml"];
     let text = config.as_str().expect("config.yml");
     let parsed: Value = yaml_serde::from_str(text).expect("config.yml parses");
     assert!(parsed.get("notifications").is_none(), "{text}");
@@ -530,7 +526,11 @@ fn ingress_annotations_are_set_and_checked() {
         "i",
         "{ expose: { ingressAnnotations: { nginx.ingress.kubernetes.io/proxy-body-size: \"0\" } } }",
     ));
-    let ingress = &json(find(&rendered, "Ingress", "i-harbor-ingress"));
+    let ingress = &json(crate::support::common::find_rendered(
+        &rendered,
+        "Ingress",
+        "i-harbor-ingress",
+    ));
     assert_eq!(
         ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
         "0"
@@ -553,7 +553,11 @@ fn ingress_annotations_are_set_and_checked() {
 #[test]
 fn managed_database_allows_harbors_connections() {
     let rendered = rendered(&harbor("m", "{}"));
-    let cluster = &json(find(&rendered, "Cluster", "m-harbor-db"));
+    let cluster = &json(crate::support::common::find_rendered(
+        &rendered,
+        "Cluster",
+        "m-harbor-db",
+    ));
     assert_eq!(
         cluster["spec"]["postgresql"]["parameters"]["max_connections"],
         "1024"

@@ -189,3 +189,16 @@ pub fn kyverno_policy_report(
     });
     serde_json::from_str(&text[start..]).expect("policy report json")
 }
+
+/// The rendered object of `kind` named `name` (panics naming it when render did not produce it).
+pub fn find_rendered<'a>(
+    rendered: &'a registry_operator::render::Rendered,
+    kind: &str,
+    name: &str,
+) -> &'a registry_operator::render::RenderedObject {
+    rendered
+        .objects
+        .iter()
+        .find(|o| o.resource.kind == kind && o.name() == name)
+        .unwrap_or_else(|| panic!("{kind}/{name} not rendered"))
+}

@@ -84,6 +84,13 @@ pub struct Operation {
     responses: Value,
 }
 
+impl Operation {
+    /// `METHOD /path/template (operationId)`, for violation messages.
+    pub fn label(&self) -> String {
+        format!("{} {} ({})", self.method, self.template, self.id)
+    }
+}
+
 impl Swagger {
     /// The swagger from `../shared` (or `REGISTRY_OPERATOR_SHARED_DIR`), parsed once per test binary;
     /// `None` (SKIPPED, or a panic under `REGISTRY_OPERATOR_REQUIRE_TOOLS=1`) when absent.
@@ -202,10 +209,7 @@ impl Swagger {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Vec<String> {
-        let op = format!(
-            "{} {} ({})",
-            operation.method, operation.template, operation.id
-        );
+        let op = operation.label();
         let mut errors = Vec::new();
         let declared = |location: &str, name: &str| {
             operation.params.iter().find(|p| {
@@ -289,10 +293,7 @@ impl Swagger {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Vec<String> {
-        let op = format!(
-            "{} {} ({})",
-            operation.method, operation.template, operation.id
-        );
+        let op = operation.label();
         let mut errors = Vec::new();
         let empty = body.iter().all(u8::is_ascii_whitespace);
         let instance = if empty {
