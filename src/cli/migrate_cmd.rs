@@ -53,6 +53,11 @@ pub struct MigrateArgs {
     /// Skip the final digest comparison of every tag.
     #[arg(long)]
     pub no_verify: bool,
+    /// Copy nothing, write to neither side: check that every selected source tag (same --repos and
+    /// --dest-project mapping as a copy) resolves to the same digest at the destination; exit 1 when
+    /// one is missing or differs.
+    #[arg(long, conflicts_with = "no_verify")]
+    pub verify_only: bool,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -115,7 +120,8 @@ pub fn migrate_options(args: &MigrateArgs) -> Result<MigrateOptions, MigrateComm
     })
 }
 
-/// Runs `migrate` to the end and returns the summary (complete or not).
+/// Runs `migrate` (the copy, or the check alone with `--verify-only`) to the end and returns the
+/// summary (complete or not).
 pub fn run_migrate(args: &MigrateArgs) -> Result<Summary, MigrateCommandError> {
     let options = migrate_options(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +129,12 @@ pub fn run_migrate(args: &MigrateArgs) -> Result<Summary, MigrateCommandError> {
         .build()
         .map_err(MigrateCommandError::Runtime)?;
     let progress = Progress::new(std::io::stderr().is_terminal());
-    Ok(runtime.block_on(migrate::run(&options, progress))?)
+    let summary = if args.verify_only {
+        runtime.block_on(migrate::verify_only(&options, progress))
+    } else {
+        runtime.block_on(migrate::run(&options, progress))
+    };
+    Ok(summary?)
 }
 
 #[cfg(test)]
@@ -226,5 +237,38 @@ mod tests {
         let options = migrate_options(&args).expect("valid");
         assert_eq!(options.repos, ["a/*", "b"]);
         assert_eq!(options.dest_repo("a/x"), "a/x");
+        assert!(!args.verify_only, "a copy unless asked");
+    }
+
+    #[test]
+    fn verify_only_keeps_the_copy_selection_and_excludes_no_verify() {
+        let args = parse(&[
+            "--to",
+            "http://127.0.0.1:5001",
+            "--insecure",
+            "--verify-only",
+            "--repos",
+            "team-*",
+            "--dest-project",
+            "mirror",
+        ]);
+        assert!(args.verify_only);
+        let options = migrate_options(&args).expect("valid");
+        assert_eq!(options.repos, ["team-*"]);
+        assert_eq!(options.dest_repo("team-a/app"), "mirror/team-a/app");
+        let conflicting = crate::cli::Cli::try_parse_from([
+            "registry-operator",
+            "migrate",
+            "--from",
+            "http://127.0.0.1:5000",
+            "--to",
+            "http://127.0.0.1:5001",
+            "--verify-only",
+            "--no-verify",
+        ]);
+        assert_eq!(
+            conflicting.expect_err("conflict").kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
     }
 }

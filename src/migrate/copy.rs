@@ -32,25 +32,12 @@ const REFERRERS_ABSENT: u8 = 2;
 /// problems land in `Summary::failures` / `Summary::mismatches`.
 pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary, MigrateError> {
     let started = Instant::now();
-    let retry = RetryPolicy {
-        attempts: options.attempts,
-        base_delay: Duration::from_millis(200),
-        max_delay: Duration::from_secs(10),
-    };
-    let source = Registry::new(&options.from, Side::Source, retry)?;
-    let destination = Registry::new(&options.to, Side::Destination, retry)?;
-    source.ping().await?;
-    destination.ping().await?;
-    let filter = repo_filter(&options.repos)?;
-    let mut repos: Vec<String> = source
-        .catalog()
-        .await?
-        .into_iter()
-        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r)))
-        .collect();
-    repos.sort();
-    repos.dedup();
-
+    let (source, destination) = open(options).await?;
+    let Selection {
+        repos,
+        plain,
+        signatures,
+    } = select(&source, options).await?;
     let copier = Copier {
         options,
         source: &source,
@@ -67,27 +54,9 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
     };
     let mut summary = Summary {
         repos: repos.len() as u64,
+        tags: (plain.len() + signatures.len()) as u64,
         ..Summary::default()
     };
-    let listings: Vec<Result<(String, Vec<String>), MigrateError>> = futures::stream::iter(&repos)
-        .map(|repo| async { source.tags(repo).await.map(|tags| (repo.clone(), tags)) })
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
-    // Plain tags first, then signature-style tags, so subjects exist before what points at them.
-    let (mut plain, mut signatures) = (Vec::new(), Vec::new());
-    for listing in listings {
-        let (repo, tags) = listing?;
-        for tag in tags {
-            let bucket = if cosign_subject(&tag).is_some() {
-                &mut signatures
-            } else {
-                &mut plain
-            };
-            bucket.push((repo.clone(), tag));
-        }
-    }
-    summary.tags = (plain.len() + signatures.len()) as u64;
     progress.add_tags(summary.tags);
     let mut records = Vec::new();
     for phase in [plain, signatures] {
@@ -128,6 +97,68 @@ pub async fn run(options: &MigrateOptions, progress: Progress) -> Result<Summary
     copier.counts.fill(&mut summary);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Clients for both sides of `options`, each checked reachable with its credentials (`GET /v2/`).
+pub(super) async fn open(options: &MigrateOptions) -> Result<(Registry, Registry), MigrateError> {
+    let retry = RetryPolicy {
+        attempts: options.attempts,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(10),
+    };
+    let source = Registry::new(&options.from, Side::Source, retry)?;
+    let destination = Registry::new(&options.to, Side::Destination, retry)?;
+    source.ping().await?;
+    destination.ping().await?;
+    Ok((source, destination))
+}
+
+/// The source repositories `--repos` selects (sorted) and their tags as (repository, tag).
+pub(super) struct Selection {
+    pub repos: Vec<String>,
+    /// Ordinary tags.
+    pub plain: Vec<(String, String)>,
+    /// Cosign-style tags (`sha256-<hex>.sig|.att|.sbom`), handled after the tags they point at.
+    pub signatures: Vec<(String, String)>,
+}
+
+/// Lists the source's catalog and the tags of every repository `options.repos` selects.
+pub(super) async fn select(
+    source: &Registry,
+    options: &MigrateOptions,
+) -> Result<Selection, MigrateError> {
+    let filter = repo_filter(&options.repos)?;
+    let mut repos: Vec<String> = source
+        .catalog()
+        .await?
+        .into_iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r)))
+        .collect();
+    repos.sort();
+    repos.dedup();
+    let listings: Vec<Result<(String, Vec<String>), MigrateError>> = futures::stream::iter(&repos)
+        .map(|repo| async { source.tags(repo).await.map(|tags| (repo.clone(), tags)) })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    // Plain tags first, then signature-style tags, so subjects exist before what points at them.
+    let (mut plain, mut signatures) = (Vec::new(), Vec::new());
+    for listing in listings {
+        let (repo, tags) = listing?;
+        for tag in tags {
+            let bucket = if cosign_subject(&tag).is_some() {
+                &mut signatures
+            } else {
+                &mut plain
+            };
+            bucket.push((repo.clone(), tag));
+        }
+    }
+    Ok(Selection {
+        repos,
+        plain,
+        signatures,
+    })
 }
 
 fn repo_filter(patterns: &[String]) -> Result<Option<globset::GlobSet>, MigrateError> {
@@ -224,6 +255,8 @@ impl Copier<'_> {
             .as_deref()
             == Some(manifest.digest.as_str())
         {
+            // Already there under this tag: none of its children or blobs is looked at (this is
+            // what keeps a catch-up pass over an unchanged source fast); new referrers still are.
             Counts::bump(&self.counts.manifests_skipped, 1);
             self.copy_referrers(repo, &dest_repo, &manifest.digest, 0)
                 .await?;

@@ -1,6 +1,8 @@
 //! OCI registry-to-registry copy engine behind `registry-operator migrate`: lists repositories and
 //! tags at the source, copies manifests (exact bytes), indexes with every child, blobs (streamed),
-//! cosign tags and OCI 1.1 referrers to the destination, then verifies every tag's digest.
+//! cosign tags and OCI 1.1 referrers to the destination, then verifies every tag's digest. A second
+//! pass (a switch's catch-up) skips every tag the destination already resolves to the source's digest
+//! without walking its blobs. `verify_only` (`migrate --verify-only`) checks without copying.
 //! It speaks only the OCI distribution HTTP API: it knows nothing about Kubernetes or controllers,
 //! and it never writes to the source.
 
@@ -15,11 +17,13 @@ mod manifest;
 mod progress;
 mod push_guard;
 mod verify;
+mod verify_only;
 
 pub use copy::run;
 pub use credentials::{Credentials, CredentialsError};
 pub use endpoint::{Endpoint, EndpointError};
 pub use progress::Progress;
+pub use verify_only::verify_only;
 
 use serde::Serialize;
 
@@ -81,7 +85,7 @@ pub struct BlobCounts {
 pub struct Report {
     /// Repositories copied.
     pub repositories: u64,
-    /// Tags copied and verified.
+    /// Tags verified (after a copy, or with `--verify-only`).
     pub tags: u64,
     /// Blobs uploaded.
     pub blobs_copied: u64,
@@ -89,7 +93,7 @@ pub struct Report {
     pub blobs_skipped: u64,
     /// Bytes uploaded.
     pub bytes_copied: u64,
-    /// Tags that failed or did not verify.
+    /// Tags that failed, or are missing or different at the destination.
     pub problems: u64,
 }
 

@@ -44,7 +44,13 @@ pub async fn verify(
     ((outcomes.len() - problems.len()) as u64, problems)
 }
 
-async fn check(source: &Registry, destination: &Registry, record: &TagRecord) -> Option<String> {
+/// Checks one record: `None` when the destination has the same digest (and, for a cosign-style tag,
+/// its subject), else a line naming the destination tag and what differs.
+pub(super) async fn check(
+    source: &Registry,
+    destination: &Registry,
+    record: &TagRecord,
+) -> Option<String> {
     let name = format!("{}:{}", record.dest_repo, record.tag);
     match destination
         .manifest_digest(&record.dest_repo, &record.tag)

@@ -7,5 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// Catch-up after pushes during the bulk copy, a frozen (read-only) source, `--verify-only`.
+mod catch_up;
 /// Copy, resume after kill, a flaky destination, basic and bearer auth, referrers, no secret logged.
 mod real_registries;
