@@ -21,6 +21,8 @@ mod harbor_api;
 mod harbor_upstream;
 /// ImagePolicy: golden snapshots of both Kyverno flavours, upstream schemas, rules evaluated offline.
 mod image_policy;
+/// The grace-window image-rewrite policy: strict upstream schema, then the Kyverno CLI over a table.
+mod image_rewrite;
 /// The K3d registry's garbage-collection CronJob run for real by `docker-registry`.
 mod k3d_gc;
 /// Real cosign signatures judged by the Kyverno CLI (`kyverno apply --registry`).

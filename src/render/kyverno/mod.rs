@@ -3,6 +3,7 @@
 
 pub mod cel_policy;
 pub mod cluster_policy;
+pub mod mutate;
 
 use kube::api::{ApiResource, GroupVersionKind};
 use serde::Serialize;

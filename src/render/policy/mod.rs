@@ -4,6 +4,7 @@
 mod cel;
 mod cluster_policy;
 pub mod image_rules;
+pub mod rewrite;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
