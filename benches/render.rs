@@ -42,6 +42,7 @@ fn image_policy(c: &mut Criterion) {
         cluster_policy_served: true,
         cel_policies_served: true,
         operator_namespace: "registry-operator-system".to_string(),
+        ..Default::default()
     };
     let objects = render::image_policy(&policy, &observed)
         .expect("renders")

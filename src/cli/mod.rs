@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Longest backoff after transient failures.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: std::time::Duration,
+    /// How often, at most, a switch's grace window counts the pods that still use the old host.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub pod_count_interval: std::time::Duration,
     /// Namespace the operator runs in.
     #[arg(
         long,
@@ -102,6 +105,7 @@ impl RunArgs {
             page_size: self.page_size,
             settings: crate::reconcile::context::Settings {
                 requeue_not_ready: self.requeue,
+                pod_count_interval: self.pod_count_interval,
                 resync: self.resync,
                 backoff_base: self.backoff_base,
                 backoff_max: self.backoff_max,

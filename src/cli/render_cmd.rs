@@ -278,6 +278,9 @@ fn render_image_policy(
     }
     let observed = PolicyObserved {
         registry_endpoint,
+        // `render` shows a settled platform: no switch in its grace window.
+        previous_endpoint: None,
+        rewrite: None,
         cluster_policy_served: true,
         cel_policies_served: true,
         operator_namespace: operator_namespace.to_string(),

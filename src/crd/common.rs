@@ -71,6 +71,8 @@ pub mod condition {
     pub const COMPONENTS_READY: &str = "ComponentsReady";
     /// A migration between registries is running.
     pub const MIGRATING: &str = "Migrating";
+    /// A switch made the old registry read-only (`False` with `FreezeUnsupported` when it cannot).
+    pub const SOURCE_FROZEN: &str = "SourceFrozen";
 }
 
 /// How a rule reacts to a violating resource (Kyverno `failureAction`).

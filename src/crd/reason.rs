@@ -83,8 +83,24 @@ reasons! {
     WaitingForDatabase => Progressing, Registry;
     /// A switch provisions the target mode while the old registry serves.
     ProvisioningTarget => Progressing, Registry;
-    /// A switch copies images (a migration Job runs).
-    Migrating => Progressing, Registry;
+    /// A switch's bulk copy runs (a migration Job); the old registry still takes pushes.
+    Copying => Progressing, Registry;
+    /// A switch makes the old registry read-only (distribution's maintenance setting, or Harbor's
+    /// `read_only` through its API) before the catch-up pass.
+    Freezing => Progressing, Registry;
+    /// A switch copies what changed since the bulk copy (a second migration Job).
+    CatchingUp => Progressing, Registry;
+    /// A switch compares every tag's digest on both sides before the flip.
+    Verifying => Progressing, Registry;
+    /// After the flip: both hosts are served and allowed until the grace window ends and no
+    /// running pod uses the old host; the message says how many still do.
+    Grace => Progressing, Registry;
+    /// The old registry of a finished switch is retired (`Migrating=False`).
+    Retired => Neutral, Registry;
+    /// `SourceFrozen=False`: the old registry cannot be made read-only by the operator (an adopted
+    /// k3d registry runs outside the cluster); the catch-up pass and the final copy-and-verify cover
+    /// pushes that land meanwhile.
+    FreezeUnsupported => Neutral, Registry;
     /// Kyverno has not reported the generated policies ready yet.
     WaitingForKyverno => Progressing, ImagePolicy;
     /// `restrictRegistries` waits for the referenced Registry's `status.endpoint`.

@@ -177,7 +177,25 @@ pub struct MigrationSpec {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: u32,
+    /// How long after the endpoint flipped both hosts stay served and allowed by the ImagePolicies
+    /// that follow this Registry (e.g. `24h`, `90m`, `1h30m`; `0` for none). Defaults to `24h`. The
+    /// old registry is retired only after it, and only once no running pod uses the old host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = crate::crd::schema::matches("spec.migration.grace", "^(0|([0-9]+(h|m|s))+)$", "a duration such as 24h, 90m or 1h30m (0 for none)"))]
+    pub grace: Option<String>,
+    /// During the grace window, a generated Kyverno mutate policy rewrites images of the old host to
+    /// the new one (with the Harbor project) in the pods of the namespaces of the ImagePolicies that
+    /// follow this Registry, so workloads keep starting while their manifests are updated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewrite_images: bool,
+    /// Retire the old registry when the grace window ends even if running pods still use its host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
+
+/// The grace window when `spec.migration.grace` is not set.
+pub const DEFAULT_MIGRATION_GRACE: &str = "24h";
 
 fn default_destination_project() -> String {
     "library".to_string()
@@ -194,6 +212,9 @@ impl Default for MigrationSpec {
             repositories: Vec::new(),
             destination_project: default_destination_project(),
             concurrency: default_concurrency(),
+            grace: None,
+            rewrite_images: false,
+            force: false,
         }
     }
 }
@@ -279,24 +300,77 @@ pub struct MigrationStatus {
     /// Bytes uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_copied: Option<u64>,
-    /// Failed attempts so far (reset when a migration succeeds).
+    /// Failed attempts of the current phase so far (reset when a phase completes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_attempts: Option<u32>,
-    /// Human-readable detail of the last failure.
+    /// Human-readable detail of where the switch stands or of the last failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The mode switched away from (kept serving, read-only, until it is retired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_mode: Option<RegistryMode>,
+    /// The phase whose last attempt failed, while `phase` is `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_phase: Option<MigrationPhase>,
+    /// Whether the old registry was made read-only (an adopted k3d registry outside the cluster
+    /// cannot be; then the catch-up pass and the verification before the flip are what protect pushes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_frozen: Option<bool>,
+    /// What the catch-up pass copied (only what changed since the bulk copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUpCounts>,
+    /// When the endpoint flipped (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<String>,
+    /// When the grace window ends (RFC 3339): both hosts are served and allowed until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ends_at: Option<String>,
+    /// Running pods whose images still name the old host (counted at most once a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_host_pods: Option<u64>,
+    /// The first few of them, as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_host_pod_examples: Vec<String>,
+    /// When the pods were last counted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_counted_at: Option<String>,
 }
 
-/// Where a migration stands.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+/// Counts of the catch-up pass.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatchUpCounts {
+    /// Tags checked (and copied when new or moved).
+    pub tags: u64,
+    /// Blobs uploaded (zero when nothing changed since the bulk copy).
+    pub blobs_copied: u64,
+    /// Bytes uploaded.
+    pub bytes_copied: u64,
+}
+
+/// Where a switch stands. Each phase is resumed after an operator restart and never repeated once
+/// it completed.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 pub enum MigrationPhase {
-    /// The target is being provisioned.
+    /// The target is being provisioned; the old registry serves.
     Pending,
-    /// The copy Job runs.
-    Running,
-    /// Every tag was copied and verified.
-    Succeeded,
-    /// The last attempt failed; the old registry keeps serving.
+    /// Bulk copy (a migration Job); the old registry serves and still takes pushes.
+    Copying,
+    /// The old registry is made read-only, so a push fails loudly instead of being lost.
+    Freezing,
+    /// A second copy pass: only what changed since the bulk copy.
+    CatchingUp,
+    /// Every tag's digest is compared on both sides.
+    Verifying,
+    /// The endpoint flipped to the new registry.
+    Switched,
+    /// Both hosts are served and allowed until the grace window ends and no pod uses the old host.
+    Grace,
+    /// The old registry is removed (its data kept under `retention: Retain`).
+    Retired,
+    /// The last attempt of `failedPhase` failed; the old registry keeps serving; retried with backoff.
     Failed,
 }
 

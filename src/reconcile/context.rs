@@ -18,6 +18,8 @@ use super::metrics::Metrics;
 pub struct Settings {
     /// Requeue delay while children are not ready yet.
     pub requeue_not_ready: Duration,
+    /// How often, at most, a switch's grace window counts the pods using the old host.
+    pub pod_count_interval: Duration,
     /// Requeue delay once everything is ready (periodic resync).
     pub resync: Duration,
     /// First backoff after a transient failure; doubles per consecutive failure.

@@ -21,6 +21,7 @@ use super::status::DesiredCondition;
 use super::status_write;
 use crate::crd::{ImagePolicy, ImagePolicyStatus, Meaning, Reason, Registry, Retention, condition};
 use crate::render::labels::{self, Owner};
+use crate::render::policy::follow;
 use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
 
 const CONTROLLER: &str = "image-policy";
@@ -105,15 +106,18 @@ pub(crate) fn policies_referencing(
         .collect()
 }
 
-/// Registry events matter to ImagePolicies only when the endpoint changes (or a Registry appears).
+/// Registry events matter to ImagePolicies only when what they follow changes (the endpoint, the old
+/// host of a grace window, the rewrite), or a Registry appears.
 pub(crate) fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
-    let endpoint = registry
-        .0
-        .as_ref()
-        .ok()
-        .and_then(|r| r.status.as_ref())
-        .and_then(|s| s.endpoint.clone());
-    super::context::predicate_hash((&registry.meta().uid, endpoint))
+    let follow = registry.0.as_ref().ok().map(follow::follow);
+    let follow = follow.map(|f| {
+        (
+            f.endpoint,
+            f.previous_endpoint,
+            f.rewrite.map(|r| (r.from_host, r.to_host, r.prefix)),
+        )
+    });
+    super::context::predicate_hash((&registry.meta().uid, follow))
 }
 
 /// ImagePolicies reconcile again on spec changes only (their own status writes are ignored).
@@ -163,14 +167,15 @@ pub(crate) fn error_policy_guarded(
     Action::requeue(delay)
 }
 
-/// `status.endpoint` of the Registry named by `spec.registryRef`, from the watch cache.
-fn registry_endpoint(policy: &ImagePolicy, ctx: &PolicyContext) -> Option<String> {
-    let reference = policy.spec.registry_ref.as_ref()?;
-    let registry = ctx
-        .registries
-        .get(&ObjectRef::new(&reference.name).within(&reference.namespace))?;
-    let registry = registry.0.as_ref().ok()?;
-    registry.status.as_ref()?.endpoint.clone()
+/// What the policy follows of the Registry named by `spec.registryRef`, from the watch cache.
+fn registry_follow(policy: &ImagePolicy, ctx: &PolicyContext) -> follow::RegistryFollow {
+    let Some(reference) = policy.spec.registry_ref.as_ref() else {
+        return follow::RegistryFollow::default();
+    };
+    ctx.registries
+        .get(&ObjectRef::new(&reference.name).within(&reference.namespace))
+        .and_then(|registry| registry.0.as_ref().ok().map(follow::follow))
+        .unwrap_or_default()
 }
 
 /// What one pass writes and when it looks again (the same shape as a Registry pass's outcome).
@@ -197,8 +202,11 @@ async fn reconcile(
     .await
     .map_err(|_| PolicyReconcileError::CachesNotSynced(CACHE_SYNC_WAIT))?;
     let served = ctx.base.served.borrow().kyverno();
+    let followed = registry_follow(policy, ctx);
     let observed = PolicyObserved {
-        registry_endpoint: registry_endpoint(policy, ctx),
+        registry_endpoint: followed.endpoint,
+        previous_endpoint: followed.previous_endpoint,
+        rewrite: followed.rewrite,
         cluster_policy_served: served.cluster_policy,
         cel_policies_served: served.cel_policies,
         operator_namespace: ctx.base.settings.operator_namespace.clone(),

@@ -166,12 +166,17 @@ pub fn service_host(registry: &str, namespace: &str) -> String {
     )
 }
 
+/// `frozen`: a switch away from this registry made it read-only (as `spec.k3d.readOnly` does); an
+/// adopted registry outside the cluster cannot be, and the switch reports that itself.
 pub(super) fn render(
     registry: &Registry,
     host: Option<&str>,
+    frozen: bool,
     observed: &Observed,
 ) -> Result<Rendered, RenderError> {
-    let spec = registry.spec.k3d.clone().unwrap_or_default();
+    let mut spec = registry.spec.k3d.clone().unwrap_or_default();
+    let asked_read_only = spec.read_only;
+    spec.read_only |= frozen;
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
     let owner = Owner::registry(&name, &namespace);
@@ -191,7 +196,7 @@ pub(super) fn render(
                     Some(name) => adopted_registries_yaml(name, &announced.hosting)?,
                     None => None,
                 };
-                if spec.read_only {
+                if asked_read_only {
                     warnings.push("spec.k3d.readOnly: the adopted k3d registry runs outside the cluster and is not made read-only; set it on that registry yourself".to_string());
                 }
                 return Ok(Rendered { objects: Vec::new(), endpoint, k3s_registries_yaml, adopted: true, warnings, ..Default::default() });

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::RenderError;
 
@@ -23,31 +23,34 @@ pub fn host_name(host: &str) -> &str {
 }
 
 /// The subset of k3s' `registries.yaml` the operator writes.
-#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct Registries {
     /// Registry name as written in image references → where to pull it from.
     pub mirrors: BTreeMap<String, Mirror>,
     /// Endpoint `host[:port]` → TLS settings.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, Config>,
 }
 
 /// `mirrors.<name>`.
-#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct Mirror {
     /// URLs tried in order (`http://` or `https://`).
     pub endpoint: Vec<String>,
+    /// Repository rewrites (a regular expression over the repository path → its replacement).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rewrite: BTreeMap<String, String>,
 }
 
 /// `configs.<host>`.
-#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct Config {
     /// TLS settings of the endpoint.
     pub tls: Tls,
 }
 
 /// `configs.<host>.tls`.
-#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tls {
     /// CA bundle (PEM) on the node that signs the endpoint's certificate.
     pub ca_file: String,
@@ -74,6 +77,32 @@ impl Registries {
             },
         );
         self
+    }
+
+    /// Serve references naming `old` (a registry switched away from) from `new`'s endpoints, with
+    /// `prefix` (the Harbor project) put before each repository, so nodes still pull old references.
+    pub fn alias(&mut self, old: &str, new: &str, prefix: &str) -> &mut Self {
+        let Some(endpoints) = self.mirrors.get(new).map(|m| m.endpoint.clone()) else {
+            return self;
+        };
+        let mut rewrite = BTreeMap::new();
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            rewrite.insert("^(.*)$".to_string(), format!("{prefix}/$1"));
+        }
+        self.mirrors.insert(
+            old.to_string(),
+            Mirror {
+                endpoint: endpoints,
+                rewrite,
+            },
+        );
+        self
+    }
+
+    /// Read a document this module wrote.
+    pub fn from_yaml(text: &str) -> Result<Self, RenderError> {
+        Ok(yaml_serde::from_str(text)?)
     }
 
     /// The YAML document.
@@ -106,6 +135,24 @@ mod tests {
             registries.to_yaml().unwrap(),
             "mirrors:\n  harbor.example.localhost:\n    endpoint:\n    - https://harbor.example.localhost\nconfigs:\n  harbor.example.localhost:\n    tls:\n      ca_file: /etc/rancher/k3s/aisp/harbor.example.localhost-ca.crt\n"
         );
+    }
+
+    #[test]
+    fn an_old_host_is_served_by_the_new_endpoints_with_the_project_prefix() {
+        let mut registries = Registries::default();
+        registries
+            .mirror("harbor.example.com", "https://harbor.example.com")
+            .alias("k3d-registry:5000", "harbor.example.com", "library");
+        let text = registries.to_yaml().unwrap();
+        assert_eq!(Registries::from_yaml(&text).unwrap(), registries);
+        assert!(
+            text.contains("  k3d-registry:5000:\n    endpoint:\n    - https://harbor.example.com\n    rewrite:\n      ^(.*)$: library/$1\n"),
+            "{text}"
+        );
+        let mut back = Registries::default();
+        back.mirror("k3d-registry:5000", "http://127.0.0.1:30500")
+            .alias("harbor.example.com", "k3d-registry:5000", "");
+        assert!(back.mirrors["harbor.example.com"].rewrite.is_empty());
     }
 
     #[test]

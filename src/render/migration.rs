@@ -33,9 +33,36 @@ pub struct MigrationEndpoint {
 /// Where the Job mounts the CA certificates of its endpoints (`<dir>-0`, `<dir>-1`).
 const CA_DIR: &str = "/etc/registry-operator/ca";
 
+/// Which pass of a switch a Job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// The bulk copy, while the source still takes pushes (`migrate --no-verify`).
+    Copy,
+    /// The second pass after the freeze: only what changed (`migrate --no-verify`; what the
+    /// destination already has is skipped by digest).
+    CatchUp,
+    /// Every tag's digest compared on both sides, nothing written (`migrate --verify-only`).
+    Verify,
+    /// For a source that could not be frozen: copy what is new, then verify every tag (`migrate`).
+    CopyAndVerify,
+}
+
+impl JobKind {
+    /// The word in the Job's name.
+    pub fn slug(self) -> &'static str {
+        match self {
+            JobKind::Copy => "migrate",
+            JobKind::CatchUp => "catchup",
+            JobKind::Verify | JobKind::CopyAndVerify => "verify",
+        }
+    }
+}
+
 /// What the Job copies, and with which image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrationPlan {
+    /// Which pass.
+    pub kind: JobKind,
     /// Registry copied from (never written to).
     pub from: MigrationEndpoint,
     /// Registry copied to.
@@ -63,9 +90,9 @@ pub fn destination_project(registry: &Registry, to: RegistryMode) -> String {
     }
 }
 
-/// Name of the Job of `attempt`.
-pub fn job_name(registry: &Registry, attempt: u32) -> String {
-    format!("{}-migrate-{attempt}", registry.name_any())
+/// Name of the Job of a pass's `attempt` (`<name>-migrate-1`, `<name>-catchup-1`, `<name>-verify-2`).
+pub fn job_name(registry: &Registry, kind: JobKind, attempt: u32) -> String {
+    format!("{}-{}-{attempt}", registry.name_any(), kind.slug())
 }
 
 fn credential_env(prefix: &str, endpoint: &MigrationEndpoint) -> Vec<EnvVar> {
@@ -118,6 +145,11 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
         "--termination-log".to_string(),
         "/dev/termination-log".to_string(),
     ];
+    match plan.kind {
+        JobKind::Copy | JobKind::CatchUp => args.push("--no-verify".to_string()),
+        JobKind::Verify => args.push("--verify-only".to_string()),
+        JobKind::CopyAndVerify => {}
+    }
     if !migration.repositories.is_empty() {
         args.push("--repos".to_string());
         args.push(migration.repositories.join(","));
@@ -191,7 +223,7 @@ pub fn job(registry: &Registry, plan: &MigrationPlan) -> Result<RenderedObject, 
     };
     let job = Job {
         metadata: ObjectMeta {
-            name: Some(job_name(registry, plan.attempt)),
+            name: Some(job_name(registry, plan.kind, plan.attempt)),
             namespace: Some(namespace.clone()),
             labels: Some(labels.clone()),
             owner_references: owner_reference(registry).map(|o| vec![o]),
@@ -237,6 +269,7 @@ mod tests {
 
     fn plan() -> MigrationPlan {
         MigrationPlan {
+            kind: JobKind::Copy,
             from: MigrationEndpoint {
                 mode: RegistryMode::K3d,
                 url: "http://platform-distribution.registry.svc.cluster.local:5000".into(),

@@ -29,7 +29,8 @@ pub use harbor::{
 pub use k3d::object_name as k3d_object_name;
 pub use k3d::service_host as k3d_service_host;
 pub use k3d::{
-    DEFAULT_DISTRIBUTION_IMAGE, DEFAULT_NODE_PORT, LocalRegistryHosting, needs_node_port_census,
+    DEFAULT_DISTRIBUTION_IMAGE, DEFAULT_NODE_PORT, LocalRegistryHosting, READ_ONLY_ENV,
+    needs_node_port_census,
 };
 pub use object::{RenderedObject, apply_rank, sort_for_apply};
 pub use observed::{HarborObserved, NodePortsObserved, Observed, ObservedConfigMap};
@@ -115,6 +116,8 @@ pub struct Target {
     pub mode: RegistryMode,
     /// `host[:port]` clients use (`spec.host` for the spec's mode).
     pub host: Option<String>,
+    /// A switch away from this side froze it: a hosted k3d registry is rendered read-only.
+    pub frozen: bool,
 }
 
 impl Target {
@@ -123,6 +126,7 @@ impl Target {
         Self {
             mode: registry.spec.mode,
             host: registry.spec.host.clone(),
+            frozen: false,
         }
     }
 }
@@ -141,11 +145,43 @@ pub fn registry_for(
     let host = target.host.as_deref();
     validate::registry_as(registry, target.mode, host)?;
     let mut rendered = match target.mode {
-        RegistryMode::K3d => k3d::render(registry, host, observed)?,
+        RegistryMode::K3d => k3d::render(registry, host, target.frozen, observed)?,
         RegistryMode::Harbor => harbor::render(registry, host, observed)?,
     };
     sort_for_apply(&mut rendered.objects);
+    if !target.frozen
+        && target.mode == registry.spec.mode
+        && let (Some(yaml), Some(endpoint), Some((old, prefix))) = (
+            rendered.k3s_registries_yaml.as_deref(),
+            rendered.endpoint.as_deref(),
+            switched_from(registry, target.mode),
+        )
+    {
+        let mut registries = k3s::Registries::from_yaml(yaml)?;
+        registries.alias(&old, endpoint, &prefix);
+        rendered.k3s_registries_yaml = Some(registries.to_yaml()?);
+    }
     Ok(rendered)
+}
+
+/// After a switch flipped to `mode`: the old host nodes may still be asked for, and the project put
+/// before its repositories (Harbor's, when switching to Harbor).
+fn switched_from(registry: &Registry, mode: RegistryMode) -> Option<(String, String)> {
+    let migration = registry.status.as_ref()?.migration.as_ref()?;
+    let after_flip = matches!(
+        migration.phase?,
+        crate::crd::MigrationPhase::Switched
+            | crate::crd::MigrationPhase::Grace
+            | crate::crd::MigrationPhase::Retired
+    );
+    let old = migration.source.clone()?;
+    (after_flip && migration.from_mode? != mode).then(|| {
+        let prefix = match mode {
+            RegistryMode::Harbor => migration::destination_project(registry, mode),
+            RegistryMode::K3d => String::new(),
+        };
+        (old, prefix)
+    })
 }
 
 /// Render an ImagePolicy into Kyverno policies of the engine that is served.

@@ -50,39 +50,95 @@ fn serving_k3d(server: &ControlPlane) {
     });
 }
 
+/// Play the Jobs' part: every migration Job of the switch that exists and has not finished succeeds.
+fn complete_running_jobs(server: &ControlPlane) {
+    for job in [
+        "platform-migrate-1",
+        "platform-catchup-1",
+        "platform-verify-1",
+    ] {
+        if let Some(live) = server.get_object("jobs", NS, job)
+            && live["status"]["succeeded"] != 1
+        {
+            job_status(server, job, json!({"succeeded": 1}));
+        }
+    }
+}
+
 fn job_status(server: &ControlPlane, name: &str, status: Value) {
     server.patch_status("jobs", NS, name, status);
 }
 
+/// The Registry's migration status and the reason of its `Migrating` condition, printed for the
+/// closing note's phase table.
+fn show(label: &str, registry: &Value) {
+    let migrating = condition(registry, "Migrating").unwrap_or(Value::Null);
+    eprintln!(
+        "PHASE {label}: endpoint={} mode={} migration={} Migrating={}/{}",
+        registry["status"]["endpoint"],
+        registry["status"]["mode"],
+        registry["status"]["migration"],
+        migrating["status"],
+        migrating["reason"]
+    );
+}
+
+fn wait_phase(server: &ControlPlane, phase: &str) -> Value {
+    let registry = wait_for(&format!("phase {phase}"), T, || {
+        mark_everything_ready(server);
+        let r = registry(server);
+        (r["status"]["migration"]["phase"] == phase).then_some(r)
+    });
+    show(phase, &registry);
+    assert_eq!(
+        condition(&registry, "Migrating").unwrap()["reason"],
+        if phase == "Pending" {
+            "ProvisioningTarget"
+        } else {
+            phase
+        },
+        "each phase is the Migrating condition's reason"
+    );
+    registry
+}
+
+fn job_args(server: &ControlPlane, job: &str) -> String {
+    let job = wait_for(job, T, || server.get_object("jobs", NS, job));
+    job["spec"]["template"]["spec"]["containers"][0]["args"].to_string()
+}
+
+fn distribution_env(server: &ControlPlane) -> String {
+    server
+        .get_object("deployments", NS, "platform-distribution")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["env"].to_string())
+        .unwrap_or_default()
+}
+
+/// The whole staged switch: copy (source writable), freeze (distribution read-only), catch up,
+/// verify, flip; in the grace window both hosts are allowed and nodes keep an alias of the old host;
+/// the old registry is retired only after the window and once no pod uses its host, keeping its data.
 #[test]
-fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_keeping_data() {
+fn switch_goes_through_every_phase_and_retires_the_old_registry_after_grace_and_pods() {
     let Some(server) = switch_server() else {
         return;
     };
     let logs = tempfile::tempdir().unwrap();
     let _operator = Operator::start(&server, logs.path(), &[]);
     serving_k3d(&server);
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "platform",
+        json!({"spec": {"migration": {"grace": "2s"}}}),
+    );
     switch_to_harbor(&server, NS, "platform", HARBOR);
 
     let provisioning = wait_for("ProvisioningTarget", T, || {
         let r = registry(&server);
         (condition(&r, "Progressing")?["reason"] == "ProvisioningTarget").then_some(r)
     });
-    assert_eq!(
-        provisioning["status"]["endpoint"], K3D_ENDPOINT,
-        "the old registry keeps serving"
-    );
-    assert_eq!(provisioning["status"]["mode"], "K3d");
-    assert!(
-        server
-            .get_object("deployments", NS, "platform-harbor-core")
-            .is_some()
-    );
-    assert!(
-        server
-            .get_object("deployments", NS, "platform-distribution")
-            .is_some()
-    );
+    show("Pending", &provisioning);
+    assert_eq!(provisioning["status"]["endpoint"], K3D_ENDPOINT);
     assert!(
         server
             .get_object("jobs", NS, "platform-migrate-1")
@@ -90,57 +146,152 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
         "no copy before Harbor is Ready"
     );
 
-    let job = wait_for("migration Job once Harbor is Ready", T, || {
-        mark_everything_ready(&server);
-        server.get_object("jobs", NS, "platform-migrate-1")
-    });
-    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
-    // Harbor serves TLS with the generated certificate; the Job trusts the exported CA.
+    // Copying: the bulk copy; the source still takes pushes.
+    let copying = wait_phase(&server, "Copying");
+    assert_eq!(copying["status"]["endpoint"], K3D_ENDPOINT);
+    let args = job_args(&server, "platform-migrate-1");
     assert!(
         args.contains(&format!("http://{K3D_ENDPOINT}"))
-            && args.contains(&format!("https://{HARBOR}")),
+            && args.contains(&format!("https://{HARBOR}"))
+            && args.contains("--no-verify"),
         "{args}"
     );
-    assert_eq!(
-        job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
-        "platform-harbor-ca"
-    );
-    let migrating = wait_for("Migrating=True", T, || {
-        let r = registry(&server);
-        (condition(&r, "Migrating")?["status"] == "True").then_some(r)
-    });
-    assert_eq!(migrating["status"]["endpoint"], K3D_ENDPOINT);
-    assert_eq!(migrating["status"]["migration"]["phase"], "Running");
-
-    // The Job's pod leaves `migrate`'s counts in its termination message.
+    assert!(!distribution_env(&server).contains("MAINTENANCE_READONLY"));
     complete_migration_job(
         &server,
         NS,
         "platform-migrate-1",
         r#"{"repositories":3,"tags":7,"blobsCopied":11,"blobsSkipped":4,"bytesCopied":123456,"problems":0}"#,
     );
-    let switched = wait_for("endpoint flipped to Harbor", T, || {
+
+    // Freezing: distribution's read-only setting rolls out before the second pass (held here
+    // until the test plays the Deployment's rollout).
+    let freezing = wait_for("phase Freezing", T, || {
         let r = registry(&server);
-        (r["status"]["endpoint"] == HARBOR).then_some(r)
+        (r["status"]["migration"]["phase"] == "Freezing").then_some(r)
     });
-    assert_eq!(switched["status"]["mode"], "Harbor");
-    assert_eq!(switched["status"]["migration"]["phase"], "Succeeded");
+    show("Freezing", &freezing);
     assert_eq!(
-        switched["status"]["migration"]["tags"], 7,
-        "counts come from the Job's termination message"
+        condition(&freezing, "Migrating").unwrap()["reason"],
+        "Freezing"
     );
-    assert_eq!(switched["status"]["migration"]["bytesCopied"], 123456);
-    wait_for("policy follows the Harbor host", T, || {
+    wait_for("source rendered read-only", T, || {
+        distribution_env(&server)
+            .contains("REGISTRY_STORAGE_MAINTENANCE_READONLY")
+            .then_some(())
+    });
+    // CatchingUp: a second pass, only what changed.
+    let catching_up = wait_phase(&server, "CatchingUp");
+    assert_eq!(catching_up["status"]["migration"]["sourceFrozen"], true);
+    assert_eq!(
+        condition(&catching_up, "SourceFrozen").unwrap()["status"],
+        "True"
+    );
+    assert_eq!(
+        catching_up["status"]["migration"]["tags"], 7,
+        "bulk counts kept"
+    );
+    assert!(
+        server
+            .get_object("jobs", NS, "platform-migrate-1")
+            .is_none(),
+        "finished Job pruned"
+    );
+    assert!(job_args(&server, "platform-catchup-1").contains("--no-verify"));
+    complete_migration_job(
+        &server,
+        NS,
+        "platform-catchup-1",
+        r#"{"repositories":3,"tags":7,"blobsCopied":0,"blobsSkipped":0,"bytesCopied":0,"problems":0}"#,
+    );
+
+    // Verifying: every tag's digest compared, nothing written.
+    let verifying = wait_phase(&server, "Verifying");
+    assert_eq!(
+        verifying["status"]["migration"]["catchUp"]["blobsCopied"],
+        0
+    );
+    assert_eq!(
+        verifying["status"]["endpoint"], K3D_ENDPOINT,
+        "no flip before verification"
+    );
+    assert!(job_args(&server, "platform-verify-1").contains("--verify-only"));
+    // A pod that still names the old host keeps the old registry alive after the window.
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "old-app", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": format!("{K3D_ENDPOINT}/ai/app:1.0")}]},
+    }));
+    complete_migration_job(
+        &server,
+        NS,
+        "platform-verify-1",
+        r#"{"repositories":3,"tags":7,"blobsCopied":0,"blobsSkipped":0,"bytesCopied":0,"problems":0}"#,
+    );
+
+    // Switched, then Grace: the endpoint is Harbor's, both hosts stay served and allowed.
+    let grace = wait_phase(&server, "Grace");
+    assert_eq!(grace["status"]["endpoint"], HARBOR);
+    assert_eq!(grace["status"]["mode"], "Harbor");
+    assert!(grace["status"]["migration"]["switchedAt"].is_string());
+    assert!(grace["status"]["migration"]["graceEndsAt"].is_string());
+    let nodes = grace["status"]["k3sRegistriesYaml"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        nodes.contains(&format!("{K3D_ENDPOINT}:")) && nodes.contains("^(.*)$: library/$1"),
+        "nodes keep pulling old references from Harbor: {nodes}"
+    );
+    wait_for("policy allows both hosts", T, || {
+        let policy =
+            server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")?;
+        let text = policy.to_string();
+        (text.contains(HARBOR) && text.contains(K3D_ENDPOINT)).then_some(())
+    });
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_some()
+    );
+    let counted = wait_for("the old-host pod is counted", T, || {
+        let r = registry(&server);
+        (r["status"]["migration"]["oldHostPods"] == 1).then_some(r)
+    });
+    assert_eq!(
+        counted["status"]["migration"]["oldHostPodExamples"],
+        json!(["default/old-app"])
+    );
+    // The window (2s) ends; the pod still holds the old registry.
+    std::thread::sleep(Duration::from_secs(3));
+    let held = registry(&server);
+    show("Grace (window over, 1 pod left)", &held);
+    assert_eq!(held["status"]["migration"]["phase"], "Grace");
+    assert!(
+        server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_some()
+    );
+
+    // Retired once the last old-host pod is gone.
+    server.delete_object("pods", "default", "old-app");
+    let retired = wait_phase(&server, "Retired");
+    assert_eq!(condition(&retired, "Migrating").unwrap()["status"], "False");
+    wait_for("policy follows the Harbor host only", T, || {
         let policy =
             server.get_object("clusterpolicies", "", "ai-workloads-restrict-registries")?;
         let text = policy.to_string();
         (text.contains(HARBOR) && !text.contains(K3D_ENDPOINT)).then_some(())
     });
     wait_for("old registry retired", T, || {
-        let gone = server.get_object("deployments", NS, "platform-distribution").is_none()
-            && server.get_object("services", NS, "platform-distribution").is_none()
-            // the k3d announcement is withdrawn
-            && server.get_object("configmaps", "kube-public", "local-registry-hosting").is_none();
+        let gone = server
+            .get_object("deployments", NS, "platform-distribution")
+            .is_none()
+            && server
+                .get_object("services", NS, "platform-distribution")
+                .is_none()
+            && server
+                .get_object("configmaps", "kube-public", "local-registry-hosting")
+                .is_none();
         gone.then_some(())
     });
     let claim = server
@@ -151,11 +302,31 @@ fn switch_copies_then_flips_endpoint_policies_follow_and_old_registry_retires_ke
             .as_array()
             .is_none_or(|o| o.is_empty())
     );
-    let events = server.list_objects("events.k8s.io/v1/events", None);
+    let after = registry(&server);
     assert!(
-        events.iter().any(|e| e["reason"] == "Switched"),
-        "a Switched event is published"
+        after["status"]["k3sRegistriesYaml"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("{K3D_ENDPOINT}:")),
+        "the node alias of the old host outlives the old registry"
     );
+    let events = server.list_objects("events.k8s.io/v1/events", None);
+    for reason in ["Switched", "Retired"] {
+        assert!(
+            events.iter().any(|e| e["reason"] == reason),
+            "{reason} event"
+        );
+    }
+    for job in [
+        "platform-migrate-2",
+        "platform-catchup-2",
+        "platform-verify-2",
+    ] {
+        assert!(
+            server.get_object("jobs", NS, job).is_none(),
+            "{job}: no phase ran twice"
+        );
+    }
 }
 
 #[test]
@@ -257,6 +428,12 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
         let _operator = Operator::start(&server, logs.path(), &[]);
         serving_k3d(&server);
     }
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "platform",
+        json!({"spec": {"migration": {"grace": "0"}}}),
+    );
     switch_to_harbor(&server, NS, "platform", HARBOR);
     // Kill the operator at varying points of the switch (seeded delays), playing the cluster's part.
     let mut rng = fastrand::Rng::with_seed(7);
@@ -264,11 +441,8 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
         let mut operator = Operator::start(&server, logs.path(), &[]);
         std::thread::sleep(Duration::from_millis(rng.u64(150..900)));
         mark_everything_ready(&server);
-        if round >= 6
-            && let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
-            && job["status"]["succeeded"] != 1
-        {
-            job_status(&server, "platform-migrate-1", json!({"succeeded": 1}));
+        if round >= 3 {
+            complete_running_jobs(&server);
         }
         operator.kill();
         assert!(
@@ -280,11 +454,7 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
     let _operator = Operator::start(&server, logs.path(), &[]);
     wait_for("switch completed", T, || {
         mark_everything_ready(&server);
-        if let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
-            && job["status"]["succeeded"] != 1
-        {
-            job_status(&server, "platform-migrate-1", json!({"succeeded": 1}));
-        }
+        complete_running_jobs(&server);
         let r = registry(&server);
         (r["status"]["endpoint"] == HARBOR
             && server
@@ -292,16 +462,17 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
                 .is_none())
         .then_some(())
     });
-    assert_eq!(
-        registry(&server)["status"]["migration"]["phase"],
-        "Succeeded"
-    );
-    assert!(
-        server
-            .get_object("jobs", NS, "platform-migrate-2")
-            .is_none(),
-        "one successful attempt, no duplicate Job"
-    );
+    assert_eq!(registry(&server)["status"]["migration"]["phase"], "Retired");
+    for job in [
+        "platform-migrate-2",
+        "platform-catchup-2",
+        "platform-verify-2",
+    ] {
+        assert!(
+            server.get_object("jobs", NS, job).is_none(),
+            "{job}: one successful attempt per phase, no duplicate Job"
+        );
+    }
     for resource in ["deployments", "statefulsets", "services"] {
         let names: Vec<String> = children_of(&server, resource, NS, "platform")
             .iter()

@@ -473,6 +473,7 @@ fn longest_allowed_names_render_valid_metadata_in_every_mode() {
             cluster_policy_served: cluster_policy,
             cel_policies_served: cel,
             operator_namespace: "registry-operator-system".into(),
+            ..Default::default()
         };
         let rendered = render::image_policy(&policy, &observed).unwrap();
         assert_eq!(

@@ -33,6 +33,7 @@ fn observed(cluster_policy: bool, cel: bool) -> PolicyObserved {
         cluster_policy_served: cluster_policy,
         cel_policies_served: cel,
         operator_namespace: "registry-system".to_string(),
+        ..Default::default()
     }
 }
 

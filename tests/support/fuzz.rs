@@ -312,13 +312,30 @@ pub fn migration() -> impl Strategy<Value = MigrationSpec> {
         proptest::collection::vec(prop_oneof!["[a-z]{1,6}/\\*", weird_text()], 0..3),
         name(),
         0u32..80,
+        proptest::option::of(prop_oneof![
+            Just("24h".to_string()),
+            Just("0".to_string()),
+            Just("1h30m".to_string()),
+            weird_text()
+        ]),
+        any::<(bool, bool)>(),
     )
         .prop_map(
-            |(allow_downgrade, repositories, destination_project, concurrency)| MigrationSpec {
+            |(
                 allow_downgrade,
                 repositories,
                 destination_project,
                 concurrency,
+                grace,
+                (rewrite_images, force),
+            )| MigrationSpec {
+                allow_downgrade,
+                repositories,
+                destination_project,
+                concurrency,
+                grace,
+                rewrite_images,
+                force,
             },
         )
 }
@@ -535,6 +552,7 @@ pub fn policy_observed() -> impl Strategy<Value = PolicyObserved> {
             cluster_policy_served: true,
             cel_policies_served: true,
             operator_namespace,
+            ..Default::default()
         })
 }
 

@@ -60,6 +60,7 @@ impl Operator {
             ("--resync", "1s"),
             ("--backoff-base", "100ms"),
             ("--backoff-max", "1s"),
+            ("--pod-count-interval", "300ms"),
             ("--operator-namespace", "registry-operator-system"),
         ];
         let child = Command::new(operator_binary())
@@ -268,7 +269,7 @@ pub fn mark_workload_ready(server: &ControlPlane, resource: &str, namespace: &st
         resource,
         namespace,
         name,
-        json!({"observedGeneration": generation, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+        json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
     );
 }
 

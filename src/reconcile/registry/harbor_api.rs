@@ -77,6 +77,28 @@ pub(super) async fn sync(registry: &Registry, ctx: &Context) -> SyncResult {
     Ok(changed)
 }
 
+/// Set Harbor's read-only flag (a switch away from Harbor freezes it; a cancelled switch lifts it).
+/// `Ok(true)` when it changed.
+pub(super) async fn set_read_only(
+    registry: &Registry,
+    ctx: &Context,
+    read_only: bool,
+) -> Result<bool, String> {
+    let client = client(registry, ctx).await?;
+    let current = client
+        .read_only()
+        .await
+        .map_err(|e| format!("reading Harbor's configuration: {e}"))?;
+    if current == read_only {
+        return Ok(false);
+    }
+    client
+        .set_read_only(read_only)
+        .await
+        .map_err(|e| format!("setting read_only={read_only}: {e}"))?;
+    Ok(true)
+}
+
 /// A client for the Registry's Harbor as `admin`, the password read from its Secret.
 async fn client(registry: &Registry, ctx: &Context) -> Result<HarborClient, String> {
     let namespace = registry.namespace().unwrap_or_default();

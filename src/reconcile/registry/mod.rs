@@ -11,11 +11,14 @@ mod harbor_api;
 mod migration;
 mod outcome;
 mod plan;
+mod pods;
 mod prepare;
+mod switch_status;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -151,8 +154,71 @@ async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
                 Some(job) => migration::job_report(ctx, &namespace, job).await,
                 None => None,
             };
-            outcome::switch(registry, *switching, counts, &ctx.stores, &ctx.settings)
+            if let Some(why) = &switching.step.freeze_unsupported {
+                publish(
+                    registry,
+                    ctx,
+                    EventType::Warning,
+                    Reason::FreezeUnsupported,
+                    why,
+                )
+                .await;
+            }
+            switch_status::switch(
+                registry,
+                *switching,
+                counts,
+                &ctx.stores,
+                &ctx.settings,
+                Timestamp::now(),
+            )
         }
+        Then::Grace(grace) => {
+            let now = Timestamp::now();
+            let count = if switch_status::pods_due(registry, now, ctx.settings.pod_count_interval) {
+                match pods::count_using_host(&ctx.client, &grace.old_host).await {
+                    Ok(count) => Some(count),
+                    Err(error) => {
+                        warn!(registry = %registry_id(registry), %error, "counting pods on the old host failed; retried");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let outcome =
+                switch_status::grace(registry, &grace, count, &ctx.stores, &ctx.settings, now);
+            if outcome.status.migration.as_ref().and_then(|m| m.phase)
+                == Some(crate::crd::MigrationPhase::Retired)
+            {
+                let note = outcome
+                    .status
+                    .migration
+                    .as_ref()
+                    .and_then(|m| m.message.clone())
+                    .unwrap_or_default();
+                publish(registry, ctx, EventType::Normal, Reason::Retired, &note).await;
+            }
+            outcome
+        }
+    }
+}
+
+/// Publish an Event on the Registry (a failure to publish is only logged).
+async fn publish(registry: &Registry, ctx: &Context, type_: EventType, reason: Reason, note: &str) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.to_string()),
+        action: "Migrate".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &registry.object_ref(&()))
+        .await
+    {
+        warn!(registry = %registry_id(registry), error = %e, "publishing event failed");
     }
 }
 
@@ -177,22 +243,8 @@ async fn write_status(
     .map_err(ReconcileError::Status)
 }
 
-/// The `Switched` Event of a finished switch (a failure to publish is only logged).
+/// The `Switched` Event of a flip (a failure to publish is only logged).
 async fn publish_switched(registry: &Registry, ctx: &Context, note: String) {
-    let id = registry_id(registry);
-    let event = KubeEvent {
-        type_: EventType::Normal,
-        reason: Reason::Switched.to_string(),
-        note: Some(note),
-        action: "Migrate".to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &registry.object_ref(&()))
-        .await
-    {
-        warn!(registry = %id, error = %e, "publishing event failed");
-    }
-    info!(registry = %id, "switched; the old registry is retired on the next pass");
+    publish(registry, ctx, EventType::Normal, Reason::Switched, &note).await;
+    info!(registry = %registry_id(registry), "switched; the old registry stays served read-only through the grace window");
 }

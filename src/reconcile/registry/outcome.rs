@@ -8,12 +8,9 @@ use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 
 use super::harbor;
-use super::migration::MigrationStep;
 use crate::crd::{
-    MigrationPhase, MigrationStatus, Reason, Registry, RegistryMode, RegistryPhase, RegistryStatus,
-    condition,
+    MigrationPhase, Reason, Registry, RegistryMode, RegistryPhase, RegistryStatus, condition,
 };
-use crate::migrate::Report;
 use crate::reconcile::apply::ApplyError;
 use crate::reconcile::children::{ChildStores, readiness};
 use crate::reconcile::context::Settings;
@@ -43,31 +40,8 @@ pub(super) struct Steady {
     pub(super) observed_problem: Option<String>,
 }
 
-/// A switch pass, after both sides were applied.
-pub(super) struct Switching {
-    pub(super) from: RegistryMode,
-    pub(super) to: RegistryMode,
-    /// The target side's render and why it is not ready yet.
-    pub(super) target: Rendered,
-    pub(super) target_waiting: Vec<String>,
-    /// The side that still serves.
-    pub(super) source: Rendered,
-    /// The migration Job of this pass, once the target is ready.
-    pub(super) step: Option<MigrationStep>,
-}
-
-impl Switching {
-    /// The Job whose counts the status reports: the one that succeeded or failed.
-    pub(super) fn finished_job(&self) -> Option<&str> {
-        self.step
-            .as_ref()
-            .filter(|s| matches!(s.phase, MigrationPhase::Succeeded | MigrationPhase::Failed))
-            .map(|s| s.job.name())
-    }
-}
-
 /// Status fields carried over from the current status (migration progress is owned elsewhere).
-fn status_base(registry: &Registry) -> RegistryStatus {
+pub(super) fn status_base(registry: &Registry) -> RegistryStatus {
     let current = registry.status().cloned().unwrap_or_default();
     RegistryStatus {
         migration: current.migration,
@@ -317,6 +291,21 @@ pub(super) fn steady(
     if target.mode == RegistryMode::Harbor {
         conditions.extend(harbor::conditions(registry, rendered, stores));
     }
+    let mut base = status_base(registry);
+    // A switch set back before its flip was cancelled: its record goes (a later switch starts over).
+    if base
+        .migration
+        .as_ref()
+        .and_then(|m| m.phase)
+        .is_some_and(|p| {
+            !matches!(
+                p,
+                MigrationPhase::Switched | MigrationPhase::Grace | MigrationPhase::Retired
+            )
+        })
+    {
+        base.migration = None;
+    }
     let status = RegistryStatus {
         phase: Some(if ready {
             RegistryPhase::Ready
@@ -327,9 +316,9 @@ pub(super) fn steady(
         mode: Some(target.mode),
         k3s_registries_yaml: rendered.k3s_registries_yaml.clone(),
         harbor_version: running_harbor_version(registry, rendered, stores)
-            .or_else(|| status_base(registry).harbor_version),
+            .or_else(|| base.harbor_version.clone()),
         last_backup_time: last_backup_time(rendered, stores),
-        ..status_base(registry)
+        ..base
     };
     Outcome {
         status,
@@ -343,154 +332,9 @@ pub(super) fn steady(
     }
 }
 
-/// A switch pass: the old registry serves (Ready follows it) until the migration Job succeeded;
-/// then the endpoint and mode flip, and the next pass retires the old side.
-pub(super) fn switch(
-    registry: &Registry,
-    pass: Switching,
-    report: Option<Report>,
-    stores: &ChildStores,
-    settings: &Settings,
-) -> Outcome {
-    let serving_waiting = waiting_on(&pass.source, stores);
-    let serving_ready = serving_waiting.is_empty();
-    let succeeded = pass.step.as_ref().is_some_and(|s| s.succeeded);
-    let failed = pass
-        .step
-        .as_ref()
-        .is_some_and(|s| s.phase == MigrationPhase::Failed);
-    let (phase, reason, message) = match &pass.step {
-        None => (
-            MigrationPhase::Pending,
-            Reason::ProvisioningTarget,
-            format!(
-                "provisioning {:?}: {}",
-                pass.to,
-                pass.target_waiting.join("; ")
-            ),
-        ),
-        Some(step) if step.succeeded => (
-            MigrationPhase::Succeeded,
-            Reason::Switched,
-            step.message.clone(),
-        ),
-        Some(step) if step.phase == MigrationPhase::Failed => (
-            MigrationPhase::Failed,
-            Reason::MigrationFailed,
-            step.message.clone(),
-        ),
-        Some(step) => (step.phase, Reason::Migrating, step.message.clone()),
-    };
-    let (endpoint, mode) = if succeeded {
-        (pass.target.endpoint.clone(), pass.to)
-    } else {
-        (pass.source.endpoint.clone(), pass.from)
-    };
-    let mut current_migration = registry
-        .status
-        .as_ref()
-        .and_then(|s| s.migration.clone())
-        .unwrap_or_default();
-    if let Some(report) = report {
-        current_migration.repositories = Some(report.repositories);
-        current_migration.tags = Some(report.tags);
-        current_migration.blobs_copied = Some(report.blobs_copied);
-        current_migration.blobs_skipped = Some(report.blobs_skipped);
-        current_migration.bytes_copied = Some(report.bytes_copied);
-    }
-    let migration = MigrationStatus {
-        phase: Some(phase),
-        source: pass.source.endpoint.clone(),
-        destination: pass.target.endpoint.clone(),
-        job_name: pass.step.as_ref().map(|s| s.job.name().to_string()),
-        failed_attempts: pass
-            .step
-            .as_ref()
-            .map(|s| s.failed_attempts)
-            .or(current_migration.failed_attempts),
-        message: Some(message.clone()),
-        ..current_migration
-    };
-    let (ready_reason, ready_message) = if serving_ready {
-        (
-            Reason::Available,
-            format!("serving at {}", endpoint.as_deref().unwrap_or("-")),
-        )
-    } else {
-        (Reason::Provisioning, serving_waiting.join("; "))
-    };
-    let (degraded_reason, degraded_message) = if failed {
-        (Reason::MigrationFailed, message.clone())
-    } else {
-        (Reason::AsExpected, String::new())
-    };
-    let conditions = vec![
-        DesiredCondition::new(condition::READY, serving_ready, ready_reason, ready_message),
-        DesiredCondition::new(condition::PROGRESSING, !succeeded, reason, message.clone()),
-        DesiredCondition::new(
-            condition::DEGRADED,
-            failed,
-            degraded_reason,
-            degraded_message,
-        ),
-        DesiredCondition::new(
-            condition::MIGRATING,
-            phase == MigrationPhase::Running,
-            reason,
-            message,
-        ),
-    ];
-    let status = RegistryStatus {
-        phase: Some(if succeeded {
-            RegistryPhase::Ready
-        } else if failed {
-            RegistryPhase::Degraded
-        } else {
-            RegistryPhase::Migrating
-        }),
-        endpoint,
-        mode: Some(mode),
-        k3s_registries_yaml: if succeeded {
-            pass.target.k3s_registries_yaml.clone()
-        } else {
-            pass.source.k3s_registries_yaml.clone()
-        },
-        harbor_version: pass
-            .target
-            .harbor_version
-            .clone()
-            .or(pass.source.harbor_version.clone()),
-        migration: Some(migration),
-        ..status_base(registry)
-    };
-    let switched = succeeded.then(|| {
-        format!(
-            "now serving {:?} at {}; every image copied and verified",
-            pass.to,
-            pass.target.endpoint.as_deref().unwrap_or("-")
-        )
-    });
-    // The status flip does not retrigger (status changes pass no predicate): come back now.
-    let action = if succeeded {
-        Action::requeue(Duration::from_millis(100))
-    } else {
-        Action::requeue(
-            pass.step
-                .and_then(|s| s.requeue)
-                .unwrap_or(settings.requeue_not_ready),
-        )
-    };
-    Outcome {
-        status,
-        conditions,
-        action,
-        switched,
-    }
-}
-
 /// The Harbor version running: the tag of the core Deployment's image once that Deployment has rolled
 /// out (not the version asked for, which may still be rolling out); None before.
-fn running_harbor_version(
+pub(super) fn running_harbor_version(
     registry: &Registry,
     rendered: &Rendered,
     stores: &ChildStores,

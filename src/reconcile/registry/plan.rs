@@ -2,7 +2,7 @@
 //! render [`Target`]s (mode + host) the pass renders. Reads only the Registry; never a client, and
 //! never a rewritten copy of the Registry.
 
-use crate::crd::{DEFAULT_HARBOR_VERSION, Registry, RegistryMode};
+use crate::crd::{DEFAULT_HARBOR_VERSION, MigrationPhase, Registry, RegistryMode};
 use crate::render::Target;
 use crate::validate::upgrade::{UpgradeRefusal, harbor_upgrade};
 
@@ -13,8 +13,12 @@ pub(crate) enum Plan {
     Steady(Target),
     /// Harbor → K3d without `spec.migration.allowDowngrade`: keep rendering what serves.
     DowngradeRefused(Target),
-    /// Copy from `from` (what serves, kept running) to `to` (the spec), then flip.
+    /// Copy from `from` (what serves, kept running; read-only from the freeze on) to `to` (the
+    /// spec), then flip.
     Switch { from: Target, to: Target },
+    /// The flip happened: `serving` (the spec) serves, `old` is still served, read-only, until the
+    /// grace window ends and no pod uses its host; then it is retired.
+    Grace { serving: Target, old: Target },
     /// `spec.harbor.version` is not a safe change from the running Harbor: apply nothing.
     UpgradeRefused(Target, UpgradeRefusal),
 }
@@ -27,6 +31,7 @@ impl Plan {
             | Self::DowngradeRefused(target)
             | Self::UpgradeRefused(target, _) => target,
             Self::Switch { to, .. } => to,
+            Self::Grace { serving, .. } => serving,
         }
     }
 }
@@ -50,7 +55,23 @@ fn serving(registry: &Registry) -> Target {
             .as_ref()
             .and_then(|s| s.endpoint.clone())
             .or_else(|| registry.spec.host.clone()),
+        frozen: false,
     }
+}
+
+/// The side switched away from while the grace window runs: `status.migration.fromMode` at the host
+/// it served at, still read-only.
+fn in_grace(registry: &Registry) -> Option<Target> {
+    let migration = registry.status.as_ref()?.migration.as_ref()?;
+    let phase = migration.phase?;
+    let from = migration.from_mode?;
+    (matches!(phase, MigrationPhase::Switched | MigrationPhase::Grace)
+        && from != registry.spec.mode)
+        .then(|| Target {
+            mode: from,
+            host: migration.source.clone(),
+            frozen: true,
+        })
 }
 
 /// Whether `spec.harbor.version` may replace the Harbor running now (`status.harborVersion`, set
@@ -78,6 +99,14 @@ pub(crate) fn plan(registry: &Registry) -> Plan {
         .migration
         .as_ref()
         .is_some_and(|m| m.allow_downgrade);
+    if serving_mode(registry) == wanted
+        && let Some(old) = in_grace(registry)
+    {
+        return Plan::Grace {
+            serving: Target::of_spec(registry),
+            old,
+        };
+    }
     match (serving_mode(registry), wanted) {
         (RegistryMode::Harbor, RegistryMode::Harbor) => match harbor_version_change(registry) {
             Ok(()) => Plan::Steady(Target::of_spec(registry)),
@@ -88,7 +117,10 @@ pub(crate) fn plan(registry: &Registry) -> Plan {
             Plan::DowngradeRefused(serving(registry))
         }
         _ => Plan::Switch {
-            from: serving(registry),
+            from: Target {
+                frozen: super::migration::source_frozen(&super::migration::recorded(registry)),
+                ..serving(registry)
+            },
             to: Target::of_spec(registry),
         },
     }
@@ -132,6 +164,7 @@ pub(super) mod tests {
         Target {
             mode,
             host: Some(host.into()),
+            frozen: false,
         }
     }
 

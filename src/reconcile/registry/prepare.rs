@@ -8,10 +8,12 @@ use kube::api::Api;
 use tracing::info;
 
 use super::error::{ReconcileError, registry_id};
-use super::outcome::{self, Outcome, Steady, Switching};
+use super::migration::{Freeze, StepInput};
+use super::outcome::{self, Outcome, Steady};
 use super::plan::Plan;
-use super::{access, harbor, migration};
-use crate::crd::{Registry, RegistryMode};
+use super::switch_status::{Grace, Switching};
+use super::{access, harbor, harbor_api, migration};
+use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::context::Context;
 use crate::render::observed::ObservedHosting;
 use crate::render::{self, Observed, RenderError, RenderedObject};
@@ -33,6 +35,7 @@ pub(super) enum Pass {
 pub(super) enum Then {
     Steady(Box<Steady>),
     Switch(Box<Switching>),
+    Grace(Box<Grace>),
 }
 
 /// What render needs to know of the cluster to render `registry` in `mode`, and what was wrong with
@@ -138,40 +141,69 @@ pub(super) async fn prepare(
     )
     .await?;
     let waiting = outcome::waiting_on(&rendered, &ctx.stores);
-    let Plan::Switch { from, to } = plan else {
-        return Ok(Pass::Apply {
-            desired: rendered.objects.clone(),
-            what: "children reconciled",
-            then: Then::Steady(Box::new(Steady {
-                target: target.clone(),
-                rendered,
-                downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
-                observed_problem,
-            })),
-        });
+    let (from, to) = match plan {
+        Plan::Switch { from, to } => (from, to),
+        Plan::Grace { old, .. } => {
+            // The old side stays served (read-only) beside the new one until it is retired.
+            let (old_observed, _) = observe(registry, old.mode, ctx).await?;
+            let old_rendered = render::registry_for(registry, old, &old_observed)
+                .map_err(ReconcileError::Render)?;
+            let mut desired = rendered.objects.clone();
+            desired.extend(old_rendered.objects.iter().cloned());
+            return Ok(Pass::Apply {
+                desired,
+                what: "grace: both registries reconciled",
+                then: Then::Grace(Box::new(Grace {
+                    steady: Steady {
+                        target: target.clone(),
+                        rendered,
+                        downgrade_refused: false,
+                        observed_problem,
+                    },
+                    old_mode: old.mode,
+                    old_host: old.host.clone().unwrap_or_default(),
+                })),
+            });
+        }
+        _ => {
+            return Ok(Pass::Apply {
+                desired: rendered.objects.clone(),
+                what: "children reconciled",
+                then: Then::Steady(Box::new(Steady {
+                    target: target.clone(),
+                    rendered,
+                    downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
+                    observed_problem,
+                })),
+            });
+        }
     };
-    // Both sides are applied and neither is pruned: the old registry serves until the copy is done.
+    // Both sides are applied and neither is pruned: the old registry serves until the flip.
     let (source_observed, _) = observe(registry, from.mode, ctx).await?;
     let source =
         render::registry_for(registry, from, &source_observed).map_err(ReconcileError::Render)?;
-    let step = if waiting.is_empty() {
-        Some(
-            migration::migration_step(
-                registry,
-                (from.mode, &source),
-                (to.mode, &rendered),
-                &ctx.stores,
-                &ctx.settings.operator_image,
-                (ctx.settings.backoff_base, ctx.settings.backoff_max),
-                Timestamp::now(),
-            )
-            .map_err(ReconcileError::Render)?,
-        )
-    } else {
-        None
+    let freeze = match (from.mode, migration::recorded(registry).stage) {
+        (_, stage) if stage != MigrationPhase::Freezing => Freeze::Pending(String::new()),
+        (RegistryMode::K3d, _) => migration::k3d_freeze(&source, &ctx.stores),
+        (RegistryMode::Harbor, _) => match harbor_api::set_read_only(registry, ctx, true).await {
+            Ok(_) => Freeze::Done,
+            Err(message) => Freeze::Pending(format!("making Harbor read-only: {message}")),
+        },
     };
+    let step = migration::migration_step(&StepInput {
+        registry,
+        from: (from.mode, &source),
+        to: (to.mode, &rendered),
+        target_ready: waiting.is_empty(),
+        freeze,
+        stores: &ctx.stores,
+        image: &ctx.settings.operator_image,
+        backoff: (ctx.settings.backoff_base, ctx.settings.backoff_max),
+        now: Timestamp::now(),
+    })
+    .map_err(ReconcileError::Render)?;
     let mut desired = rendered.objects.clone();
-    desired.extend(step.as_ref().map(|s| s.job.clone()));
+    desired.extend(step.jobs.iter().cloned());
     desired.extend(source.objects.iter().cloned());
     Ok(Pass::Apply {
         desired,

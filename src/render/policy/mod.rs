@@ -3,6 +3,7 @@
 
 mod cel;
 mod cluster_policy;
+pub mod follow;
 pub mod image_rules;
 pub mod rewrite;
 
@@ -33,6 +34,10 @@ const APP: &str = "image-policy";
 pub struct PolicyObserved {
     /// `status.endpoint` of the Registry named by `spec.registryRef`, when it has one.
     pub registry_endpoint: Option<String>,
+    /// The Registry's old host while a switch's grace window runs (allowed beside the endpoint).
+    pub previous_endpoint: Option<String>,
+    /// The rewrite of the old host during the window (`spec.migration.rewriteImages`).
+    pub rewrite: Option<rewrite::ImageRewrite>,
     /// `clusterpolicies.kyverno.io` v1 is served.
     pub cluster_policy_served: bool,
     /// `validatingpolicies` and `imagevalidatingpolicies` of `policies.kyverno.io` v1 are served.
@@ -65,12 +70,32 @@ pub fn render(
     check_renderable(policy)?;
     let engine = choose_engine(policy.spec.engine, observed)?;
     let context = Context::new(policy, observed)?;
-    let (objects, warnings) = match engine {
+    let (mut objects, mut warnings) = match engine {
         ChosenEngine::ClusterPolicy => (cluster_policy::render(&context)?, Vec::new()),
         ChosenEngine::Cel => cel::render(&context)?,
     };
+    if let Some(rewrite) = observed
+        .rewrite
+        .as_ref()
+        .filter(|_| policy.spec.registry_ref.is_some())
+    {
+        if observed.cluster_policy_served {
+            objects.push(rewrite::rewrite_policy(
+                &context.policy_name(rewrite::RULE),
+                Owner::image_policy(&context.name).labels(APP, rewrite::RULE),
+                context.owner_reference.clone(),
+                &context.namespaces,
+                &context.exclude_namespaces,
+                rewrite,
+            )?);
+        } else {
+            warnings.push(format!(
+                "the Registry's spec.migration.rewriteImages: images of {} are not rewritten, the mutate policy needs clusterpolicies.kyverno.io/v1, which is not served",
+                rewrite.from_host
+            ));
+        }
+    }
     let policy_names = objects.iter().map(|o| o.name().to_string()).collect();
-    let mut warnings = warnings;
     if let Some(keyless) = policy
         .spec
         .rules
@@ -207,6 +232,13 @@ impl<'a> Context<'a> {
                 return Err(RenderError::InvalidEndpoint(endpoint.to_string()));
             }
             allowed_registries.push(endpoint.to_string());
+            if let Some(previous) = observed.previous_endpoint.as_deref() {
+                let previous = previous.trim_end_matches('/');
+                if !image_rules::is_registry_prefix(previous) {
+                    return Err(RenderError::InvalidEndpoint(previous.to_string()));
+                }
+                allowed_registries.push(previous.to_string());
+            }
         }
         for registry in &policy.spec.allowed_registries {
             let registry = registry.trim_end_matches('/').to_string();
@@ -344,6 +376,7 @@ mod tests {
             cluster_policy_served: true,
             cel_policies_served: true,
             operator_namespace: "registry-operator-system".into(),
+            ..Default::default()
         };
         let policy = policy(spec);
         let context = Context::new(&policy, &observed).expect("context");
