@@ -75,14 +75,23 @@ pub(super) async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action
         info!(registry = %id, claim = %claim_name, retention = ?registry.spec.retention, "released volume claim");
     }
     // A managed database goes with its owner unless retained: CloudNativePG would delete its volumes.
+    // Listed from the API server, not the watch cache: a Cluster the cache has not seen yet must not
+    // be left to the garbage collector.
     if registry.spec.retention == Retention::Retain {
-        for (resource, cluster) in ctx.stores.labelled(&owner.selector_labels()) {
-            if resource.kind != "Cluster" {
-                continue;
-            }
+        let resource = crate::render::cnpg_cluster_resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+        let clusters = match api
+            .list_metadata(&kube::api::ListParams::default().labels(&owner.selector()))
+            .await
+        {
+            Ok(list) => list.items,
+            // CloudNativePG not served: there is no Cluster to keep.
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            Err(error) => return Err(ReconcileError::Cleanup(error)),
+        };
+        for cluster in clusters {
             let cluster_name = cluster.metadata.name.clone().unwrap_or_default();
-            let api: Api<kube::api::DynamicObject> =
-                Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
             let patch = Patch::Merge(apply::orphan_patch(&id));
             ignore_not_found(
                 api.patch(&cluster_name, &PatchParams::default(), &patch)
