@@ -488,3 +488,71 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
         "k3d data kept"
     );
 }
+
+/// The operator is killed once in every phase (after the status recorded it) and restarted: each
+/// phase resumes where it stood, and no phase runs twice.
+#[test]
+fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
+    let Some(server) = switch_server() else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    {
+        let _operator = Operator::start(&server, logs.path(), &[]);
+        serving_k3d(&server);
+    }
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "platform",
+        json!({"spec": {"migration": {"grace": "1s"}}}),
+    );
+    switch_to_harbor(&server, NS, "platform", HARBOR);
+    let phases = [
+        ("Copying", Some("platform-migrate-1")),
+        ("Freezing", None),
+        ("CatchingUp", Some("platform-catchup-1")),
+        ("Verifying", Some("platform-verify-1")),
+        ("Grace", None),
+    ];
+    for (phase, job) in phases {
+        let mut operator = Operator::start(&server, logs.path(), &[]);
+        wait_for(&format!("phase {phase}"), T, || {
+            if phase != "Freezing" {
+                mark_everything_ready(&server);
+            }
+            let recorded = registry(&server)["status"]["migration"]["phase"] == phase;
+            let job_created = job.is_none_or(|j| server.get_object("jobs", NS, j).is_some());
+            (recorded && job_created).then_some(())
+        });
+        operator.kill();
+        assert!(!operator.log().contains("panicked"), "{}", operator.log());
+        if let Some(job) = job {
+            let report = r#"{"repositories":1,"tags":2,"blobsCopied":0,"blobsSkipped":0,"bytesCopied":0,"problems":0}"#;
+            complete_migration_job(&server, NS, job, report);
+        }
+    }
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    let retired = wait_for("Retired", T, || {
+        mark_everything_ready(&server);
+        let r = registry(&server);
+        (r["status"]["migration"]["phase"] == "Retired").then_some(r)
+    });
+    assert_eq!(retired["status"]["endpoint"], HARBOR);
+    for job in [
+        "platform-migrate-2",
+        "platform-catchup-2",
+        "platform-verify-2",
+    ] {
+        assert!(
+            server.get_object("jobs", NS, job).is_none(),
+            "{job}: a phase ran twice"
+        );
+    }
+    let switched_events = server
+        .list_objects("events.k8s.io/v1/events", None)
+        .into_iter()
+        .filter(|e| e["reason"] == "Switched")
+        .count();
+    assert_eq!(switched_events, 1, "the flip happened once");
+}
