@@ -5,16 +5,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use super::{ImagePolicy, Registry};
+use super::{ImagePolicy, Registry, RegistryProject};
 
 /// The integer formats kube-apiserver knows; schemars also emits `uint8`..`uint64`, `int8`, `int16`,
 /// which the server does not know and warns about on every `kubectl apply` ("unrecognized format").
 const KUBERNETES_INTEGER_FORMATS: [&str; 2] = ["int32", "int64"];
 
-/// Both CRDs as the server should get them: the derived schemas with every integer format
+/// Every CRD as the server should get them: the derived schemas with every integer format
 /// Kubernetes does not know replaced by `int64` and the unsigned type's bounds.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [Registry::crd(), ImagePolicy::crd()]
+    [Registry::crd(), ImagePolicy::crd(), RegistryProject::crd()]
         .into_iter()
         .map(|crd| {
             let mut value = serde_json::to_value(&crd).expect("CRD serializes");

@@ -1,10 +1,11 @@
-//! The registry.aisp.dev/v1alpha1 API: `Registry` and `ImagePolicy` types and their CRD generation.
+//! The registry.aisp.dev/v1alpha1 API: `Registry`, `ImagePolicy` and `RegistryProject` types and their CRD generation.
 //! Pure data definitions; this module must not import `render`, `reconcile` or `migrate`.
 
 mod common;
 pub mod generate;
 mod harbor;
 mod image_policy;
+mod project;
 mod reason;
 mod registry;
 pub mod schema;
@@ -12,6 +13,7 @@ pub mod schema;
 pub use common::*;
 pub use harbor::*;
 pub use image_policy::*;
+pub use project::*;
 pub use reason::*;
 pub use registry::*;
 

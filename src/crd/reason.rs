@@ -21,19 +21,30 @@ pub enum Meaning {
     Neutral,
 }
 
-/// Which custom resource writes a reason.
+/// A custom resource kind whose status carries reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WrittenBy {
-    /// Only the Registry controller.
+    /// The Registry controller.
     Registry,
-    /// Only the ImagePolicy controller.
+    /// The ImagePolicy controller.
     ImagePolicy,
-    /// Both controllers.
-    Both,
+    /// The RegistryProject controller.
+    RegistryProject,
+}
+
+impl WrittenBy {
+    /// The kind's name (`Registry`, `ImagePolicy`, `RegistryProject`).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            WrittenBy::Registry => "Registry",
+            WrittenBy::ImagePolicy => "ImagePolicy",
+            WrittenBy::RegistryProject => "RegistryProject",
+        }
+    }
 }
 
 macro_rules! reasons {
-    ($($(#[doc = $doc:literal])* $name:ident => $meaning:ident, $writer:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident => $meaning:ident, [$($writer:ident),+];)*) => {
         /// A condition reason the operator writes (the CamelCase word in `reason`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Reason {
@@ -58,11 +69,16 @@ macro_rules! reasons {
                 }
             }
 
-            /// Which custom resource's status carries it.
-            pub const fn written_by(self) -> WrittenBy {
+            /// Which custom resources' statuses carry it.
+            pub const fn written_by(self) -> &'static [WrittenBy] {
                 match self {
-                    $(Reason::$name => WrittenBy::$writer,)*
+                    $(Reason::$name => &[$(WrittenBy::$writer),+],)*
                 }
+            }
+
+            /// Whether the status of `kind` (`Registry`, `ImagePolicy`, `RegistryProject`) carries it.
+            pub fn is_written_by(self, kind: &str) -> bool {
+                self.written_by().iter().any(|w| w.kind() == kind)
             }
         }
     };
@@ -70,81 +86,87 @@ macro_rules! reasons {
 
 reasons! {
     /// Serving; the message gives the endpoint.
-    Available => Healthy, Registry;
+    Available => Healthy, [Registry];
+    /// The Harbor project, its robots and pull Secrets are as the RegistryProject declares.
+    ProjectReady => Healthy, [RegistryProject];
     /// Every generated Kyverno policy is ready.
-    PoliciesReady => Healthy, ImagePolicy;
+    PoliciesReady => Healthy, [ImagePolicy];
     /// A switch finished: the new mode serves (Progressing and Migrating turn False with it).
-    Switched => Healthy, Registry;
+    Switched => Healthy, [Registry];
     /// Children are not ready yet; the message lists which.
-    Provisioning => Progressing, Registry;
+    Provisioning => Progressing, [Registry];
     /// Progressing while children are not ready; the message lists which.
-    WaitingForChildren => Progressing, Registry;
+    WaitingForChildren => Progressing, [Registry];
     /// Harbor core is held back until the CloudNativePG Cluster is ready.
-    WaitingForDatabase => Progressing, Registry;
+    WaitingForDatabase => Progressing, [Registry];
     /// A switch provisions the target mode while the old registry serves.
-    ProvisioningTarget => Progressing, Registry;
+    ProvisioningTarget => Progressing, [Registry];
     /// A switch's bulk copy runs (a migration Job); the old registry still takes pushes.
-    Copying => Progressing, Registry;
+    Copying => Progressing, [Registry];
     /// A switch makes the old registry read-only (distribution's maintenance setting, or Harbor's
     /// `read_only` through its API) before the catch-up pass.
-    Freezing => Progressing, Registry;
+    Freezing => Progressing, [Registry];
     /// A switch copies what changed since the bulk copy (a second migration Job).
-    CatchingUp => Progressing, Registry;
+    CatchingUp => Progressing, [Registry];
     /// A switch compares every tag's digest on both sides before the flip.
-    Verifying => Progressing, Registry;
+    Verifying => Progressing, [Registry];
     /// After the flip: both hosts are served and allowed until the grace window ends and no
     /// running pod uses the old host; the message says how many still do.
-    Grace => Progressing, Registry;
+    Grace => Progressing, [Registry];
     /// The old registry of a finished switch is retired (`Migrating=False`).
-    Retired => Neutral, Registry;
+    Retired => Neutral, [Registry];
     /// `SourceFrozen=False`: the old registry cannot be made read-only by the operator (an adopted
     /// k3d registry runs outside the cluster); the catch-up pass and the final copy-and-verify cover
     /// pushes that land meanwhile.
-    FreezeUnsupported => Neutral, Registry;
+    FreezeUnsupported => Neutral, [Registry];
+    /// The Registry a RegistryProject names does not exist (yet); looked at again every resync.
+    WaitingForRegistry => Progressing, [RegistryProject];
     /// Kyverno has not reported the generated policies ready yet.
-    WaitingForKyverno => Progressing, ImagePolicy;
+    WaitingForKyverno => Progressing, [ImagePolicy];
     /// `restrictRegistries` waits for the referenced Registry's `status.endpoint`.
-    WaitingForRegistryEndpoint => Progressing, ImagePolicy;
+    WaitingForRegistryEndpoint => Progressing, [ImagePolicy];
     /// The API server refused a child's apply or prune; the message names it.
-    ApplyFailed => Degraded, Both;
+    ApplyFailed => Degraded, [Registry, ImagePolicy, RegistryProject];
     /// `spec.k3d.nodePort` is taken by another Service; nothing was applied.
-    NodePortConflict => Degraded, Registry;
+    NodePortConflict => Degraded, [Registry];
     /// Another Registry owns what this one needs (e.g. the KEP-1755 ConfigMap).
-    Conflict => Degraded, Registry;
+    Conflict => Degraded, [Registry, RegistryProject];
     /// Harbor serves, but its API refused or did not answer when the operator kept the settings the
-    /// spec declares (`spec.harbor.readOnly`, `spec.harbor.gc`); retried.
-    HarborUnavailable => Degraded, Registry;
+    /// spec declares (`spec.harbor.readOnly`, `spec.harbor.gc`, a RegistryProject); retried.
+    HarborUnavailable => Degraded, [Registry, RegistryProject];
     /// Harbor → K3d without `spec.migration.allowDowngrade`; Harbor keeps serving.
-    DowngradeRefused => Degraded, Registry;
+    DowngradeRefused => Degraded, [Registry];
     /// The copy failed; the old registry keeps serving and the copy is retried with backoff.
-    MigrationFailed => Degraded, Registry;
+    MigrationFailed => Degraded, [Registry];
     /// The Kyverno policy kinds needed are not served; nothing was applied.
-    KyvernoNotInstalled => Degraded, ImagePolicy;
+    KyvernoNotInstalled => Degraded, [ImagePolicy];
     /// The referenced Registry's endpoint cannot be used in a policy.
-    InvalidEndpoint => Degraded, ImagePolicy;
+    InvalidEndpoint => Degraded, [ImagePolicy];
     /// Kyverno reports a generated policy not ready.
-    PolicyNotReady => Degraded, ImagePolicy;
+    PolicyNotReady => Degraded, [ImagePolicy];
     /// Degraded by findings of render (warnings) that do not stop the policies.
-    Warnings => Degraded, ImagePolicy;
+    Warnings => Degraded, [ImagePolicy];
     /// The spec breaks a rule; the message names the field; nothing was applied.
-    InvalidSpec => Blocked, Both;
+    InvalidSpec => Blocked, [Registry, ImagePolicy, RegistryProject];
     /// A Harbor database on CloudNativePG (managed, or on an existing Cluster) needs CloudNativePG
     /// kinds that are not served; nothing was applied.
-    CNPGNotInstalled => Blocked, Registry;
+    CNPGNotInstalled => Blocked, [Registry];
     /// The existing CloudNativePG Cluster `spec.harbor.database.cnpg.clusterRef` names does not
     /// exist; nothing was applied.
-    ClusterNotFound => Blocked, Registry;
+    ClusterNotFound => Blocked, [Registry];
+    /// The Registry a RegistryProject names runs in K3d mode, which has no projects; nothing is done.
+    NeedsHarbor => Blocked, [RegistryProject];
     /// `spec.harbor.version` is a downgrade (without `allowDowngrade`) or skips Harbor's upgrade
     /// path; the message gives the way forward; nothing was applied, the running Harbor keeps serving.
-    UpgradeRefused => Blocked, Registry;
+    UpgradeRefused => Blocked, [Registry];
     /// `Progressing=False`: nothing left to do.
-    Reconciled => Neutral, Both;
+    Reconciled => Neutral, [Registry, ImagePolicy, RegistryProject];
     /// `Degraded=False`: nothing is wrong.
-    AsExpected => Neutral, Both;
+    AsExpected => Neutral, [Registry, ImagePolicy, RegistryProject];
     /// A Harbor part (`DatabaseReady`, `CacheReady`, `StorageReady`, `ComponentsReady`) is ready.
-    Ready => Neutral, Registry;
+    Ready => Neutral, [Registry];
     /// A Harbor part is not ready yet; the message lists what it waits for.
-    NotReady => Neutral, Registry;
+    NotReady => Neutral, [Registry];
 }
 
 impl fmt::Display for Reason {

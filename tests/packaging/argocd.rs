@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::support::common;
 use registry_operator::cli::{Manifest, read_manifests, render_manifests};
-use registry_operator::crd::{Meaning, Reason, WrittenBy};
+use registry_operator::crd::{Meaning, Reason};
 use registry_operator::render::Observed;
 use serde_json::Value;
 
@@ -226,11 +226,7 @@ fn both_health_checks_handle_every_condition_reason() {
             );
         }
         for reason in Reason::ALL {
-            let writes = match reason.written_by() {
-                WrittenBy::Both => true,
-                WrittenBy::Registry => kind == "Registry",
-                WrittenBy::ImagePolicy => kind == "ImagePolicy",
-            };
+            let writes = reason.is_written_by(kind);
             let expected = match reason.meaning() {
                 Meaning::Healthy => "Healthy",
                 Meaning::Progressing => "Progressing",
