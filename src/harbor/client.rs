@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::types::{
     Configurations, ConfigurationsResponse, Errors, GcHistory, OverallHealthStatus, Project,
-    ProjectReq, ProjectSummary, Registry, Robot, RobotCreate, RobotCreated, Schedule, Secret,
+    ProjectReq, ProjectSummary, Quota, QuotaUpdateReq, Registry, Robot, RobotCreate, RobotCreated,
+    RobotSec, Schedule, Secret,
 };
 
 /// Harbor's API base path.
@@ -390,6 +391,46 @@ impl HarborClient {
             .append_pair("q", &format!("name={name}"))
             .append_pair("page_size", "100");
         self.json(call, "robots").await
+    }
+
+    /// `PATCH /robots/{robot_id}` (operationId `RefreshSec`) with an empty `RobotSec`: Harbor generates
+    /// a new secret and answers it (the old one stops working at once).
+    pub async fn refresh_robot_secret(&self, id: i64) -> Result<Secret, HarborError> {
+        let id = id.to_string();
+        let call = self
+            .call("RefreshSec", Method::PATCH, &["robots", &id])
+            .with_body(&RobotSec::default())?;
+        let answer: RobotSec = self.json(call, &format!("robot {id}")).await?;
+        answer.secret.ok_or_else(|| HarborError::Decode {
+            operation: "RefreshSec",
+            message: "no secret in the answer".to_string(),
+        })
+    }
+
+    // ---- quotas ----
+
+    /// The quota of project `project_id` (`GET /quotas?reference=project&reference_id=`, operationId
+    /// `listQuotas`).
+    pub async fn project_quota(&self, project_id: i64) -> Result<Option<Quota>, HarborError> {
+        let mut call = self.call("listQuotas", Method::GET, &["quotas"]);
+        call.url
+            .query_pairs_mut()
+            .append_pair("reference", "project")
+            .append_pair("reference_id", &project_id.to_string());
+        let quotas: Vec<Quota> = self.json(call, "quotas").await?;
+        Ok(quotas.into_iter().next())
+    }
+
+    /// `PUT /quotas/{id}` (operationId `updateQuota`): the storage limit in bytes (`-1` unlimited).
+    pub async fn update_storage_quota(&self, id: i64, storage: i64) -> Result<(), HarborError> {
+        let quota = id.to_string();
+        let body = QuotaUpdateReq {
+            hard: [("storage".to_string(), storage)].into_iter().collect(),
+        };
+        let call = self
+            .call("updateQuota", Method::PUT, &["quotas", &quota])
+            .with_body(&body)?;
+        self.send(call, &format!("quota {quota}")).await.map(drop)
     }
 
     // ---- registry endpoints (proxy caches) ----

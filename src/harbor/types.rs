@@ -260,6 +260,39 @@ pub struct Robot {
     pub permissions: Vec<RobotPermission>,
 }
 
+/// Swagger `RobotSec`: the body and the answer of `RefreshSec`. Sent empty, Harbor generates the new
+/// secret and answers it; the only other time Harbor reveals a robot secret is `CreateRobot`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RobotSec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+}
+
+/// Swagger `Quota` (an item of `listQuotas`): a project's hard limits, `storage` in bytes (`-1`
+/// unlimited).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct Quota {
+    pub id: i64,
+    #[serde(default)]
+    pub hard: std::collections::BTreeMap<String, i64>,
+}
+
+impl Quota {
+    /// The storage limit in bytes; `-1` when unlimited or not set.
+    pub fn storage(&self) -> i64 {
+        self.hard.get("storage").copied().unwrap_or(-1)
+    }
+}
+
+/// Swagger `QuotaUpdateReq`: the body of `updateQuota`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct QuotaUpdateReq {
+    pub hard: std::collections::BTreeMap<String, i64>,
+}
+
 /// Swagger `Registry`: a registry endpoint (the upstream of a proxy-cache project). The body of
 /// `createRegistry` and an item of `listRegistries`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

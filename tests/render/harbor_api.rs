@@ -53,6 +53,9 @@ fn every_client_operation_is_in_the_swagger() {
         ("POST", "/robots", "CreateRobot"),
         ("DELETE", "/robots/7", "DeleteRobot"),
         ("GET", "/robots", "ListRobot"),
+        ("PATCH", "/robots/7", "RefreshSec"),
+        ("GET", "/quotas", "listQuotas"),
+        ("PUT", "/quotas/3", "updateQuota"),
         ("POST", "/registries", "createRegistry"),
         ("GET", "/registries", "listRegistries"),
     ];
@@ -219,6 +222,47 @@ async fn robot_create_find_delete() {
     assert!(matches!(
         client.create_robot(&orphan).await.unwrap_err(),
         HarborError::NotFound { .. }
+    ));
+}
+
+/// A project's storage quota read and changed; a robot's secret refreshed (the old one is gone).
+#[tokio::test]
+async fn quota_update_and_robot_secret_refresh() {
+    let Some(harbor) = HarborFake::start() else {
+        return;
+    };
+    let client = client(&harbor);
+    let id = client.create_project(&project("team-q")).await.unwrap();
+    let quota = client.project_quota(id).await.unwrap().expect("quota");
+    assert_eq!(quota.storage(), 10 * 1024 * 1024 * 1024);
+    client.update_storage_quota(quota.id, -1).await.unwrap();
+    assert_eq!(
+        client.project_quota(id).await.unwrap().unwrap().storage(),
+        -1
+    );
+    let robot = RobotCreate {
+        name: "pull".to_string(),
+        level: "project".to_string(),
+        duration: -1,
+        permissions: vec![RobotPermission::repository("team-q", &["pull"])],
+        ..RobotCreate::default()
+    };
+    let created = client.create_robot(&robot).await.unwrap();
+    let found = client.find_robots("team-q+pull").await.unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "Harbor's stored name (without robot$) matches"
+    );
+    let refreshed = client.refresh_robot_secret(created.id).await.unwrap();
+    assert_ne!(refreshed, created.secret);
+    assert_eq!(
+        harbor.robot_secret("robot$team-q+pull").as_deref(),
+        Some(refreshed.expose())
+    );
+    assert!(matches!(
+        client.refresh_robot_secret(9999).await,
+        Err(HarborError::NotFound { .. })
     ));
 }
 

@@ -509,6 +509,8 @@ struct State {
     next_id: i64,
     projects: BTreeMap<i64, FakeProject>,
     robots: BTreeMap<i64, Value>,
+    /// The current secret of each robot (Harbor keeps only a hash; tests compare copies with it).
+    robot_secrets: BTreeMap<i64, String>,
     registries: BTreeMap<i64, Value>,
     read_only: bool,
     gc: Option<Value>,
@@ -613,6 +615,7 @@ impl HarborFake {
             next_id: 2,
             projects,
             robots: BTreeMap::new(),
+            robot_secrets: BTreeMap::new(),
             registries: BTreeMap::new(),
             read_only: false,
             gc: None,
@@ -620,38 +623,7 @@ impl HarborFake {
             requests: Vec::new(),
             tamper: None,
         }));
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server_state = Arc::clone(&state);
-        let thread =
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let accept = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else { continue };
-                        let state = Arc::clone(&server_state);
-                        tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |request| {
-                                let state = Arc::clone(&state);
-                                async move { Ok::<_, Infallible>(handle(&state, request).await) }
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-                // Dropping the runtime drops every connection task: the port is closed.
-            });
+        let (shutdown, thread) = serve(listener, Arc::clone(&state));
         HarborFake {
             url,
             state,
@@ -663,6 +635,48 @@ impl HarborFake {
     /// `http://127.0.0.1:PORT` (the client appends `/api/v2.0`).
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// Answers again on the same address, with the same state, after [`HarborFake::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        let address = self.url.trim_start_matches("http://");
+        let listener = std::net::TcpListener::bind(address).expect("bind the fake Harbor again");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (shutdown, thread) = serve(listener, Arc::clone(&self.state));
+        self.shutdown = Some(shutdown);
+        self.thread = Some(thread);
+    }
+
+    /// Requests with these operationIds answered so far.
+    pub fn count(&self, operations: &[&str]) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| operations.contains(&r.operation.as_str()))
+            .count()
+    }
+
+    /// The current secret of the robot with this full name (`robot$project+name`).
+    pub fn robot_secret(&self, full_name: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        let (id, _) = state.robots.iter().find(|(_, r)| r["name"] == full_name)?;
+        state.robot_secrets.get(id).cloned()
+    }
+
+    /// Changes a project as someone in Harbor's UI would (drift): visibility, storage limit in bytes.
+    pub fn tamper_project(&self, name: &str, public: Option<bool>, storage_limit: Option<i64>) {
+        let mut state = self.state.lock().unwrap();
+        let project = state
+            .projects
+            .values_mut()
+            .find(|p| p.name == name)
+            .expect("project");
+        if let Some(public) = public {
+            project.public = public;
+        }
+        if let Some(limit) = storage_limit {
+            project.storage_limit = limit;
+        }
     }
 
     /// Stops answering: the port is closed when this returns (Harbor down).
@@ -762,6 +776,49 @@ impl Drop for HarborFake {
             );
         }
     }
+}
+
+/// Serves `listener` on a thread of its own until the returned sender fires (or is dropped).
+fn serve(
+    listener: std::net::TcpListener,
+    server_state: Arc<Mutex<State>>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let accept = async {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let state = Arc::clone(&server_state);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            let state = Arc::clone(&state);
+                            async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            };
+            tokio::select! {
+                _ = accept => {}
+                _ = stopped => {}
+            }
+        });
+        // Dropping the runtime drops every connection task: the port is closed.
+    });
+    (shutdown, thread)
 }
 
 async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -1046,7 +1103,10 @@ fn dispatch(
                 .parse()
                 .expect("checked integer");
             match state.robots.remove(&id) {
-                Some(_) => Answer::empty(StatusCode::OK),
+                Some(_) => {
+                    state.robot_secrets.remove(&id);
+                    Answer::empty(StatusCode::OK)
+                }
                 None => Answer::error(StatusCode::NOT_FOUND, format!("robot {id} not found")),
             }
         }
@@ -1061,6 +1121,60 @@ fn dispatch(
                     .collect(),
             ),
         },
+        "RefreshSec" => {
+            let id: i64 = operation.path_params["robot_id"]
+                .parse()
+                .expect("checked integer");
+            if !state.robots.contains_key(&id) {
+                return Answer::error(StatusCode::NOT_FOUND, format!("robot {id} not found"));
+            }
+            match body["secret"].as_str().filter(|s| !s.is_empty()) {
+                Some(given) => {
+                    state.robot_secrets.insert(id, given.to_string());
+                    Answer::ok(json!({}))
+                }
+                None => {
+                    let secret = format!("fake-robot-secret-{:016x}", fastrand::u64(..));
+                    state.robot_secrets.insert(id, secret.clone());
+                    Answer::ok(json!({"secret": secret}))
+                }
+            }
+        }
+        "listQuotas" => {
+            if param("reference").is_some_and(|r| r != "project") {
+                return Answer::list(Vec::new());
+            }
+            let wanted = param("reference_id").map(str::to_string);
+            Answer::list(
+                state
+                    .projects
+                    .values()
+                    .filter(|p| wanted.as_ref().is_none_or(|w| *w == p.id.to_string()))
+                    .map(quota_json)
+                    .collect(),
+            )
+        }
+        "updateQuota" => {
+            let id: i64 = operation.path_params["id"]
+                .parse()
+                .expect("checked integer");
+            let Some(storage) = body["hard"]["storage"].as_i64() else {
+                return Answer::error(StatusCode::BAD_REQUEST, "hard.storage is required");
+            };
+            if storage == 0 || storage < -1 {
+                return Answer::error(
+                    StatusCode::BAD_REQUEST,
+                    "the storage limit must be -1 or a positive number of bytes",
+                );
+            }
+            match state.projects.get_mut(&id) {
+                Some(project) => {
+                    project.storage_limit = storage;
+                    Answer::empty(StatusCode::OK)
+                }
+                None => Answer::error(StatusCode::NOT_FOUND, format!("quota {id} not found")),
+            }
+        }
         "createRegistry" => create_registry(state, &body),
         "listRegistries" => match q_filter(param("q")) {
             Err(message) => Answer::error(StatusCode::BAD_REQUEST, message),
@@ -1105,6 +1219,18 @@ fn project_json(project: &FakeProject) -> Value {
         value["registry_id"] = json!(registry);
     }
     value
+}
+
+/// A project's quota as `listQuotas` shows it (the fake gives a quota its project's id).
+fn quota_json(project: &FakeProject) -> Value {
+    json!({
+        "id": project.id,
+        "ref": {"id": project.id, "name": project.name, "owner_name": "admin"},
+        "hard": {"storage": project.storage_limit},
+        "used": {"storage": 0},
+        "creation_time": NOW,
+        "update_time": NOW,
+    })
 }
 
 fn create_project(state: &mut State, body: &Value) -> Answer {
@@ -1237,6 +1363,7 @@ fn create_robot(state: &mut State, body: &Value) -> Answer {
         NOW_UNIX + duration * 86_400
     };
     let secret = format!("fake-robot-secret-{:016x}", fastrand::u64(..));
+    state.robot_secrets.insert(id, secret.clone());
     state.robots.insert(
         id,
         json!({
@@ -1365,8 +1492,13 @@ fn q_filter(q: Option<&str>) -> Result<Filter, String> {
             let field = item[key.as_str()].as_str().unwrap_or_default();
             match value.strip_prefix('~') {
                 Some(fuzzy) => field.contains(fuzzy),
-                // A robot matches its short name too (`robot$project+NAME`).
-                None => field == value || field.rsplit(['+', '$']).next() == Some(value.as_str()),
+                // Harbor stores a robot's name without the `robot$` prefix (`project+NAME`) and
+                // matches that; the fake also matches the short name.
+                None => {
+                    field == value
+                        || field.strip_prefix("robot$") == Some(value.as_str())
+                        || field.rsplit(['+', '$']).next() == Some(value.as_str())
+                }
             }
         })
     }))
