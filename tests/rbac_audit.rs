@@ -20,6 +20,11 @@ const UNUSED_BUT_NEEDED: &[(&str, &str, &str)] = &[
         "registry.aisp.dev/imagepolicies/finalizers",
         "same: blockOwnerDeletion on the generated Kyverno policies",
     ),
+    (
+        "update",
+        "registry.aisp.dev/registryprojects/finalizers",
+        "same: blockOwnerDeletion on a RegistryProject's robot credentials Secret",
+    ),
     // Prune paths no scenario reaches yet (each a gap in the scenarios, not a spare permission).
     (
         "delete",

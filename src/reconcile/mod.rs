@@ -1,4 +1,4 @@
-//! The running operator (`registry-operator run`): the Registry and ImagePolicy controllers, their
+//! The running operator (`registry-operator run`): the Registry, ImagePolicy and RegistryProject controllers, their
 //! watch caches, the HTTP endpoint and graceful shutdown. Renders nothing itself; calls `render` and
 //! applies its output through `apply`. Only `run`, its settings and `rbac` are public.
 
@@ -11,6 +11,7 @@ pub(crate) mod image_policy;
 pub(crate) mod kyverno;
 pub(crate) mod metrics;
 pub(crate) mod optional_watch;
+pub(crate) mod project;
 pub mod rbac;
 pub(crate) mod refused;
 pub(crate) mod registry;
@@ -37,7 +38,7 @@ use kube::{Client, Config, Resource};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::crd::{ImagePolicy, Registry};
+use crate::crd::{ImagePolicy, Registry, RegistryProject};
 use crate::render::labels;
 use children::ChildStores;
 use context::{Context, Settings};
@@ -397,6 +398,14 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         )
         .reconcile_all_on(receiver_stream(policy_all_rx));
 
+    let (project_reader, project_writer) = reflector::store::<DeserializeGuard<RegistryProject>>();
+    let projects = owner_stream(&client, project_writer, &synced, config.page_size)
+        .predicate_filter(project::predicate, Default::default());
+    let projects = counted(projects, &metrics, "registry-project", "self".into());
+    let project_controller = Controller::for_stream(projects, project_reader)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .shutdown_on_signal();
+
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -415,6 +424,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let policy_ctx = Arc::new(PolicyContext {
         base: ctx.clone(),
         registries: endpoint_reader,
+    });
+    let project_ctx = Arc::new(project::ProjectContext {
+        base: ctx.clone(),
+        registries: reader.clone(),
     });
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -440,7 +453,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     info!(
         concurrency = config.concurrency,
-        "registry and image-policy controllers starting"
+        "registry, image-policy and registry-project controllers starting"
     );
     let registries = controller
         .run(reconcile_guarded, error_policy_guarded, ctx)
@@ -462,7 +475,19 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             }
             future::ready(())
         });
-    future::join(registries, image_policies).await;
+    let registry_projects = project_controller
+        .run(
+            project::reconcile_guarded,
+            project::error_policy_guarded,
+            project_ctx,
+        )
+        .for_each(|result| {
+            if let Err(error) = result {
+                warn!(%error, "registry-project controller event");
+            }
+            future::ready(())
+        });
+    future::join3(registries, image_policies, registry_projects).await;
     info!("shutting down");
     ready.store(false, Ordering::Relaxed);
     readiness.abort();

@@ -61,6 +61,24 @@ pub const RBAC_RULES: &[RbacRule] = &[
         why: "owner references with blockOwnerDeletion on generated policies",
     },
     RbacRule {
+        group: "registry.aisp.dev",
+        resource: "registryprojects",
+        verbs: &["list", "watch", "patch"],
+        why: "watch RegistryProjects in every namespace; add/remove their finalizer (robots, cross-namespace pull Secrets)",
+    },
+    RbacRule {
+        group: "registry.aisp.dev",
+        resource: "registryprojects/status",
+        verbs: &["patch"],
+        why: "report conditions, the Harbor project id and the robot secret refresh time",
+    },
+    RbacRule {
+        group: "registry.aisp.dev",
+        resource: "registryprojects/finalizers",
+        verbs: FINALIZERS,
+        why: "owner reference with blockOwnerDeletion on a RegistryProject's robot credentials Secret",
+    },
+    RbacRule {
         group: "",
         resource: "configmaps",
         verbs: CHILD_READ,
@@ -82,7 +100,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
         group: "",
         resource: "secrets",
         verbs: &["get", "list", "watch", "create", "update", "delete"],
-        why: "generated Harbor secrets: created once, never patched; update only for the one-time PKCS#8 -> PKCS#1 rewrite of a token key; only labelled ones are watched",
+        why: "generated Harbor secrets: created once, never patched; update only for the one-time PKCS#8 -> PKCS#1 rewrite of a token key, and for a RegistryProject's robot credentials and pull Secrets when the robot secret changes; only labelled ones are watched",
     },
     RbacRule {
         group: "apps",

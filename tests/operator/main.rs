@@ -23,6 +23,8 @@ mod image_policy;
 mod k3d;
 /// Kyverno's real admission controller admitting the generated policies and judging Pods.
 mod kyverno_admission;
+/// RegistryProjects: Harbor project, robot pull Secrets, drift, rotation, outage, delete, K3d refused.
+mod project;
 /// Restarts, injected faults and zero writes at rest.
 mod resilience;
 /// Many Registries, ImagePolicies and unrelated objects: memory, writes, time to Ready.
