@@ -119,6 +119,9 @@ reasons! {
     /// k3d registry runs outside the cluster); the catch-up pass and the final copy-and-verify cover
     /// pushes that land meanwhile.
     FreezeUnsupported => Neutral, [Registry];
+    /// A Harbor version change runs step by step (read-only, backup, core, components, read-only
+    /// off); the message names the step and what it waits for.
+    Upgrading => Progressing, [Registry];
     /// The Registry a RegistryProject names does not exist (yet); looked at again every resync.
     WaitingForRegistry => Progressing, [RegistryProject];
     /// Kyverno has not reported the generated policies ready yet.

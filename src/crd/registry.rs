@@ -252,6 +252,40 @@ pub struct RegistryStatus {
     /// Progress of the last or current migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+    /// A Harbor version change in progress (absent when none runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+}
+
+/// A Harbor version change, step by step: read-only on → database backup (when configured) → core
+/// (which migrates the schema) → the other components → read-only off.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// The version running when the change started.
+    pub from: String,
+    /// The version asked for.
+    pub to: String,
+    /// The step in progress.
+    pub step: UpgradeStep,
+    /// What the step waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A step of a Harbor version change.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum UpgradeStep {
+    /// Harbor is put in read-only mode through its API (pushes and deletes refused).
+    ReadOnly,
+    /// The managed database is backed up (a CloudNativePG `Backup`), when backups are configured.
+    BackingUp,
+    /// Core gets the new version first: it migrates the database schema when it starts.
+    Core,
+    /// Every other component gets the new version.
+    Components,
+    /// Read-only mode is lifted (unless `spec.harbor.readOnly` keeps it).
+    LeavingReadOnly,
 }
 
 /// One-word summary of a Registry.

@@ -34,6 +34,7 @@ pub fn cnpg_child_kinds() -> Vec<ApiResource> {
     vec![
         crate::render::cnpg_cluster_resource(),
         crate::render::cnpg_scheduled_backup_resource(),
+        crate::render::cnpg_backup_resource(),
         crate::render::cnpg_database_role_resource(),
         crate::render::cnpg_database_resource(),
     ]

@@ -175,6 +175,12 @@ pub const RBAC_RULES: &[RbacRule] = &[
         why: "backups of the managed database (spec.harbor.database.backup)",
     },
     RbacRule {
+        group: "postgresql.cnpg.io",
+        resource: "backups",
+        verbs: &["list", "watch", "create", "patch"],
+        why: "the on-demand backup taken before a Harbor upgrade (kept afterwards, never deleted)",
+    },
+    RbacRule {
         group: "kyverno.io",
         resource: "clusterpolicies",
         verbs: CHILD,

@@ -57,7 +57,8 @@ pub(crate) fn http_probe(
             scheme: Some("HTTP".to_string()),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
+        // The API server omits a zero (Go `omitempty`): written as 0, it would read as drift every pass.
+        initial_delay_seconds: (initial_delay > 0).then_some(initial_delay),
         period_seconds: Some(10),
         timeout_seconds: Some(5),
         failure_threshold: Some(failure_threshold),

@@ -21,6 +21,7 @@ pub use harbor::admin_password_ref as harbor_admin_password_ref;
 pub use harbor::api_url as harbor_api_url;
 pub use harbor::cluster_resource as cnpg_cluster_resource;
 pub use harbor::component_name as harbor_component_name;
+pub use harbor::{backup_resource as cnpg_backup_resource, upgrade_backup_name};
 pub use harbor::{
     database_resource as cnpg_database_resource,
     database_role_resource as cnpg_database_role_resource,
@@ -118,6 +119,20 @@ pub struct Target {
     pub host: Option<String>,
     /// A switch away from this side froze it: a hosted k3d registry is rendered read-only.
     pub frozen: bool,
+    /// A Harbor upgrade in progress holds components at the running version.
+    pub hold: Option<HarborHold>,
+}
+
+/// Where a Harbor upgrade stands, as render needs it: which components still run `running`, and
+/// whether the pre-upgrade database Backup is rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HarborHold {
+    /// The version that runs now; components not yet upgraded keep its images.
+    pub running: String,
+    /// Core (which migrates the database schema when it starts) already gets the new version.
+    pub core_upgraded: bool,
+    /// Render the on-demand CNPG `Backup` of the managed database for this upgrade.
+    pub backup: bool,
 }
 
 impl Target {
@@ -127,6 +142,7 @@ impl Target {
             mode: registry.spec.mode,
             host: registry.spec.host.clone(),
             frozen: false,
+            hold: None,
         }
     }
 }
@@ -146,7 +162,7 @@ pub fn registry_for(
     validate::registry_as(registry, target.mode, host)?;
     let mut rendered = match target.mode {
         RegistryMode::K3d => k3d::render(registry, host, target.frozen, observed)?,
-        RegistryMode::Harbor => harbor::render(registry, host, observed)?,
+        RegistryMode::Harbor => harbor::render(registry, host, target.hold.as_ref(), observed)?,
     };
     sort_for_apply(&mut rendered.objects);
     if !target.frozen

@@ -31,5 +31,9 @@ mod resilience;
 mod scale;
 /// Random create/update/delete under 20 % failures, then convergence.
 mod soak;
-/// The K3d → Harbor switch: migration Job, endpoint flip, old registry retired.
+/// The staged K3d → Harbor switch: every phase, grace window, kills in every phase.
 mod switch;
+/// Other switch paths: Harbor → K3d, cancel, an adopted source, the image rewrite.
+mod switch_paths;
+/// Harbor version changes: refused paths; read-only, backup, core first, resumed after kills.
+mod upgrade;

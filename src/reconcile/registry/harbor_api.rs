@@ -77,6 +77,27 @@ pub(super) async fn sync(registry: &Registry, ctx: &Context) -> SyncResult {
     Ok(changed)
 }
 
+/// Whether a switch away from this Harbor was set back after Harbor was frozen (its record still
+/// names a pre-flip phase from the freeze on), so Harbor is to be made writable again; not when
+/// `spec.harbor.readOnly` keeps it read-only (then [`sync`] keeps it).
+pub(super) fn freeze_to_lift(registry: &Registry) -> bool {
+    let from_harbor = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.migration.as_ref())
+        .and_then(|m| m.from_mode)
+        == Some(crate::crd::RegistryMode::Harbor);
+    let kept_read_only = registry
+        .spec
+        .harbor
+        .as_ref()
+        .and_then(|h| h.read_only)
+        .unwrap_or(false);
+    from_harbor
+        && !kept_read_only
+        && super::migration::source_frozen(&super::migration::recorded(registry))
+}
+
 /// Set Harbor's read-only flag (a switch away from Harbor freezes it; a cancelled switch lifts it).
 /// `Ok(true)` when it changed.
 pub(super) async fn set_read_only(

@@ -14,6 +14,7 @@ mod plan;
 mod pods;
 mod prepare;
 mod switch_status;
+mod upgrade;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,7 +128,24 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
 async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
     match then {
         Then::Steady(steady) => {
-            let outcome = outcome::steady(registry, &steady, &ctx.stores, &ctx.settings);
+            let mut outcome = outcome::steady(registry, &steady, &ctx.stores, &ctx.settings);
+            if steady.target.mode == crate::crd::RegistryMode::Harbor
+                && harbor_api::freeze_to_lift(registry)
+            {
+                // A switch away from Harbor set back after its freeze: Harbor takes pushes again.
+                // Until that succeeds the switch's record stays, so the next pass tries again.
+                match harbor_api::set_read_only(registry, ctx, false).await {
+                    Ok(_) => {
+                        info!(registry = %registry_id(registry), "switch cancelled: Harbor writable again")
+                    }
+                    Err(message) => {
+                        warn!(registry = %registry_id(registry), %message, "Harbor API");
+                        outcome.status.migration =
+                            registry.status.as_ref().and_then(|s| s.migration.clone());
+                        return outcome::harbor_api_failed(outcome, &message, &ctx.settings);
+                    }
+                }
+            }
             let serving = outcome.status.phase == Some(crate::crd::RegistryPhase::Ready);
             if steady.target.mode != crate::crd::RegistryMode::Harbor
                 || !serving
@@ -173,6 +191,7 @@ async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
                 Timestamp::now(),
             )
         }
+        Then::Upgrade(upgrading) => upgrade::report(registry, ctx, &upgrading).await,
         Then::Grace(grace) => {
             let now = Timestamp::now();
             let count = if switch_status::pods_due(registry, now, ctx.settings.pod_count_interval) {

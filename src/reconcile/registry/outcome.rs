@@ -46,6 +46,7 @@ pub(super) fn status_base(registry: &Registry) -> RegistryStatus {
     RegistryStatus {
         migration: current.migration,
         harbor_version: current.harbor_version,
+        upgrade: current.upgrade,
         ..Default::default()
     }
 }
@@ -290,6 +291,18 @@ pub(super) fn steady(
     ];
     if target.mode == RegistryMode::Harbor {
         conditions.extend(harbor::conditions(registry, rendered, stores));
+    }
+    // A finished switch keeps saying so (`Migrating=False`, reason `Retired`).
+    if let Some(migration) = status_base(registry)
+        .migration
+        .filter(|m| m.phase == Some(MigrationPhase::Retired))
+    {
+        conditions.push(DesiredCondition::new(
+            condition::MIGRATING,
+            false,
+            Reason::Retired,
+            migration.message.clone().unwrap_or_default(),
+        ));
     }
     let mut base = status_base(registry);
     // A switch set back before its flip was cancelled: its record goes (a later switch starts over).

@@ -2,7 +2,10 @@
 //! render [`Target`]s (mode + host) the pass renders. Reads only the Registry; never a client, and
 //! never a rewritten copy of the Registry.
 
-use crate::crd::{DEFAULT_HARBOR_VERSION, MigrationPhase, Registry, RegistryMode};
+use crate::crd::{
+    DEFAULT_HARBOR_VERSION, MigrationPhase, Registry, RegistryMode, UpgradeStatus, UpgradeStep,
+};
+use crate::render::HarborHold;
 use crate::render::Target;
 use crate::validate::upgrade::{UpgradeRefusal, harbor_upgrade};
 
@@ -21,6 +24,9 @@ pub(crate) enum Plan {
     Grace { serving: Target, old: Target },
     /// `spec.harbor.version` is not a safe change from the running Harbor: apply nothing.
     UpgradeRefused(Target, UpgradeRefusal),
+    /// A Harbor version change in progress, at `state.step`; `Target::hold` says which components
+    /// still run the old version.
+    Upgrade(Target, UpgradeStatus),
 }
 
 impl Plan {
@@ -29,7 +35,8 @@ impl Plan {
         match self {
             Self::Steady(target)
             | Self::DowngradeRefused(target)
-            | Self::UpgradeRefused(target, _) => target,
+            | Self::UpgradeRefused(target, _)
+            | Self::Upgrade(target, _) => target,
             Self::Switch { to, .. } => to,
             Self::Grace { serving, .. } => serving,
         }
@@ -56,6 +63,7 @@ fn serving(registry: &Registry) -> Target {
             .and_then(|s| s.endpoint.clone())
             .or_else(|| registry.spec.host.clone()),
         frozen: false,
+        hold: None,
     }
 }
 
@@ -71,6 +79,7 @@ fn in_grace(registry: &Registry) -> Option<Target> {
             mode: from,
             host: migration.source.clone(),
             frozen: true,
+            hold: None,
         })
 }
 
@@ -91,6 +100,100 @@ fn harbor_version_change(registry: &Registry) -> Result<(), UpgradeRefusal> {
     harbor_upgrade(running, wanted, harbor.is_some_and(|h| h.allow_downgrade))
 }
 
+/// `spec.harbor.version`, without a leading `v`.
+fn wanted_harbor_version(registry: &Registry) -> String {
+    let version = registry
+        .spec
+        .harbor
+        .as_ref()
+        .and_then(|h| h.version.clone())
+        .unwrap_or_else(|| DEFAULT_HARBOR_VERSION.to_string());
+    version.trim_start_matches('v').to_string()
+}
+
+/// What render holds back at each step of an upgrade.
+fn upgrade_target(registry: &Registry, state: UpgradeStatus) -> Plan {
+    let backup = registry
+        .spec
+        .harbor
+        .as_ref()
+        .and_then(|h| h.database.as_ref())
+        .is_some_and(|d| d.managed.is_some() && d.backup.is_some());
+    let hold = |core_upgraded: bool, backup: bool| HarborHold {
+        running: state.from.clone(),
+        core_upgraded,
+        backup,
+    };
+    // The Backup is taken once Harbor is read-only, and stays rendered until core is upgraded.
+    let hold = match state.step {
+        UpgradeStep::ReadOnly => Some(hold(false, false)),
+        UpgradeStep::BackingUp => Some(hold(false, backup)),
+        UpgradeStep::Core => Some(hold(true, backup)),
+        UpgradeStep::Components | UpgradeStep::LeavingReadOnly => None,
+    };
+    Plan::Upgrade(
+        Target {
+            hold,
+            ..Target::of_spec(registry)
+        },
+        state,
+    )
+}
+
+/// Harbor → Harbor: continue an upgrade in progress, start one when the running version differs
+/// from the spec's and the change is allowed, or refuse it.
+fn harbor_plan(registry: &Registry) -> Plan {
+    let wanted = wanted_harbor_version(registry);
+    let status = registry.status.as_ref();
+    let allow_downgrade = registry
+        .spec
+        .harbor
+        .as_ref()
+        .is_some_and(|h| h.allow_downgrade);
+    if let Some(state) = status.and_then(|s| s.upgrade.clone()) {
+        if state.to == wanted {
+            return upgrade_target(registry, state);
+        }
+        // The spec moved again mid-upgrade: judged against the version that ran before it.
+        return match harbor_upgrade(&state.from, &wanted, allow_downgrade) {
+            Err(refusal) => Plan::UpgradeRefused(Target::of_spec(registry), refusal),
+            Ok(()) if state.from == wanted => upgrade_target(
+                registry,
+                UpgradeStatus {
+                    to: wanted,
+                    step: UpgradeStep::Components,
+                    message: None,
+                    ..state
+                },
+            ),
+            Ok(()) => upgrade_target(
+                registry,
+                UpgradeStatus {
+                    to: wanted,
+                    step: UpgradeStep::ReadOnly,
+                    message: None,
+                    ..state
+                },
+            ),
+        };
+    }
+    match harbor_version_change(registry) {
+        Err(refusal) => Plan::UpgradeRefused(Target::of_spec(registry), refusal),
+        Ok(()) => match status.and_then(|s| s.harbor_version.clone()) {
+            Some(running) if running.trim_start_matches('v') != wanted => upgrade_target(
+                registry,
+                UpgradeStatus {
+                    from: running.trim_start_matches('v').to_string(),
+                    to: wanted,
+                    step: UpgradeStep::ReadOnly,
+                    message: None,
+                },
+            ),
+            _ => Plan::Steady(Target::of_spec(registry)),
+        },
+    }
+}
+
 /// Decide the plan for a Registry.
 pub(crate) fn plan(registry: &Registry) -> Plan {
     let wanted = registry.spec.mode;
@@ -108,10 +211,7 @@ pub(crate) fn plan(registry: &Registry) -> Plan {
         };
     }
     match (serving_mode(registry), wanted) {
-        (RegistryMode::Harbor, RegistryMode::Harbor) => match harbor_version_change(registry) {
-            Ok(()) => Plan::Steady(Target::of_spec(registry)),
-            Err(refusal) => Plan::UpgradeRefused(Target::of_spec(registry), refusal),
-        },
+        (RegistryMode::Harbor, RegistryMode::Harbor) => harbor_plan(registry),
         (a, b) if a == b => Plan::Steady(Target::of_spec(registry)),
         (RegistryMode::Harbor, RegistryMode::K3d) if !downgrade_allowed => {
             Plan::DowngradeRefused(serving(registry))
@@ -165,6 +265,7 @@ pub(super) mod tests {
             mode,
             host: Some(host.into()),
             frozen: false,
+            hold: None,
         }
     }
 

@@ -12,6 +12,7 @@ use super::migration::{Freeze, StepInput};
 use super::outcome::{self, Outcome, Steady};
 use super::plan::Plan;
 use super::switch_status::{Grace, Switching};
+use super::upgrade::Upgrading;
 use super::{access, harbor, harbor_api, migration};
 use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::context::Context;
@@ -36,6 +37,7 @@ pub(super) enum Then {
     Steady(Box<Steady>),
     Switch(Box<Switching>),
     Grace(Box<Grace>),
+    Upgrade(Box<Upgrading>),
 }
 
 /// What render needs to know of the cluster to render `registry` in `mode`, and what was wrong with
@@ -146,8 +148,15 @@ pub(super) async fn prepare(
         Plan::Grace { old, .. } => {
             // The old side stays served (read-only) beside the new one until it is retired.
             let (old_observed, _) = observe(registry, old.mode, ctx).await?;
-            let old_rendered = render::registry_for(registry, old, &old_observed)
+            let mut old_rendered = render::registry_for(registry, old, &old_observed)
                 .map_err(ReconcileError::Render)?;
+            access::fill_secret_copies(
+                &ctx.client,
+                &ctx.stores,
+                &old_rendered.secret_copies,
+                &mut old_rendered.objects,
+            )
+            .await?;
             let mut desired = rendered.objects.clone();
             desired.extend(old_rendered.objects.iter().cloned());
             return Ok(Pass::Apply {
@@ -162,6 +171,21 @@ pub(super) async fn prepare(
                     },
                     old_mode: old.mode,
                     old_host: old.host.clone().unwrap_or_default(),
+                })),
+            });
+        }
+        Plan::Upgrade(_, state) => {
+            return Ok(Pass::Apply {
+                desired: rendered.objects.clone(),
+                what: "upgrade: children reconciled",
+                then: Then::Upgrade(Box::new(Upgrading {
+                    steady: Steady {
+                        target: target.clone(),
+                        rendered,
+                        downgrade_refused: false,
+                        observed_problem,
+                    },
+                    state: state.clone(),
                 })),
             });
         }
@@ -180,8 +204,16 @@ pub(super) async fn prepare(
     };
     // Both sides are applied and neither is pruned: the old registry serves until the flip.
     let (source_observed, _) = observe(registry, from.mode, ctx).await?;
-    let source =
+    let mut source =
         render::registry_for(registry, from, &source_observed).map_err(ReconcileError::Render)?;
+    // A Harbor source keeps its exported CA (the migration Job trusts it), not render's placeholder.
+    access::fill_secret_copies(
+        &ctx.client,
+        &ctx.stores,
+        &source.secret_copies,
+        &mut source.objects,
+    )
+    .await?;
     let freeze = match (from.mode, migration::recorded(registry).stage) {
         (_, stage) if stage != MigrationPhase::Freezing => Freeze::Pending(String::new()),
         (RegistryMode::K3d, _) => migration::k3d_freeze(&source, &ctx.stores),

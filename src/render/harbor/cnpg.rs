@@ -47,6 +47,30 @@ pub fn scheduled_backup_resource() -> ApiResource {
     cnpg_resource("ScheduledBackup", "scheduledbackups")
 }
 
+/// CNPG `Backup` (an on-demand backup: the one taken before a Harbor upgrade).
+pub fn backup_resource() -> ApiResource {
+    cnpg_resource("Backup", "backups")
+}
+
+/// `spec` of a CNPG `Backup`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    pub cluster: LocalRef,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_configuration: Option<LocalRef>,
+}
+
+/// Name of the Backup taken before upgrading Harbor to `version` (`<cluster>-upgrade-2-15-2`).
+pub fn upgrade_backup_name(registry: &str, version: &str) -> String {
+    format!(
+        "{}-upgrade-{}",
+        database_cluster_name(registry),
+        version.replace('.', "-")
+    )
+}
+
 /// `{name}` reference to an object in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LocalRef {
@@ -217,14 +241,9 @@ pub(super) fn generated_secrets(ctx: &Ctx<'_>, cnpg: &CnpgDatabase) -> Vec<Gener
     ]
 }
 
-/// The managed Cluster's `ScheduledBackup` (`<registry>-harbor-db-backup`). The Backups it creates
-/// carry no owner reference: they (and their snapshots) outlive the Registry.
-pub(super) fn scheduled_backup(
-    ctx: &Ctx<'_>,
-    backup: &DatabaseBackup,
-) -> Result<RenderedObject, RenderError> {
-    let cluster = database_cluster_name(&ctx.name);
-    let (method, plugin_configuration) = match backup.method {
+/// CNPG's `method` (and plugin) of a backup setting.
+fn backup_method(backup: &DatabaseBackup) -> (&'static str, Option<LocalRef>) {
+    match backup.method {
         BackupMethod::VolumeSnapshot => ("volumeSnapshot", None),
         BackupMethod::ObjectStore => (
             "plugin",
@@ -232,7 +251,42 @@ pub(super) fn scheduled_backup(
                 name: BARMAN_CLOUD_PLUGIN.to_string(),
             }),
         ),
+    }
+}
+
+/// The on-demand `Backup` of the managed Cluster taken before an upgrade to `version`, with the
+/// method of `spec.harbor.database.backup`; no owner reference (it outlives the Registry).
+pub(super) fn upgrade_backup(
+    ctx: &Ctx<'_>,
+    backup: &DatabaseBackup,
+    version: &str,
+) -> Result<RenderedObject, RenderError> {
+    let (method, plugin_configuration) = backup_method(backup);
+    let spec = BackupSpec {
+        cluster: LocalRef {
+            name: database_cluster_name(&ctx.name),
+        },
+        method: method.to_string(),
+        plugin_configuration,
     };
+    let mut metadata = ctx.meta_named(&upgrade_backup_name(&ctx.name, version), "database");
+    // Kept after the upgrade, like the Backups of the ScheduledBackup: no owner reference, and no
+    // owner labels, so pruning never selects it (the managed-by label keeps it in the watch cache).
+    metadata.owner_references = None;
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.retain(|key, _| !key.starts_with("registry.aisp.dev/owner-"));
+    }
+    object(backup_resource(), metadata, spec)
+}
+
+/// The managed Cluster's `ScheduledBackup` (`<registry>-harbor-db-backup`). The Backups it creates
+/// carry no owner reference: they (and their snapshots) outlive the Registry.
+pub(super) fn scheduled_backup(
+    ctx: &Ctx<'_>,
+    backup: &DatabaseBackup,
+) -> Result<RenderedObject, RenderError> {
+    let cluster = database_cluster_name(&ctx.name);
+    let (method, plugin_configuration) = backup_method(backup);
     let spec = ScheduledBackupSpec {
         cluster: LocalRef {
             name: cluster.clone(),

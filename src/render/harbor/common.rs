@@ -86,6 +86,15 @@ pub(super) struct Ctx<'a> {
     pub external_url: String,
     pub database: DatabaseTarget,
     pub redis: RedisTarget,
+    /// Components held at the running version while an upgrade is in progress.
+    held: Option<Held>,
+}
+
+/// The running version an upgrade holds components at.
+struct Held {
+    version: String,
+    release: Release,
+    core_upgraded: bool,
 }
 
 /// Where Harbor's PostgreSQL is and how to log in (the password only as a Secret reference).
@@ -261,6 +270,7 @@ impl<'a> Ctx<'a> {
             external_url,
             database,
             redis,
+            held: None,
         }
     }
 
@@ -356,6 +366,42 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Hold components at the running version while an upgrade is in progress (core first).
+    pub fn holding(mut self, hold: Option<&crate::render::HarborHold>) -> Self {
+        self.held = hold.map(|h| {
+            let running = h
+                .running
+                .strip_prefix('v')
+                .unwrap_or(&h.running)
+                .to_string();
+            let release = versions::release(&running);
+            Held {
+                version: running,
+                release,
+                core_upgraded: h.core_upgraded,
+            }
+        });
+        self
+    }
+
+    /// The version a component runs in this render: the running one while an upgrade holds it.
+    fn version_of(&self, core: bool) -> (&str, Release) {
+        match &self.held {
+            Some(held) if !(core && held.core_upgraded) => (&held.version, held.release),
+            _ => (&self.version, self.release),
+        }
+    }
+
+    /// The release whose settings core gets (the new one once core is upgraded).
+    pub fn core_release(&self) -> Release {
+        self.version_of(true).1
+    }
+
+    /// The release whose cache image runs (held with the other components during an upgrade).
+    pub fn cache_release(&self) -> Release {
+        self.version_of(false).1
+    }
+
     /// `docker.io/goharbor/<repository>:v<version>` unless overridden: fully qualified, so policies
     /// matching on the registry host and runtimes without a default registry see where it comes from.
     pub fn image(
@@ -363,11 +409,12 @@ impl<'a> Ctx<'a> {
         repository: &str,
         override_image: impl Fn(&crate::crd::HarborImages) -> Option<String>,
     ) -> String {
+        let (version, _) = self.version_of(repository == "harbor-core");
         self.spec
             .images
             .as_ref()
             .and_then(override_image)
-            .unwrap_or_else(|| format!("{HARBOR_IMAGE_PREFIX}/{repository}:v{}", self.version))
+            .unwrap_or_else(|| format!("{HARBOR_IMAGE_PREFIX}/{repository}:v{version}"))
     }
 
     pub fn trivy_enabled(&self) -> bool {

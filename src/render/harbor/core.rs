@@ -81,7 +81,7 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
         env("CHART_CACHE_DRIVER", "redis"),
         env(
             "PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE",
-            ctx.release.proxy_cache_providers,
+            ctx.core_release().proxy_cache_providers,
         ),
         env(
             "TOKEN_PRIVATE_KEY_PATH",
@@ -103,7 +103,7 @@ fn environment(ctx: &Ctx<'_>) -> Vec<EnvVar> {
         env_from_secret("POSTGRESQL_PASSWORD", &db.password.name, &db.password.key),
     ]);
     // Harbor ≥ 2.14 offers no replication or proxy-cache provider unless it is listed here.
-    if let Some(adapters) = ctx.release.replication_adapters {
+    if let Some(adapters) = ctx.core_release().replication_adapters {
         vars.push(env("REPLICATION_ADAPTER_WHITELIST", adapters));
     }
     if ctx.exporter_enabled() {

@@ -20,7 +20,10 @@ use common::Ctx;
 
 pub use common::CONFIG_CHECKSUM_ANNOTATION;
 
-pub use cnpg::{database_resource, database_role_resource, scheduled_backup_resource};
+pub use cnpg::{
+    backup_resource, database_resource, database_role_resource, scheduled_backup_resource,
+    upgrade_backup_name,
+};
 pub use common::component_name;
 pub use database::cluster_resource;
 
@@ -78,9 +81,10 @@ fn internal_secrets_env(ctx: &Ctx<'_>) -> [k8s_openapi::api::core::v1::EnvVar; 2
 pub(super) fn render(
     registry: &Registry,
     host: Option<&str>,
+    hold: Option<&crate::render::HarborHold>,
     observed: &Observed,
 ) -> Result<Rendered, RenderError> {
-    let ctx = Ctx::at(registry, host);
+    let ctx = Ctx::at(registry, host).holding(hold);
     let mut objects: Vec<RenderedObject> = Vec::new();
     let mut warnings = Vec::new();
 
@@ -95,6 +99,9 @@ pub(super) fn render(
         objects.push(database::cluster(&ctx)?);
         if let Some(backup) = cnpg::backup(&ctx) {
             objects.push(cnpg::scheduled_backup(&ctx, &backup)?);
+            if hold.is_some_and(|h| h.backup) {
+                objects.push(cnpg::upgrade_backup(&ctx, &backup, &ctx.version)?);
+            }
         }
     }
     if let Some(existing) = &existing_cluster {

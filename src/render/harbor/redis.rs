@@ -24,7 +24,8 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
             port: IntOrString::String("redis".to_string()),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
+        // The API server omits a zero (Go `omitempty`): written as 0, it would read as drift every pass.
+        initial_delay_seconds: (initial_delay > 0).then_some(initial_delay),
         period_seconds: Some(10),
         timeout_seconds: Some(5),
         failure_threshold: Some(3),
@@ -32,7 +33,7 @@ pub(super) fn objects(ctx: &Ctx<'_>) -> Result<Vec<RenderedObject>, RenderError>
     };
     let liveness = tcp_probe(5);
     let readiness = tcp_probe(1);
-    let repository = ctx.release.cache_image.repository();
+    let repository = ctx.cache_release().cache_image.repository();
     let container = Container {
         name: COMPONENT.to_string(),
         image: Some(ctx.image(repository, |i| i.redis.clone())),

@@ -379,12 +379,19 @@ impl ControlPlane {
     }
 
     fn install_upstream(&self, shared: &Path, set: Upstream) {
-        let docs: Vec<Value> = set
-            .files()
+        let mut paths: Vec<std::path::PathBuf> =
+            set.files().iter().map(|file| shared.join(file)).collect();
+        // CloudNativePG's Backup CRD of the same release, fetched by tests/tools/build.sh (not in ../shared).
+        if set == Upstream::Cnpg
+            && let Some(tools) = processes::binaries()
+        {
+            paths.push(tools.join("cnpg/postgresql.cnpg.io_backups.yaml"));
+        }
+        let docs: Vec<Value> = paths
             .iter()
-            .flat_map(|file| {
-                let text = std::fs::read_to_string(shared.join(file))
-                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 objects::yaml_documents(&text)
             })
             .collect();
