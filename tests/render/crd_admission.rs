@@ -216,7 +216,7 @@ fn operator_verdict(stored: &[Value], file: &Path) -> Result<(), String> {
 fn reinstall_crds_with_kubectl(plane: &ControlPlane) -> String {
     let crds = common::repo_root().join("crds");
     let files: Vec<PathBuf> = yaml_files(&crds);
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     let mut delete = plane.kubectl();
     delete.args(["delete", "--wait=true"]);
     for file in &files {
