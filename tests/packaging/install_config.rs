@@ -101,6 +101,7 @@ fn default_builds_and_passes_strict_validation_for_1_33() {
             "ClusterRoleBinding/registry-operator-manager-rolebinding",
             "CustomResourceDefinition/imagepolicies.registry.aisp.dev",
             "CustomResourceDefinition/registries.registry.aisp.dev",
+            "CustomResourceDefinition/registryprojects.registry.aisp.dev",
             "Deployment/registry-operator-manager",
             "Namespace/registry-operator-system",
             "NetworkPolicy/registry-operator-manager",
