@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::crd::{ImagePolicy, Registry};
+use crate::crd::{ImagePolicy, Registry, RegistryProject};
 
 /// Why input could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,8 @@ pub enum Manifest {
     Registry(Box<Registry>),
     /// An ImagePolicy.
     ImagePolicy(Box<ImagePolicy>),
+    /// A RegistryProject (kept through Harbor's API: checked, nothing rendered).
+    RegistryProject(Box<RegistryProject>),
     /// A ConfigMap (used for `--observed`).
     ConfigMap(Box<ConfigMap>),
     /// Any other kind, reported and skipped.
@@ -118,6 +120,9 @@ pub fn parse_manifests(text: &str, file: &Path) -> Result<Vec<Manifest>, InputEr
             }
             ("registry.aisp.dev/v1alpha1", "ImagePolicy") => {
                 Manifest::ImagePolicy(Box::new(strict(&file, &kind, value)?))
+            }
+            ("registry.aisp.dev/v1alpha1", "RegistryProject") => {
+                Manifest::RegistryProject(Box::new(strict(&file, &kind, value)?))
             }
             ("v1", "ConfigMap") => Manifest::ConfigMap(Box::new(strict(&file, &kind, value)?)),
             _ => Manifest::Other {

@@ -23,6 +23,9 @@ pub enum RenderCommandError {
         name: String,
         source: render::RenderError,
     },
+    /// A RegistryProject breaks a rule; the message names the field.
+    #[error("RegistryProject {name}: {message}")]
+    Project { name: String, message: String },
     /// The observed file holds something unusable.
     #[error("--observed: {0}")]
     Observed(String),
@@ -128,7 +131,7 @@ pub fn render_manifests(
 fn skipped(manifest: &Manifest) -> Option<String> {
     const KNOWN: &str = "render knows only registry.aisp.dev/v1alpha1 Registry and ImagePolicy";
     match manifest {
-        Manifest::Registry(_) | Manifest::ImagePolicy(_) => None,
+        Manifest::Registry(_) | Manifest::ImagePolicy(_) | Manifest::RegistryProject(_) => None,
         Manifest::ConfigMap(config_map) => Some(format!(
             "skipped v1 ConfigMap {}: {KNOWN} (pass cluster objects render should assume with --observed)",
             config_map.metadata.name.as_deref().unwrap_or("<unnamed>")
@@ -240,6 +243,20 @@ pub fn render_manifests_with(
                 ));
             }
             Manifest::ImagePolicy(policy) => policies.push(policy),
+            // Harbor's content, not Kubernetes objects: checked as the operator checks it.
+            Manifest::RegistryProject(project) => {
+                let name = project.metadata.name.clone().unwrap_or_default();
+                let desired = crate::harbor::plan::desired(&project).map_err(|e| {
+                    RenderCommandError::Project {
+                        name: name.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                output.notes.push(format!(
+                    "RegistryProject {name}: Harbor project {} is kept through Harbor's API by the running operator (public {}, robots {:?}); nothing to render",
+                    desired.project_name, desired.public, desired.robots
+                ));
+            }
             // Reported in `output.warnings` above.
             Manifest::ConfigMap(_) | Manifest::Other { .. } => {}
         }

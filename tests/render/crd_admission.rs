@@ -172,10 +172,13 @@ impl Admission {
         let resource = match object["kind"].as_str() {
             Some("Registry") => ApiResource::erase::<Registry>(&()),
             Some("ImagePolicy") => ApiResource::erase::<ImagePolicy>(&()),
+            Some("RegistryProject") => {
+                ApiResource::erase::<registry_operator::crd::RegistryProject>(&())
+            }
             other => panic!("unexpected kind {other:?} in {object}"),
         };
         let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-            Some(ns) if object["kind"] == "Registry" => {
+            Some(ns) if object["kind"] != "ImagePolicy" => {
                 Api::namespaced_with(self.client.clone(), ns, &resource)
             }
             _ => Api::all_with(self.client.clone(), &resource),
