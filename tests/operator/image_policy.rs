@@ -122,6 +122,7 @@ fn restrict_registries_follows_the_registry_from_k3d_to_harbor() {
             "mode": "Harbor",
             "k3d": null,
             "host": HARBOR_HOST,
+            "migration": {"grace": "0"},
             "harbor": {"database": {"external": {
                 "host": "postgresql-rw.storage.svc.cluster.local",
                 "username": "harbor",
@@ -577,10 +578,5 @@ fn a_restarted_operator_rewrites_nothing_for_a_ready_policy() {
 /// Play the cluster's part in a K3d → Harbor switch: Harbor's workloads become ready and the
 /// migration Job succeeds (the endpoint flips only after a verified copy).
 fn complete_switch(server: &ControlPlane) {
-    mark_children_ready(server, NS, "platform");
-    if let Some(job) = server.get_object("jobs", NS, "platform-migrate-1")
-        && job["status"]["succeeded"] != 1
-    {
-        server.patch_status("jobs", NS, "platform-migrate-1", json!({"succeeded": 1}));
-    }
+    complete_switch_jobs(server, NS, "platform");
 }

@@ -359,21 +359,46 @@ fn after_a_switch_kyverno_admits_the_new_host_and_denies_the_old_one() {
         "Harbor host admitted before the switch"
     );
 
-    switch_to_harbor(&server, NS, "platform", HARBOR);
-    wait_for("migration Job once Harbor is Ready", T, || {
-        mark_children_ready(&server, NS, "platform");
-        server.get_object("jobs", NS, "platform-migrate-1")
-    });
-    complete_migration_job(
-        &server,
+    // A grace window of 20 s, forced: the pods this test created still name the k3d host.
+    server.merge_patch_object(
+        "registries",
         NS,
-        "platform-migrate-1",
-        r#"{"repositories":1,"tags":1,"blobsCopied":2,"blobsSkipped":0,"bytesCopied":10,"problems":0}"#,
+        "platform",
+        json!({"spec": {"migration": {"grace": "20s", "force": true}}}),
     );
+    switch_to_harbor(&server, NS, "platform", HARBOR);
     wait_for("endpoint flipped to Harbor", T, || {
+        complete_switch_jobs(&server, NS, "platform");
         let r = server.get_object("registries", NS, "platform")?;
         (r["status"]["endpoint"] == HARBOR).then_some(())
     });
+    // The grace window: Kyverno admits both hosts.
+    wait_for("ImagePolicy allows both hosts", T, || {
+        let p = server.get_object("imagepolicies", "", "ai-workloads")?;
+        (p["status"]["allowedRegistries"] == json!([HARBOR, K3D]) && settled(&p)).then_some(())
+    });
+    wait_ready_as_kyverno_reports(&server, "ai-workloads");
+    let mut attempt = 0;
+    wait_for("Kyverno admits the Harbor host during grace", T, || {
+        attempt += 1;
+        admitted(HARBOR, &format!("grace-harbor-{attempt}")).then_some(())
+    });
+    assert!(
+        admitted(K3D, "grace-k3d"),
+        "the old host is admitted during the grace window"
+    );
+    // `Switched` or `Grace`: both allow the two hosts (on a loaded 2-core machine the pass after the
+    // flip may come late).
+    let in_grace = server.get_object("registries", NS, "platform").unwrap();
+    assert!(
+        ["Switched", "Grace"].contains(
+            &in_grace["status"]["migration"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+        ),
+        "checked inside the window: {}",
+        in_grace["status"]
+    );
     wait_for("ImagePolicy allows only the Harbor host", T, || {
         let p = server.get_object("imagepolicies", "", "ai-workloads")?;
         (p["status"]["allowedRegistries"] == json!([HARBOR]) && settled(&p)).then_some(())

@@ -389,6 +389,25 @@ pub fn complete_migration_job(server: &ControlPlane, namespace: &str, job: &str,
     );
 }
 
+/// Play the cluster's part of a switch of Registry `namespace/name`: children ready, and each phase's
+/// migration Job that exists and has not finished succeeds (with a small report).
+pub fn complete_switch_jobs(server: &ControlPlane, namespace: &str, name: &str) {
+    mark_children_ready(server, namespace, name);
+    for phase in ["migrate", "catchup", "verify"] {
+        let job = format!("{name}-{phase}-1");
+        if let Some(live) = server.get_object("jobs", namespace, &job)
+            && live["status"]["succeeded"] != 1
+        {
+            complete_migration_job(
+                server,
+                namespace,
+                &job,
+                r#"{"repositories":1,"tags":1,"blobsCopied":0,"blobsSkipped":0,"bytesCopied":0,"problems":0}"#,
+            );
+        }
+    }
+}
+
 /// Switch Registry `namespace/name` to Harbor at `host`, with an external database (no CNPG needed).
 pub fn switch_to_harbor(server: &ControlPlane, namespace: &str, name: &str, host: &str) {
     server.merge_patch_object(

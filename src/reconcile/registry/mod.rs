@@ -83,6 +83,7 @@ pub(crate) fn error_policy(
 /// One pass: the only place a Registry's children are applied and pruned and its status written.
 async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
     let plan = plan::plan(registry);
+    tracing::debug!(registry = %registry_id(registry), ?plan, "pass");
     let (outcome, failure) = match prepare::prepare(registry, ctx, &plan).await? {
         Pass::Report(outcome) => (Some(*outcome), None),
         Pass::Apply {
@@ -195,8 +196,12 @@ async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
         Then::Grace(grace) => {
             let now = Timestamp::now();
             let count = if switch_status::pods_due(registry, now, ctx.settings.pod_count_interval) {
+                tracing::debug!(registry = %registry_id(registry), host = %grace.old_host, "counting pods that use the old host");
                 match pods::count_using_host(&ctx.client, &grace.old_host).await {
-                    Ok(count) => Some(count),
+                    Ok(count) => {
+                        tracing::debug!(registry = %registry_id(registry), pods = count.pods, "counted pods that use the old host");
+                        Some(count)
+                    }
                     Err(error) => {
                         warn!(registry = %registry_id(registry), %error, "counting pods on the old host failed; retried");
                         None
