@@ -33,7 +33,7 @@ pub const PASSWORD_KEY: &str = "password";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct PlanError {
-    pub field: &'static str,
+    pub field: String,
     pub message: String,
 }
 
@@ -136,7 +136,8 @@ pub fn desired(project: &RegistryProject) -> Result<Desired, PlanError> {
                 "spec.projectName"
             } else {
                 "metadata.name"
-            },
+            }
+            .to_string(),
             message: format!(
                 "{project_name:?} is not a Harbor project name (lowercase letters and digits, a single '.', '_' or '-' between them)"
             ),
@@ -145,7 +146,7 @@ pub fn desired(project: &RegistryProject) -> Result<Desired, PlanError> {
     let storage_limit = match &spec.storage_quota {
         None => -1,
         Some(text) => storage_bytes(text).ok_or_else(|| PlanError {
-            field: "spec.storageQuota",
+            field: "spec.storageQuota".to_string(),
             message: format!(
                 "{text:?} is not a whole quantity of bytes greater than zero such as 10Gi or 500Mi"
             ),
@@ -154,12 +155,21 @@ pub fn desired(project: &RegistryProject) -> Result<Desired, PlanError> {
     let rotation = match &spec.robot_secret_rotation {
         None => None,
         Some(text) => Some(rotation_seconds(text).ok_or_else(|| PlanError {
-            field: "spec.robotSecretRotation",
+            field: "spec.robotSecretRotation".to_string(),
             message: format!(
                 "{text:?} is not a duration such as 720h or 24h30m (hours, minutes, seconds; not 0)"
             ),
         })?),
     };
+    let targets = spec.pull_secrets.iter().enumerate();
+    let targets = targets.map(|(i, s)| (format!("spec.pullSecrets[{i}]"), s));
+    for (path, target) in targets.chain(
+        spec.push_secret
+            .iter()
+            .map(|s| ("spec.pushSecret".to_string(), s)),
+    ) {
+        check_secret_ref(&path, target)?;
+    }
     let mut robots = Vec::new();
     if !spec.pull_secrets.is_empty() {
         robots.push(RobotRole::Pull);
@@ -180,6 +190,29 @@ pub fn desired(project: &RegistryProject) -> Result<Desired, PlanError> {
         robots,
         rotation,
     })
+}
+
+/// A Secret reference's namespace and name, as the CRD's CEL checks them.
+fn check_secret_ref(path: &str, target: &NamespacedSecretRef) -> Result<(), PlanError> {
+    if !crate::validate::is_dns_label(&target.namespace) {
+        return Err(PlanError {
+            field: format!("{path}.namespace"),
+            message: format!(
+                "must be a namespace name (lowercase letters, digits and '-'), not {:?}",
+                target.namespace
+            ),
+        });
+    }
+    if !crate::validate::is_dns_subdomain(&target.name) {
+        return Err(PlanError {
+            field: format!("{path}.name"),
+            message: format!(
+                "must be a Secret name (lowercase letters, digits, '-' and '.'), not {:?}",
+                target.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Harbor's project name rule (`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`, at most 255 characters).

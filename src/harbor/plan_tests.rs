@@ -251,6 +251,12 @@ fn spec_values_are_checked_naming_the_field() {
         "spec.robotSecretRotation"
     );
     let mut spec = full_spec();
+    spec["pullSecrets"] = json!([{"namespace": "AI_Apps", "name": "pull"}]);
+    assert_eq!(
+        desired(&project(spec)).unwrap_err().to_string(),
+        "spec.pullSecrets[0].namespace: must be a namespace name (lowercase letters, digits and '-'), not \"AI_Apps\""
+    );
+    let mut spec = full_spec();
     spec["projectName"] = json!("Team_A");
     assert_eq!(
         desired(&project(spec)).unwrap_err().field,
