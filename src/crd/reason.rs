@@ -119,6 +119,9 @@ reasons! {
     /// k3d registry runs outside the cluster); the catch-up pass and the final copy-and-verify cover
     /// pushes that land meanwhile.
     FreezeUnsupported => Neutral, [Registry];
+    /// The hosted k3d registry is read-only while its garbage collection Job runs (released once
+    /// the read-only rollout is done); writable again when the Job finished.
+    GarbageCollecting => Progressing, [Registry];
     /// A Harbor version change runs step by step (read-only, backup, core, components, read-only
     /// off); the message names the step and what it waits for.
     Upgrading => Progressing, [Registry];

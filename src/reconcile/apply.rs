@@ -148,6 +148,7 @@ pub async fn apply_all(
 /// PersistentVolumeClaims and database Clusters under `Retain` (orphaned: owner reference and owner
 /// labels removed) and
 /// Secrets (generated once; they go only with their owner, by garbage collection).
+/// Objects a child made (a CronJob's Jobs carry the labels of its job template) are left to it.
 pub async fn prune(
     client: &Client,
     stores: &ChildStores,
@@ -171,6 +172,7 @@ pub async fn prune(
             namespace.clone(),
             name.clone(),
         )) || resource.kind == "Secret"
+            || made_by_a_child(&live)
         {
             continue;
         }
@@ -313,9 +315,48 @@ pub fn orphan_patch(owner_id: &str) -> Value {
     })
 }
 
+/// Whether another controller made this object from one of our children (its controller owner is
+/// not one of the operator's own kinds, e.g. a Job of the K3d GC CronJob).
+fn made_by_a_child(live: &kube::api::DynamicObject) -> bool {
+    live.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|reference| {
+            reference.controller == Some(true)
+                && reference.api_version.split('/').next() != Some(crate::crd::GROUP)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cron_jobs_job_is_left_to_its_cron_job() {
+        let mut job = kube::api::DynamicObject::new(
+            "gc-1",
+            &kube::api::ApiResource::erase::<k8s_openapi::api::batch::v1::Job>(&()),
+        );
+        assert!(!made_by_a_child(&job));
+        job.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "CronJob".into(),
+                name: "platform-distribution-gc".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            },
+        ]);
+        assert!(made_by_a_child(&job));
+        job.metadata.owner_references.as_mut().unwrap()[0].api_version =
+            format!("{}/v1alpha1", crate::crd::GROUP);
+        assert!(
+            !made_by_a_child(&job),
+            "the operator's own children are pruned"
+        );
+    }
 
     #[test]
     fn subset_accepts_server_defaults_and_rejects_drift() {

@@ -475,7 +475,7 @@ fn deployment(metadata: ObjectMeta, owner: &Owner<'_>, spec: &K3dSpec, claim: &s
 }
 
 #[path = "k3d_gc.rs"]
-mod gc;
+pub(crate) mod gc;
 
 #[cfg(test)]
 #[path = "k3d_tests.rs"]

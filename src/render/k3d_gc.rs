@@ -3,8 +3,10 @@
 //! configuration (storage only, so it does not depend on the image's own config file). Pure.
 //!
 //! Distribution's collector must not run while images are pushed: a blob uploaded during the mark
-//! phase but not yet referenced is swept. The schedule is the read-only window; `concurrencyPolicy:
-//! Forbid` keeps two collections from overlapping.
+//! phase but not yet referenced is swept. So each Job is created suspended: the operator makes the
+//! registry read-only, waits for that rollout, then releases the Job, and makes the registry
+//! writable again once it finished (`reconcile::registry::gc_window`). `concurrencyPolicy: Forbid`
+//! keeps two collections from overlapping.
 
 use std::collections::BTreeMap;
 
@@ -94,6 +96,8 @@ pub(super) fn objects(
                 }),
                 spec: Some(JobSpec {
                     backoff_limit: Some(1),
+                    // Released by the operator once the registry is read-only.
+                    suspend: Some(true),
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta {
                             labels: metadata.labels.clone(),

@@ -27,6 +27,7 @@ pub use harbor::{
     database_role_resource as cnpg_database_role_resource,
     scheduled_backup_resource as cnpg_scheduled_backup_resource,
 };
+pub use k3d::gc::GC_COMPONENT as K3D_GC_COMPONENT;
 pub use k3d::object_name as k3d_object_name;
 pub use k3d::service_host as k3d_service_host;
 pub use k3d::{

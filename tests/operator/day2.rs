@@ -327,6 +327,83 @@ fn hosted_k3d_registry_gets_a_garbage_collection_cron_job() {
     });
 }
 
+fn gc_registry_env(server: &ControlPlane) -> String {
+    server
+        .get_object("deployments", NS, "gc-distribution")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["env"].to_string())
+        .unwrap_or_default()
+}
+
+/// Garbage collection runs inside a read-only window: the CronJob's Job is created suspended, the
+/// operator makes the registry read-only, releases the Job once that rolled out, and makes the
+/// registry writable again when the Job finished. The Job is never pruned as if it were stale.
+#[test]
+fn k3d_garbage_collection_runs_inside_a_read_only_window() {
+    let Some(server) = server() else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let _operator = Operator::start(&server, logs.path(), &[]);
+    server.put_object(k3d_registry(
+        NS,
+        "gc",
+        json!({"adopt": "Never", "gc": {"schedule": "0 3 * * 0", "deleteUntagged": true}}),
+    ));
+    let cron = wait_for("CronJob", T, || {
+        mark_children_ready(&server, NS, "gc");
+        server.get_object("cronjobs", NS, "gc-distribution-gc")
+    });
+    assert_eq!(cron["spec"]["jobTemplate"]["spec"]["suspend"], true);
+    wait_for("k3d Ready", T, || {
+        mark_children_ready(&server, NS, "gc");
+        let r = server.get_object("registries", NS, "gc")?;
+        (condition(&r, "Ready")?["status"] == "True").then_some(())
+    });
+    assert!(!gc_registry_env(&server).contains("MAINTENANCE_READONLY"));
+
+    // The CronJob controller's part: a Job from the template, owned by the CronJob.
+    let template = &cron["spec"]["jobTemplate"];
+    server.put_object(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "gc-distribution-gc-29000000", "namespace": NS,
+            "labels": template["metadata"]["labels"],
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "gc-distribution-gc",
+                "uid": cron["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
+        "spec": template["spec"],
+    }));
+    wait_for("registry read-only for the collection", T, || {
+        gc_registry_env(&server)
+            .contains("REGISTRY_STORAGE_MAINTENANCE_READONLY")
+            .then_some(())
+    });
+    wait_for("Progressing GarbageCollecting", T, || {
+        let r = server.get_object("registries", NS, "gc")?;
+        (condition(&r, "Progressing")?["reason"] == "GarbageCollecting").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let job = server
+        .get_object("jobs", NS, "gc-distribution-gc-29000000")
+        .expect("the CronJob's Job is not pruned");
+    assert_eq!(
+        job["spec"]["suspend"], true,
+        "held until the read-only rollout is done"
+    );
+
+    wait_for("Job released once read-only", T, || {
+        mark_children_ready(&server, NS, "gc");
+        let job = server.get_object("jobs", NS, "gc-distribution-gc-29000000")?;
+        (job["spec"]["suspend"] == false).then_some(())
+    });
+    complete_migration_job(&server, NS, "gc-distribution-gc-29000000", "{}");
+    wait_for("writable again", T, || {
+        mark_children_ready(&server, NS, "gc");
+        let r = server.get_object("registries", NS, "gc")?;
+        (!gc_registry_env(&server).contains("MAINTENANCE_READONLY")
+            && condition(&r, "Progressing")?["reason"] != "GarbageCollecting")
+            .then_some(())
+    });
+}
+
 fn set_version(server: &ControlPlane, harbor: Value) {
     server.merge_patch_object(
         "registries",

@@ -6,6 +6,7 @@
 pub(crate) mod access;
 mod cleanup;
 mod error;
+mod gc_window;
 pub(crate) mod harbor;
 mod harbor_api;
 mod migration;
@@ -129,7 +130,11 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
 async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
     match then {
         Then::Steady(steady) => {
+            release_gc(registry, ctx, &steady).await;
             let mut outcome = outcome::steady(registry, &steady, &ctx.stores, &ctx.settings);
+            if !steady.gc_open.is_empty() {
+                outcome.action = Action::requeue(ctx.settings.requeue_not_ready);
+            }
             if steady.target.mode == crate::crd::RegistryMode::Harbor
                 && harbor_api::freeze_to_lift(registry)
             {
@@ -224,6 +229,27 @@ async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
                 publish(registry, ctx, EventType::Normal, Reason::Retired, &note).await;
             }
             outcome
+        }
+    }
+}
+
+/// Release the suspended garbage-collection Jobs once the registry's read-only rollout is done (a
+/// failure is logged and retried on the next pass).
+async fn release_gc(registry: &Registry, ctx: &Context, steady: &outcome::Steady) {
+    if !steady.gc_open.iter().any(|g| g.suspended)
+        || migration::k3d_freeze(&steady.rendered, &ctx.stores) != migration::Freeze::Done
+    {
+        return;
+    }
+    let namespace = registry.namespace().unwrap_or_default();
+    for gc in steady.gc_open.iter().filter(|g| g.suspended) {
+        match gc_window::release(&ctx.client, &namespace, &gc.name).await {
+            Ok(()) => {
+                info!(registry = %registry_id(registry), job = %gc.name, "registry read-only: garbage collection released")
+            }
+            Err(error) => {
+                warn!(registry = %registry_id(registry), job = %gc.name, %error, "releasing garbage collection failed; retried")
+            }
         }
     }
 }

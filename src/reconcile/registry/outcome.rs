@@ -38,6 +38,8 @@ pub(super) struct Steady {
     pub(super) downgrade_refused: bool,
     /// What reading the KEP-1755 announcement found wrong with it.
     pub(super) observed_problem: Option<String>,
+    /// Unfinished garbage-collection Jobs of the hosted K3d registry (it is rendered read-only).
+    pub(super) gc_open: Vec<super::gc_window::OpenGc>,
 }
 
 /// Status fields carried over from the current status (migration progress is owned elsewhere).
@@ -234,6 +236,7 @@ pub(super) fn steady(
         rendered,
         downgrade_refused,
         observed_problem,
+        gc_open,
     } = pass;
     // Read now, from the same caches as the Harbor part conditions below (not before the apply):
     // Ready must never be True beside a part that is not, nor False when all parts are.
@@ -262,7 +265,16 @@ pub(super) fn steady(
     } else {
         Reason::Provisioning
     };
-    let (progressing_reason, progressing_message) = if ready {
+    let (progressing_reason, progressing_message) = if !gc_open.is_empty() {
+        let jobs: Vec<&str> = gc_open.iter().map(|g| g.name.as_str()).collect();
+        (
+            Reason::GarbageCollecting,
+            format!(
+                "read-only while garbage collection runs (Job {}); writable again when it finished",
+                jobs.join(", ")
+            ),
+        )
+    } else if ready {
         (Reason::Reconciled, String::new())
     } else {
         (Reason::WaitingForChildren, waiting.join("; "))
@@ -278,7 +290,7 @@ pub(super) fn steady(
         DesiredCondition::new(condition::READY, ready, ready_reason, ready_message),
         DesiredCondition::new(
             condition::PROGRESSING,
-            !ready,
+            !ready || !gc_open.is_empty(),
             progressing_reason,
             progressing_message,
         ),

@@ -13,7 +13,7 @@ use super::outcome::{self, Outcome, Steady};
 use super::plan::Plan;
 use super::switch_status::{Grace, Switching};
 use super::upgrade::Upgrading;
-use super::{access, harbor, harbor_api, migration};
+use super::{access, gc_window, harbor, harbor_api, migration};
 use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::context::Context;
 use crate::render::observed::ObservedHosting;
@@ -93,7 +93,16 @@ pub(super) async fn prepare(
         ))));
     }
     let id = registry_id(registry);
-    let target = plan.target();
+    let mut target = plan.target().clone();
+    // Garbage collection of the hosted k3d registry runs inside a read-only window.
+    let gc_open = match plan {
+        Plan::Steady(_) if target.mode == RegistryMode::K3d => {
+            gc_window::open(registry, &ctx.stores)
+        }
+        _ => Vec::new(),
+    };
+    target.frozen |= !gc_open.is_empty();
+    let target = &target;
     let (observed, observed_problem) = observe(registry, target.mode, ctx).await?;
     let mut rendered = match render::registry_for(registry, target, &observed) {
         Ok(rendered) => rendered,
@@ -168,6 +177,7 @@ pub(super) async fn prepare(
                         rendered,
                         downgrade_refused: false,
                         observed_problem,
+                        gc_open: Vec::new(),
                     },
                     old_mode: old.mode,
                     old_host: old.host.clone().unwrap_or_default(),
@@ -184,6 +194,7 @@ pub(super) async fn prepare(
                         rendered,
                         downgrade_refused: false,
                         observed_problem,
+                        gc_open: Vec::new(),
                     },
                     state: state.clone(),
                 })),
@@ -198,6 +209,7 @@ pub(super) async fn prepare(
                     rendered,
                     downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
                     observed_problem,
+                    gc_open,
                 })),
             });
         }
