@@ -15,6 +15,8 @@ use super::types::{
     RobotSec, Schedule, Secret,
 };
 
+mod policies;
+
 /// Harbor's API base path.
 pub const API_BASE: &str = "/api/v2.0";
 

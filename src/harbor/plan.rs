@@ -279,6 +279,7 @@ fn metadata(desired: &Desired) -> ProjectMetadata {
         prevent_vul: Some(metadata_bool(desired.prevent_severity.is_some())),
         severity: desired.prevent_severity.map(str::to_string),
         auto_scan: Some(metadata_bool(desired.auto_scan)),
+        retention_id: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn equal_state() -> Observed {
                 prevent_vul: Some("true".to_string()),
                 severity: Some("high".to_string()),
                 auto_scan: Some("true".to_string()),
+                ..ProjectMetadata::default()
             }),
             ..Project::default()
         }),

@@ -76,6 +76,9 @@ pub struct ProjectMetadata {
     /// Scan images on push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_scan: Option<String>,
+    /// The id of the project's tag retention policy (set by Harbor on `createRetention`; never sent).
+    #[serde(default, skip_serializing)]
+    pub retention_id: Option<String>,
 }
 
 /// Harbor's string form of a metadata boolean.
@@ -323,6 +326,112 @@ pub struct RegistryCredential {
     pub kind: String,
     pub access_key: String,
     pub access_secret: Secret,
+}
+
+/// Swagger `ImmutableSelector` and `RetentionSelector` (the same fields): a doublestar pattern.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct Selector {
+    /// `doublestar`.
+    #[serde(default)]
+    pub kind: String,
+    /// `matches` / `excludes` for tags, `repoMatches` / `repoExcludes` for repositories.
+    #[serde(default)]
+    pub decoration: String,
+    #[serde(default)]
+    pub pattern: String,
+    /// A JSON string, e.g. `{"untagged":false}` on a retention tag selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extras: Option<String>,
+}
+
+/// Swagger `ImmutableRule`: the body of `CreateImmuRule` / `UpdateImmuRule`, an item of
+/// `ListImmuRules`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct ImmutableRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// `immutable`.
+    #[serde(default)]
+    pub action: String,
+    /// `immutable_template`.
+    #[serde(default)]
+    pub template: String,
+    #[serde(default)]
+    pub tag_selectors: Vec<Selector>,
+    /// `repository` → its selectors.
+    #[serde(default)]
+    pub scope_selectors: std::collections::BTreeMap<String, Vec<Selector>>,
+}
+
+/// Swagger `RetentionPolicy`: the body of `createRetention` / `updateRetention`, the answer of
+/// `getRetention`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RetentionPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// `or`: an artifact any rule retains is kept.
+    #[serde(default)]
+    pub algorithm: String,
+    #[serde(default)]
+    pub rules: Vec<RetentionRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<RetentionRuleTrigger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<RetentionPolicyScope>,
+}
+
+/// Swagger `RetentionRule`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RetentionRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// `retain`.
+    #[serde(default)]
+    pub action: String,
+    /// `latestPushedK` or `nDaysSinceLastPush` (the ones the operator uses).
+    #[serde(default)]
+    pub template: String,
+    /// The template's number, keyed by the template's name.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub tag_selectors: Vec<Selector>,
+    #[serde(default)]
+    pub scope_selectors: std::collections::BTreeMap<String, Vec<Selector>>,
+}
+
+/// Swagger `RetentionRuleTrigger`: `Schedule` with `settings.cron`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RetentionRuleTrigger {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Harbor's own bookkeeping (the schedule's job); never sent.
+    #[serde(default, skip_serializing)]
+    pub references: Option<serde_json::Value>,
+}
+
+/// Swagger `RetentionPolicyScope`: `project` and the project's id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RetentionPolicyScope {
+    pub level: String,
+    #[serde(rename = "ref")]
+    pub reference: i64,
 }
 
 /// Swagger `OverallHealthStatus` (`getHealth`).

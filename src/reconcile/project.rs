@@ -1,7 +1,7 @@
 //! The RegistryProject controller. A pass is: read (the Registry from the watch cache, Harbor's
 //! project, quota and robots as admin, the stored robot credentials) → plan (pure,
-//! `harbor::plan`) → send the planned Harbor writes → write the robot Secrets (create or update;
-//! copies whose entry went are deleted) → one status write. The finalizer deletes the robots, the
+//! `harbor::plan`) → send the planned Harbor writes → the tag policies (`policies`) → write the
+//! robot Secrets (create or update; copies whose entry went are deleted) → one status write. The finalizer deletes the robots, the
 //! Secrets, and the project when it is empty or `retention: Delete`. It must never log a secret or
 //! put one in a status or an Event; decisions about Harbor's state live in `harbor::plan`.
 
@@ -29,6 +29,8 @@ use crate::crd::{
 use crate::harbor::plan::{self, Observed, RobotRole, Write};
 use crate::harbor::{HarborClient, HarborError, Secret};
 use crate::render;
+
+mod policies;
 
 /// Finalizer that removes the robots, the Secrets and (when empty or `retention: Delete`) the project.
 pub(crate) const FINALIZER: &str = "registry.aisp.dev/harbor-project";
@@ -451,6 +453,13 @@ async fn sync(
                 done.push(format!("{} robot secret refreshed", role.short()));
             }
         }
+    }
+    if let Some(id) = project_id {
+        let found = observed.project.as_ref();
+        let changed = policies::sync_policies(&client, &project.spec, name, id, found)
+            .await
+            .map_err(harbor)?;
+        done.extend(changed);
     }
     if !done.is_empty() {
         info!(registry_project = %owner, harbor_project = %name, changes = ?done, "Harbor project reconciled");

@@ -25,6 +25,8 @@ mod k3d;
 mod kyverno_admission;
 /// RegistryProjects: Harbor project, robot pull Secrets, drift, rotation, outage, delete, K3d refused.
 mod project;
+/// RegistryProjects' immutability rules and tag retention through Harbor's API: created, drift corrected.
+mod project_policies;
 /// Restarts, injected faults and zero writes at rest.
 mod resilience;
 /// Many Registries, ImagePolicies and unrelated objects: memory, writes, time to Ready.

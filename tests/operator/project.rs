@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use crate::support::harbor_fake::{ADMIN_PASSWORD, HarborFake};
 use crate::support::scenario::*;
 
-const REG_NS: &str = "registry";
-const NS: &str = "apps";
-const T: Duration = Duration::from_secs(60);
+pub(crate) const REG_NS: &str = "registry";
+pub(crate) const NS: &str = "apps";
+pub(crate) const T: Duration = Duration::from_secs(60);
 
 /// The Harbor Registry `registry/platform`, its admin password in `harbor-admin`.
-fn harbor_registry(server: &ControlPlane) {
+pub(crate) fn harbor_registry(server: &ControlPlane) {
     server.put_object(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "harbor-admin", "namespace": REG_NS},
@@ -33,7 +33,7 @@ fn harbor_registry(server: &ControlPlane) {
     }));
 }
 
-fn registry_project(name: &str, spec: Value) -> Value {
+pub(crate) fn registry_project(name: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "RegistryProject",
         "metadata": {"name": name, "namespace": NS},
@@ -41,7 +41,7 @@ fn registry_project(name: &str, spec: Value) -> Value {
     })
 }
 
-fn project(server: &ControlPlane, name: &str) -> Option<Value> {
+pub(crate) fn project(server: &ControlPlane, name: &str) -> Option<Value> {
     server.get_object("registryprojects", NS, name)
 }
 
@@ -53,7 +53,7 @@ fn ready_reason(server: &ControlPlane, name: &str) -> Option<String> {
         .then(|| ready["reason"].as_str().map(str::to_string))?
 }
 
-fn wait_reason(server: &ControlPlane, name: &str, reason: &str) {
+pub(crate) fn wait_reason(server: &ControlPlane, name: &str, reason: &str) {
     wait_for(&format!("{name}: {reason}"), T, || {
         ready_reason(server, name).filter(|r| r == reason).map(drop)
     });

@@ -58,6 +58,14 @@ fn every_client_operation_is_in_the_swagger() {
         ("PUT", "/quotas/3", "updateQuota"),
         ("POST", "/registries", "createRegistry"),
         ("GET", "/registries", "listRegistries"),
+        ("GET", "/projects/team-a/immutabletagrules", "ListImmuRules"),
+        ("POST", "/projects/team-a/immutabletagrules", "CreateImmuRule"),
+        ("PUT", "/projects/team-a/immutabletagrules/4", "UpdateImmuRule"),
+        ("DELETE", "/projects/team-a/immutabletagrules/4", "DeleteImmuRule"),
+        ("POST", "/retentions", "createRetention"),
+        ("GET", "/retentions/5", "getRetention"),
+        ("PUT", "/retentions/5", "updateRetention"),
+        ("DELETE", "/retentions/5", "deleteRetention"),
     ];
     for (method, path, id) in operations {
         let operation = swagger

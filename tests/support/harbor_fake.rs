@@ -1,5 +1,6 @@
 //! A fake Harbor (REST API v2.0) on 127.0.0.1 that keeps state (projects, robot accounts, registry
-//! endpoints, the read-only flag, the GC schedule) and answers like Harbor: `201` with `Location` on
+//! endpoints, the read-only flag, the GC schedule; immutability rules and retention policies in
+//! [`policies`]) and answers like Harbor: `201` with `Location` on
 //! create, `409` on a duplicate, `404`, `412` when deleting a project that holds repositories, `401`
 //! without or with wrong basic auth, errors as `{"errors":[{"code","message"}]}`.
 //!
@@ -35,6 +36,8 @@ use serde_json::{Map, Value, json};
 
 use super::common;
 
+mod policies;
+
 /// The admin password the fake accepts (user `admin`).
 pub const ADMIN_PASSWORD: &str = "Harbor12345-fake";
 /// Harbor's API base path (swagger `basePath`).
@@ -55,6 +58,11 @@ pub const KNOWN_GAPS: &[(&str, u16, &str)] = &[
         "CreateRobot",
         409,
         "Harbor answers a duplicate robot name with 409 Conflict; the operation declares no 409",
+    ),
+    (
+        "getRetention",
+        404,
+        "Harbor answers an unknown retention policy id with 404; the operation declares no 404",
     ),
 ];
 
@@ -512,6 +520,10 @@ struct State {
     /// The current secret of each robot (Harbor keeps only a hash; tests compare copies with it).
     robot_secrets: BTreeMap<i64, String>,
     registries: BTreeMap<i64, Value>,
+    /// Immutability rules by id: (project id, rule as `ListImmuRules` shows it).
+    immutable: BTreeMap<i64, (i64, Value)>,
+    /// Retention policies by id, as `getRetention` shows them.
+    retentions: BTreeMap<i64, Value>,
     read_only: bool,
     gc: Option<Value>,
     violations: Vec<String>,
@@ -617,6 +629,8 @@ impl HarborFake {
             robots: BTreeMap::new(),
             robot_secrets: BTreeMap::new(),
             registries: BTreeMap::new(),
+            immutable: BTreeMap::new(),
+            retentions: BTreeMap::new(),
             read_only: false,
             gc: None,
             violations: Vec::new(),
@@ -1072,6 +1086,7 @@ fn dispatch(
                         );
                     }
                     state.projects.remove(&id);
+                    policies::project_deleted(state, id);
                     state.robots.retain(|_, r| {
                         !r["permissions"]
                             .as_array()
@@ -1187,6 +1202,7 @@ fn dispatch(
                     .collect(),
             ),
         },
+        _ if let Some(answer) = policies::dispatch(state, operation, headers, &body) => answer,
         other => Answer::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the fake Harbor does not implement {other}"),
