@@ -220,8 +220,28 @@ fn reinstall_crds_with_kubectl(plane: &ControlPlane) -> String {
     let crds = common::repo_root().join("crds");
     let files: Vec<PathBuf> = yaml_files(&crds);
     assert_eq!(files.len(), 3, "{files:?}");
+    // A CRD deleted before its storage is ready keeps its cleanup finalizer for good (the server's
+    // finalizer controller reports "storage is (re)initializing"): wait until instances can be listed.
+    for file in &files {
+        let name = documents(file)[0]["metadata"]["name"]
+            .as_str()
+            .expect("crd name")
+            .to_string();
+        wait_for(
+            &format!("instances of {name} listable"),
+            Duration::from_secs(30),
+            || {
+                let listed = plane
+                    .kubectl()
+                    .args(["get", &name, "-A", "-o", "name"])
+                    .output()
+                    .ok()?;
+                listed.status.success().then_some(())
+            },
+        );
+    }
     let mut delete = plane.kubectl();
-    delete.args(["delete", "--wait=true"]);
+    delete.args(["delete", "--wait=true", "--timeout=120s"]);
     for file in &files {
         delete.arg("-f").arg(file);
     }
