@@ -317,6 +317,21 @@ pub struct Registry {
     pub description: Option<String>,
 }
 
+/// Swagger `RegistryUpdate`: the body of `updateRegistry` (only what is sent is changed; the type
+/// of an endpoint cannot change).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct RegistryUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_secret: Option<Secret>,
+}
+
 /// Swagger `RegistryCredential`. Harbor answers `access_secret` masked (`*****`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,6 +31,7 @@ use crate::harbor::{HarborClient, HarborError, Secret};
 use crate::render;
 
 mod policies;
+mod proxy;
 
 /// Finalizer that removes the robots, the Secrets and (when empty or `retention: Delete`) the project.
 pub(crate) const FINALIZER: &str = "registry.aisp.dev/harbor-project";
@@ -402,10 +403,17 @@ async fn sync(
     let mut fresh: BTreeMap<RobotRole, Credentials> = BTreeMap::new();
     let mut project_id = observed.project.as_ref().map(|p| p.project_id);
     let mut done = Vec::new();
+    let found = observed.project.as_ref();
+    let registry_id =
+        proxy::ensure_endpoint(&client, &ctx.base, project, name, found, &mut done).await?;
     for write in &writes {
         match write {
             Write::CreateProject(req) => {
-                project_id = Some(client.create_project(req).await.map_err(harbor)?);
+                let req = crate::harbor::ProjectReq {
+                    registry_id,
+                    ..req.clone()
+                };
+                project_id = Some(client.create_project(&req).await.map_err(harbor)?);
                 done.push("project created".to_string());
             }
             Write::UpdateProject(req) => {

@@ -27,6 +27,8 @@ mod kyverno_admission;
 mod project;
 /// RegistryProjects' immutability rules and tag retention through Harbor's API: created, drift corrected.
 mod project_policies;
+/// Proxy-cache RegistryProjects: the upstream endpoint with its credentials, drift, a plain project refused.
+mod project_proxy;
 /// Restarts, injected faults and zero writes at rest.
 mod resilience;
 /// Many Registries, ImagePolicies and unrelated objects: memory, writes, time to Ready.

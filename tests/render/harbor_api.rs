@@ -58,6 +58,7 @@ fn every_client_operation_is_in_the_swagger() {
         ("PUT", "/quotas/3", "updateQuota"),
         ("POST", "/registries", "createRegistry"),
         ("GET", "/registries", "listRegistries"),
+        ("PUT", "/registries/2", "updateRegistry"),
         ("GET", "/projects/team-a/immutabletagrules", "ListImmuRules"),
         ("POST", "/projects/team-a/immutabletagrules", "CreateImmuRule"),
         ("PUT", "/projects/team-a/immutabletagrules/4", "UpdateImmuRule"),

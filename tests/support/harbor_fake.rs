@@ -37,6 +37,7 @@ use serde_json::{Map, Value, json};
 use super::common;
 
 mod policies;
+mod registries;
 
 /// The admin password the fake accepts (user `admin`).
 pub const ADMIN_PASSWORD: &str = "Harbor12345-fake";
@@ -1203,6 +1204,7 @@ fn dispatch(
             ),
         },
         _ if let Some(answer) = policies::dispatch(state, operation, headers, &body) => answer,
+        _ if let Some(answer) = registries::dispatch(state, operation, &body) => answer,
         other => Answer::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the fake Harbor does not implement {other}"),

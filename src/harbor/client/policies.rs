@@ -1,11 +1,12 @@
 //! [`HarborClient`] methods for a project's tag policies: immutability rules
 //! (`/projects/{project_name_or_id}/immutabletagrules`) and the tag retention policy (`/retentions`,
-//! bound to the project by its metadata `retention_id`). Each names its swagger `operationId`.
+//! bound to the project by its metadata `retention_id`); and the update of a proxy cache's registry
+//! endpoint. Each names its swagger `operationId`.
 
 use reqwest::Method;
 
 use super::{HarborClient, HarborError};
-use crate::harbor::types::{ImmutableRule, RetentionPolicy};
+use crate::harbor::types::{ImmutableRule, RegistryUpdate, RetentionPolicy};
 
 impl HarborClient {
     /// `GET /projects/{project_name_or_id}/immutabletagrules` (operationId `ListImmuRules`), by name.
@@ -118,6 +119,22 @@ impl HarborClient {
         let id = id.to_string();
         let call = self.call("deleteRetention", Method::DELETE, &["retentions", &id]);
         self.send(call, &format!("retention policy {id}"))
+            .await
+            .map(drop)
+    }
+
+    /// `PUT /registries/{id}` (operationId `updateRegistry`): a proxy cache's endpoint URL or
+    /// credentials put back.
+    pub async fn update_registry(
+        &self,
+        id: i64,
+        update: &RegistryUpdate,
+    ) -> Result<(), HarborError> {
+        let id = id.to_string();
+        let call = self
+            .call("updateRegistry", Method::PUT, &["registries", &id])
+            .with_body(update)?;
+        self.send(call, &format!("registry endpoint {id}"))
             .await
             .map(drop)
     }
