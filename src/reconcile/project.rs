@@ -1,18 +1,19 @@
 //! The RegistryProject controller. A pass is: read (the Registry from the watch cache, Harbor's
 //! project, quota and robots as admin, the stored robot credentials) → plan (pure,
 //! `harbor::plan`) → send the planned Harbor writes → the tag policies (`policies`) → write the
-//! robot Secrets (create or update; copies whose entry went are deleted) → one status write. The finalizer deletes the robots, the
-//! Secrets, and the project when it is empty or `retention: Delete`. It must never log a secret or
-//! put one in a status or an Event; decisions about Harbor's state live in `harbor::plan`.
+//! robot Secrets (`secrets`: create or update; copies whose entry went are deleted) → one status
+//! write. The finalizer (`cleanup`) deletes the robots, the Secrets, and the project when it is
+//! empty or `retention: Delete`. It must never log a secret or put one in a status or an Event;
+//! decisions about Harbor's state live in `harbor::plan`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DeleteParams, PostParams};
+use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -24,14 +25,19 @@ use super::context::Context;
 use super::status::DesiredCondition;
 use super::status_write::{self, ConditionedStatus};
 use crate::crd::{
-    Reason, Registry, RegistryMode, RegistryProject, RegistryProjectStatus, Retention, condition,
+    Reason, Registry, RegistryMode, RegistryProject, RegistryProjectStatus, condition,
 };
 use crate::harbor::plan::{self, Observed, RobotRole, Write};
 use crate::harbor::{HarborClient, HarborError, Secret};
 use crate::render;
 
+mod cleanup;
 mod policies;
 mod proxy;
+mod secrets;
+
+use cleanup::cleanup;
+use secrets::{cached_secret, write_secrets};
 
 /// Finalizer that removes the robots, the Secrets and (when empty or `retention: Delete`) the project.
 pub(crate) const FINALIZER: &str = "registry.aisp.dev/harbor-project";
@@ -268,17 +274,6 @@ fn harbor_reason(error: &HarborError) -> Reason {
     } else {
         Reason::ApplyFailed
     }
-}
-
-fn secret_resource() -> ApiResource {
-    ApiResource::erase::<KubeSecret>(&())
-}
-
-/// The cached copy of a Secret the operator manages, as JSON.
-fn cached_secret(ctx: &Context, namespace: &str, name: &str) -> Option<serde_json::Value> {
-    ctx.stores
-        .get(&secret_resource(), Some(namespace), name)
-        .and_then(|o| serde_json::to_value(o).ok())
 }
 
 /// One pass (see the module documentation).
@@ -538,157 +533,4 @@ async fn sync(
         project_id.unwrap_or_default()
     );
     Ok((status, message))
-}
-
-/// Create or update each wanted Secret that differs from its cached copy; delete this project's
-/// Secrets that are no longer wanted.
-async fn write_secrets(
-    project: &RegistryProject,
-    ctx: &ProjectContext,
-    wanted: &[KubeSecret],
-) -> Result<(), (Reason, String)> {
-    let client = &ctx.base.client;
-    let mut keep = BTreeSet::new();
-    for secret in wanted {
-        let namespace = secret.metadata.namespace.clone().unwrap_or_default();
-        let name = secret.name_any();
-        keep.insert((namespace.clone(), name.clone()));
-        let api: Api<KubeSecret> = Api::namespaced(client.clone(), &namespace);
-        let failed = |e: kube::Error| {
-            let why = match &e {
-                kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-                other => other.to_string(),
-            };
-            (
-                Reason::ApplyFailed,
-                format!("Secret {namespace}/{name}: {why}"),
-            )
-        };
-        let live = cached_secret(&ctx.base, &namespace, &name);
-        if live
-            .as_ref()
-            .is_some_and(|l| plan::secret_matches(l, secret))
-        {
-            continue;
-        }
-        let created = match live {
-            Some(_) => None,
-            None => Some(api.create(&PostParams::default(), secret).await),
-        };
-        match created {
-            Some(Ok(_)) => continue,
-            Some(Err(kube::Error::Api(e))) if e.code == 409 => {}
-            Some(Err(e)) => return Err(failed(e)),
-            None => {}
-        }
-        // It exists: update it only when it is this RegistryProject's (never a Secret of someone else).
-        let current = api.get(&name).await.map_err(failed)?;
-        let ours = plan::owner(project)
-            .selector_labels()
-            .iter()
-            .all(|(k, v)| current.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
-        if !ours {
-            return Err((
-                Reason::Conflict,
-                format!(
-                    "Secret {namespace}/{name} exists and is not this RegistryProject's; delete it or pick another name"
-                ),
-            ));
-        }
-        if plan::secret_matches(&serde_json::to_value(&current).unwrap_or_default(), secret) {
-            continue;
-        }
-        let mut update = secret.clone();
-        update.metadata.resource_version = current.metadata.resource_version.clone();
-        api.replace(&name, &PostParams::default(), &update)
-            .await
-            .map_err(failed)?;
-    }
-    delete_secrets(project, ctx, &keep)
-        .await
-        .map_err(|m| (Reason::ApplyFailed, m))
-}
-
-/// Delete this RegistryProject's Secrets (by owner labels, from the cache) except those in `keep`.
-async fn delete_secrets(
-    project: &RegistryProject,
-    ctx: &ProjectContext,
-    keep: &BTreeSet<(String, String)>,
-) -> Result<(), String> {
-    let resource = secret_resource();
-    for (kind, object) in ctx
-        .base
-        .stores
-        .labelled(&plan::owner(project).selector_labels())
-    {
-        if kind.kind != resource.kind {
-            continue;
-        }
-        let namespace = object.metadata.namespace.clone().unwrap_or_default();
-        let name = object.metadata.name.clone().unwrap_or_default();
-        if keep.contains(&(namespace.clone(), name.clone())) {
-            continue;
-        }
-        let api: Api<KubeSecret> = Api::namespaced(ctx.base.client.clone(), &namespace);
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {
-                info!(registry_project = %project_id(project), secret = %format!("{namespace}/{name}"), "Secret deleted")
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(format!("deleting Secret {namespace}/{name}: {e}")),
-        }
-    }
-    Ok(())
-}
-
-/// Before the RegistryProject goes: its robots, its Secrets, and the project when it is empty or
-/// `retention: Delete` (Harbor refuses to delete a project holding repositories: it is then kept).
-async fn cleanup(project: &RegistryProject, ctx: &ProjectContext) -> Result<Action, ProjectError> {
-    let id = project_id(project);
-    if let Some(registry) =
-        registry_of(project, ctx).filter(|r| r.spec.mode == RegistryMode::Harbor)
-    {
-        let name = project.project_name();
-        let client = harbor_client(&registry, &ctx.base)
-            .await
-            .map_err(ProjectError::Harbor)?;
-        let failed = |e: HarborError| ProjectError::Harbor(e.to_string());
-        for role in [RobotRole::Pull, RobotRole::Push] {
-            let full_name = role.full_name(&name);
-            let robots = client
-                .find_robots(&format!("{name}+{}", role.short()))
-                .await
-                .map_err(failed)?;
-            for robot in robots.iter().filter(|r| r.name == full_name) {
-                match client.delete_robot(robot.id).await {
-                    Ok(()) | Err(HarborError::NotFound { .. }) => {}
-                    Err(e) => return Err(failed(e)),
-                }
-            }
-        }
-        if client.find_project(&name).await.map_err(failed)?.is_some() {
-            let empty = client.project_is_empty(&name).await.map_err(failed)?;
-            if empty || project.spec.retention == Retention::Delete {
-                match client.delete_project(&name).await {
-                    Ok(()) => {
-                        info!(registry_project = %id, harbor_project = %name, "Harbor project deleted")
-                    }
-                    Err(HarborError::Refused {
-                        status: 412,
-                        message,
-                        ..
-                    }) => {
-                        warn!(registry_project = %id, harbor_project = %name, %message, "Harbor project kept: it holds repositories")
-                    }
-                    Err(e) => return Err(failed(e)),
-                }
-            } else {
-                info!(registry_project = %id, harbor_project = %name, "Harbor project kept (retention Retain, not empty)");
-            }
-        }
-    }
-    delete_secrets(project, ctx, &BTreeSet::new())
-        .await
-        .map_err(ProjectError::Secret)?;
-    Ok(Action::await_change())
 }
