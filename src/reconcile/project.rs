@@ -28,8 +28,8 @@ use crate::crd::{
     Reason, Registry, RegistryMode, RegistryProject, RegistryProjectStatus, condition,
 };
 use crate::harbor::plan::{self, Observed, RobotRole, Write};
-use crate::harbor::{HarborClient, HarborError, Secret};
-use crate::render;
+use crate::harbor::{HarborError, Secret};
+use crate::reconcile::registry::harbor_api::admin_client as harbor_client;
 
 mod cleanup;
 mod policies;
@@ -241,29 +241,6 @@ fn kept_status(project: &RegistryProject) -> RegistryProjectStatus {
         robot_secret_refreshed_at: current.robot_secret_refreshed_at,
         ..RegistryProjectStatus::default()
     }
-}
-
-/// A client for the Registry's Harbor as `admin`, the password read from its admin Secret.
-async fn harbor_client(registry: &Registry, ctx: &Context) -> Result<HarborClient, String> {
-    let namespace = registry.namespace().unwrap_or_default();
-    let (secret_name, key) = render::harbor_admin_password_ref(registry);
-    let secrets: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let password = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(|e| format!("reading the admin Secret {namespace}/{secret_name}: {e}"))?
-        .and_then(|s| s.data)
-        .and_then(|d| {
-            d.get(&key)
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        })
-        .ok_or_else(|| format!("the admin Secret {namespace}/{secret_name} has no key {key}"))?;
-    let url = ctx
-        .settings
-        .harbor_api_url
-        .clone()
-        .unwrap_or_else(|| render::harbor_api_url(registry));
-    HarborClient::new(&url, "admin", password).map_err(|e| e.to_string())
 }
 
 /// The reason a Harbor error is reported with: unreachable or a server error is `HarborUnavailable`,

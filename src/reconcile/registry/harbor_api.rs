@@ -30,7 +30,7 @@ pub(super) async fn sync(registry: &Registry, ctx: &Context) -> SyncResult {
     let Some(harbor) = registry.spec.harbor.as_ref() else {
         return Ok(Vec::new());
     };
-    let client = client(registry, ctx).await?;
+    let client = admin_client(registry, ctx).await?;
     let mut changed = Vec::new();
     if let Some(read_only) = harbor.read_only {
         let current = client
@@ -105,7 +105,7 @@ pub(super) async fn set_read_only(
     ctx: &Context,
     read_only: bool,
 ) -> Result<bool, String> {
-    let client = client(registry, ctx).await?;
+    let client = admin_client(registry, ctx).await?;
     let current = client
         .read_only()
         .await
@@ -120,21 +120,25 @@ pub(super) async fn set_read_only(
     Ok(true)
 }
 
-/// A client for the Registry's Harbor as `admin`, the password read from its Secret.
-async fn client(registry: &Registry, ctx: &Context) -> Result<HarborClient, String> {
+/// A client for the Registry's Harbor as `admin`, the password read from its admin Secret (never
+/// logged); shared by the Registry and RegistryProject controllers.
+pub(crate) async fn admin_client(
+    registry: &Registry,
+    ctx: &Context,
+) -> Result<HarborClient, String> {
     let namespace = registry.namespace().unwrap_or_default();
     let (secret_name, key) = render::harbor_admin_password_ref(registry);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let password = secrets
         .get_opt(&secret_name)
         .await
-        .map_err(|e| format!("reading the admin Secret {secret_name}: {e}"))?
+        .map_err(|e| format!("reading the admin Secret {namespace}/{secret_name}: {e}"))?
         .and_then(|s| s.data)
         .and_then(|d| {
             d.get(&key)
                 .map(|v| String::from_utf8_lossy(&v.0).into_owned())
         })
-        .ok_or_else(|| format!("the admin Secret {secret_name} has no key {key}"))?;
+        .ok_or_else(|| format!("the admin Secret {namespace}/{secret_name} has no key {key}"))?;
     let url = ctx
         .settings
         .harbor_api_url

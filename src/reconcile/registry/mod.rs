@@ -8,7 +8,7 @@ mod cleanup;
 mod error;
 mod gc_window;
 pub(crate) mod harbor;
-mod harbor_api;
+pub(crate) mod harbor_api;
 mod migration;
 mod outcome;
 mod plan;
