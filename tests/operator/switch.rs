@@ -13,20 +13,20 @@ const T: Duration = Duration::from_secs(60);
 const K3D_ENDPOINT: &str = "platform-distribution.registry.svc.cluster.local:5000";
 const HARBOR: &str = "harbor.ai-platform.localhost";
 
-fn switch_server() -> Option<ControlPlane> {
+pub(super) fn switch_server() -> Option<ControlPlane> {
     ControlPlane::builder()
         .with(Upstream::KyvernoClusterPolicyOnly)
         .with(Upstream::Cnpg)
         .start()
 }
 
-fn registry(server: &ControlPlane) -> Value {
+pub(super) fn registry(server: &ControlPlane) -> Value {
     server
         .get_object("registries", NS, "platform")
         .expect("registry")
 }
 
-fn mark_everything_ready(server: &ControlPlane) {
+pub(super) fn mark_everything_ready(server: &ControlPlane) {
     mark_children_ready(server, NS, "platform");
 }
 
@@ -71,7 +71,7 @@ fn job_status(server: &ControlPlane, name: &str, status: Value) {
 
 /// The Registry's migration status and the reason of its `Migrating` condition, printed for the
 /// closing note's phase table.
-fn show(label: &str, registry: &Value) {
+pub(super) fn show(label: &str, registry: &Value) {
     let migrating = condition(registry, "Migrating").unwrap_or(Value::Null);
     eprintln!(
         "PHASE {label}: endpoint={} mode={} migration={} Migrating={}/{}",

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use crate::support::cluster::{ControlPlane, Upstream};
+use super::switch::{mark_everything_ready, registry, show, switch_server};
+use crate::support::cluster::ControlPlane;
 use crate::support::harbor_fake::{ADMIN_PASSWORD, HarborFake};
 use crate::support::scenario::*;
 use serde_json::{Value, json};
@@ -18,23 +19,6 @@ const HARBOR: &str = "harbor.ai-platform.localhost";
 const ADOPTED: &str = "k3d-myregistry:5000";
 /// Counts a finished migration Job reports (informational).
 const REPORT: &str = r#"{"repositories":2,"tags":5,"blobsCopied":9,"blobsSkipped":0,"bytesCopied":4096,"problems":0}"#;
-
-fn switch_server() -> Option<ControlPlane> {
-    ControlPlane::builder()
-        .with(Upstream::KyvernoClusterPolicyOnly)
-        .with(Upstream::Cnpg)
-        .start()
-}
-
-fn registry(server: &ControlPlane) -> Value {
-    server
-        .get_object("registries", NS, "platform")
-        .expect("registry")
-}
-
-fn mark_everything_ready(server: &ControlPlane) {
-    mark_children_ready(server, NS, "platform");
-}
 
 fn wait_ready(server: &ControlPlane, what: &str) -> Value {
     wait_for(what, T, || {
@@ -64,20 +48,6 @@ fn restrict_policy(server: &ControlPlane) -> String {
         .get_object("clusterpolicies", "", "ai-workloads-restrict-registries")
         .map(|p| p.to_string())
         .unwrap_or_default()
-}
-
-/// The Registry's migration status and the reason of its `Migrating` condition, printed for the
-/// closing note's phase table.
-fn show(label: &str, registry: &Value) {
-    let migrating = condition(registry, "Migrating").unwrap_or(Value::Null);
-    eprintln!(
-        "PHASE {label}: endpoint={} mode={} migration={} Migrating={}/{}",
-        registry["status"]["endpoint"],
-        registry["status"]["mode"],
-        registry["status"]["migration"],
-        migrating["status"],
-        migrating["reason"]
-    );
 }
 
 /// Wait for `phase` without playing the cluster (a phase that waits on a rollout stays put).
