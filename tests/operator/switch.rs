@@ -508,6 +508,13 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
         json!({"spec": {"migration": {"grace": "1s"}}}),
     );
     switch_to_harbor(&server, NS, "platform", HARBOR);
+    // A pod naming the old host holds Grace until it is deleted: with a 1s window and no such pod,
+    // Grace can pass into Retired before the phase is observed and the operator killed there.
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "old-app", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": format!("{K3D_ENDPOINT}/ai/app:1.0")}]},
+    }));
     let phases = [
         ("Copying", Some("platform-migrate-1")),
         ("Freezing", None),
@@ -532,6 +539,7 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
             complete_migration_job(&server, NS, job, report);
         }
     }
+    server.delete_object("pods", "default", "old-app");
     let _operator = Operator::start(&server, logs.path(), &[]);
     let retired = wait_for("Retired", T, || {
         mark_everything_ready(&server);
