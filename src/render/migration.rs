@@ -16,18 +16,70 @@ use super::labels::Owner;
 use super::{RenderError, RenderedObject, owner_reference};
 use crate::crd::{Registry, RegistryMode};
 
-/// One side of a copy: what runs there, where and, for Harbor, which Secret key holds the admin password.
+/// One side of a copy: what runs there, where and, for Harbor, which Secret holds the credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrationEndpoint {
     /// The registry kind on this side: Harbor keeps repositories in projects, the k3d registry does not.
     pub mode: RegistryMode,
     /// `http://host[:port]` or `https://host`.
     pub url: String,
-    /// `(secret, key)` of the password of user `admin`, when the registry needs credentials.
-    pub admin_password: Option<(String, String)>,
+    /// Where the Job reads its user name and password, when the registry needs credentials.
+    pub credentials: Option<SecretCredentials>,
     /// `(config map, key)` of the CA certificate that signs the registry's TLS certificate, when the
     /// operator generated it (trusted in addition to the system roots).
     pub ca: Option<(String, String)>,
+}
+
+/// Credentials the Job reads from a Secret (never a value in the Job itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretCredentials {
+    /// The Secret, in the Registry's namespace.
+    pub secret: String,
+    /// The user name: a key of the Secret, or a fixed name.
+    pub username: Username,
+    /// The key of the Secret holding the password.
+    pub password_key: String,
+}
+
+/// Where a Job's user name comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Username {
+    /// A fixed name (Harbor's `admin`).
+    Fixed(String),
+    /// A key of the credentials Secret (a robot's `robot$project+name`).
+    Key(String),
+}
+
+impl SecretCredentials {
+    /// The migration robot of `registry` (see [`robot_secret_name`]): keys `username` and `password`.
+    pub fn robot(registry: &Registry) -> Self {
+        Self {
+            secret: robot_secret_name(registry),
+            username: Username::Key(ROBOT_USERNAME_KEY.to_string()),
+            password_key: ROBOT_PASSWORD_KEY.to_string(),
+        }
+    }
+}
+
+/// Key of the robot's full name in the migration robot Secret.
+pub const ROBOT_USERNAME_KEY: &str = "username";
+/// Key of the robot's secret in the migration robot Secret.
+pub const ROBOT_PASSWORD_KEY: &str = "password";
+
+/// The Secret holding the short-lived Harbor robot a switch into Harbor pushes with
+/// (`<name>-migration-robot`), created by the operator before the first Job and deleted after the flip.
+pub fn robot_secret_name(registry: &Registry) -> String {
+    format!("{}-migration-robot", registry.name_any())
+}
+
+/// The robot's short name in Harbor (`migrate-<namespace>-<name>`; Harbor shows it as
+/// `robot$<project>+migrate-<namespace>-<name>`): unique per Registry across namespaces.
+pub fn robot_name(registry: &Registry) -> String {
+    format!(
+        "migrate-{}-{}",
+        registry.namespace().unwrap_or_default(),
+        registry.name_any()
+    )
 }
 
 /// Where the Job mounts the CA certificates of its endpoints (`<dir>-0`, `<dir>-1`).
@@ -96,27 +148,36 @@ pub fn job_name(registry: &Registry, kind: JobKind, attempt: u32) -> String {
 }
 
 fn credential_env(prefix: &str, endpoint: &MigrationEndpoint) -> Vec<EnvVar> {
-    let Some((secret, key)) = &endpoint.admin_password else {
+    let Some(credentials) = &endpoint.credentials else {
         return Vec::new();
     };
-    vec![
-        EnvVar {
-            name: format!("MIGRATE_{prefix}_USERNAME"),
-            value: Some("admin".to_string()),
-            ..Default::default()
-        },
-        EnvVar {
-            name: format!("MIGRATE_{prefix}_PASSWORD"),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.clone(),
-                    key: key.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
+    let from_secret = |name: String, key: &str| EnvVar {
+        name,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: credentials.secret.clone(),
+                key: key.to_string(),
+                optional: Some(false),
             }),
             ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let username_var = format!("MIGRATE_{prefix}_USERNAME");
+    let username = match &credentials.username {
+        Username::Fixed(name) => EnvVar {
+            name: username_var,
+            value: Some(name.clone()),
+            ..Default::default()
         },
+        Username::Key(key) => from_secret(username_var, key),
+    };
+    vec![
+        username,
+        from_secret(
+            format!("MIGRATE_{prefix}_PASSWORD"),
+            &credentials.password_key,
+        ),
     ]
 }
 
@@ -273,13 +334,17 @@ mod tests {
             from: MigrationEndpoint {
                 mode: RegistryMode::K3d,
                 url: "http://platform-distribution.registry.svc.cluster.local:5000".into(),
-                admin_password: None,
+                credentials: None,
                 ca: None,
             },
             to: MigrationEndpoint {
                 mode: RegistryMode::Harbor,
                 url: "https://harbor.ai-platform.localhost".into(),
-                admin_password: Some(("platform-harbor-admin-secret".into(), "password".into())),
+                credentials: Some(SecretCredentials {
+                    secret: "platform-migration-robot".into(),
+                    username: Username::Key("username".into()),
+                    password_key: "password".into(),
+                }),
                 ca: Some(("platform-harbor-ca".into(), "ca.crt".into())),
             },
             attempt: 2,
@@ -328,7 +393,17 @@ mod tests {
         assert!(password.get("value").is_none());
         assert_eq!(
             password["valueFrom"]["secretKeyRef"]["name"],
-            "platform-harbor-admin-secret"
+            "platform-migration-robot"
+        );
+        // The robot's name is read from its Secret too: the Job never logs in as admin.
+        let username = env
+            .iter()
+            .find(|e| e["name"] == "MIGRATE_TO_USERNAME")
+            .unwrap();
+        assert!(username.get("value").is_none());
+        assert_eq!(
+            username["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "platform-migration-robot", "key": "username", "optional": false})
         );
         assert!(
             env.iter()

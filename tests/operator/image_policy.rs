@@ -68,9 +68,16 @@ fn restrict_registries_follows_the_registry_from_k3d_to_harbor() {
     let Some(server) = server_with(&[Upstream::KyvernoClusterPolicyOnly]) else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
     // No periodic resync within the test: only the Registry watch can carry the endpoint change.
-    let _operator = Operator::start(&server, logs.path(), &["--resync", "1h"]);
+    let _operator = Operator::start(
+        &server,
+        logs.path(),
+        &["--resync", "1h", "--harbor-api-url", &harbor.url()],
+    );
     server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
     server.put_object(image_policy(
         "ai-workloads",
@@ -123,7 +130,9 @@ fn restrict_registries_follows_the_registry_from_k3d_to_harbor() {
             "k3d": null,
             "host": HARBOR_HOST,
             "migration": {"grace": "0"},
-            "harbor": {"database": {"external": {
+            "harbor": {
+                "adminPasswordSecretRef": {"name": SWITCH_ADMIN_SECRET, "key": "password"},
+                "database": {"external": {
                 "host": "postgresql-rw.storage.svc.cluster.local",
                 "username": "harbor",
                 "passwordSecretRef": {"name": "harbor-database"},

@@ -323,8 +323,11 @@ fn after_a_switch_kyverno_admits_the_new_host_and_denies_the_old_one() {
     else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     server.put_object(k3d_registry(NS, "platform", json!({"adopt": "Never"})));
     wait_for("k3d Ready", T, || {
         mark_children_ready(&server, NS, "platform");

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::support::cluster::{ControlPlane, Upstream};
+use crate::support::harbor_fake::HarborFake;
 use crate::support::scenario::*;
 use serde_json::{Value, json};
 
@@ -83,6 +84,13 @@ pub(super) fn show(label: &str, registry: &Value) {
     );
 }
 
+/// The one robot in the fake Harbor, which must be the migration robot.
+fn only_migration_robot(harbor: &HarborFake) -> Value {
+    let robots = harbor.robots();
+    assert_eq!(robots.len(), 1, "one migration robot: {robots:?}");
+    robots[0].clone()
+}
+
 fn wait_phase(server: &ControlPlane, phase: &str) -> Value {
     let registry = wait_for(&format!("phase {phase}"), T, || {
         mark_everything_ready(server);
@@ -122,14 +130,18 @@ fn switch_goes_through_every_phase_and_retires_the_old_registry_after_grace_and_
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     serving_k3d(&server);
+    // Into a project Harbor does not have yet: the operator creates it (private).
     server.merge_patch_object(
         "registries",
         NS,
         "platform",
-        json!({"spec": {"migration": {"grace": "2s"}}}),
+        json!({"spec": {"migration": {"grace": "2s", "destinationProject": "ai-models"}}}),
     );
     switch_to_harbor(&server, NS, "platform", HARBOR);
 
@@ -157,6 +169,55 @@ fn switch_goes_through_every_phase_and_retires_the_old_registry_after_grace_and_
         "{args}"
     );
     assert!(!distribution_env(&server).contains("MAINTENANCE_READONLY"));
+    // The Job pushes as a robot created for the switch: push and pull on the destination project
+    // only, its credentials in a Secret the Job reads; never as admin.
+    let project = harbor
+        .project("ai-models")
+        .expect("destination project created");
+    assert_eq!(project["metadata"]["public"], "false");
+    let robot = only_migration_robot(&harbor);
+    assert_eq!(robot["name"], "robot$ai-models+migrate-registry-platform");
+    assert_eq!(robot["level"], "project");
+    assert_eq!(
+        robot["duration"], 1,
+        "short-lived: one day, Harbor's shortest"
+    );
+    assert_eq!(
+        robot["permissions"],
+        json!([{"kind": "project", "namespace": "ai-models", "access": [
+            {"resource": "repository", "action": "pull"},
+            {"resource": "repository", "action": "push"}]}])
+    );
+    let credentials = server
+        .get_object("secrets", NS, "platform-migration-robot")
+        .expect("robot Secret");
+    let decoded = |key: &str| {
+        use base64::Engine;
+        let value = credentials["data"][key].as_str().unwrap_or_default();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decoded("username"),
+        "robot$ai-models+migrate-registry-platform"
+    );
+    assert_eq!(
+        Some(decoded("password")),
+        harbor.robot_secret("robot$ai-models+migrate-registry-platform")
+    );
+    let job = server.get_object("jobs", NS, "platform-migrate-1").unwrap();
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains(r#""key":"username","name":"platform-migration-robot""#)
+            && env.contains(r#""key":"password","name":"platform-migration-robot""#)
+            && !env.contains("admin"),
+        "{env}"
+    );
+    assert!(args.contains("--dest-project=ai-models"), "{args}");
     complete_migration_job(
         &server,
         NS,
@@ -239,7 +300,7 @@ fn switch_goes_through_every_phase_and_retires_the_old_registry_after_grace_and_
         .as_str()
         .unwrap_or_default();
     assert!(
-        nodes.contains(&format!("{K3D_ENDPOINT}:")) && nodes.contains("^(.*)$: library/$1"),
+        nodes.contains(&format!("{K3D_ENDPOINT}:")) && nodes.contains("^(.*)$: ai-models/$1"),
         "nodes keep pulling old references from Harbor: {nodes}"
     );
     wait_for("policy allows both hosts", T, || {
@@ -253,6 +314,15 @@ fn switch_goes_through_every_phase_and_retires_the_old_registry_after_grace_and_
             .get_object("deployments", NS, "platform-distribution")
             .is_some()
     );
+    // The robot lived exactly as long as the Jobs: deleted in Harbor, then its Secret.
+    wait_for("migration robot deleted after the flip", T, || {
+        (harbor.robots().is_empty()
+            && server
+                .get_object("secrets", NS, "platform-migration-robot")
+                .is_none())
+        .then_some(())
+    });
+    assert!(harbor.take_violations().is_empty());
     let counted = wait_for("the old-host pod is counted", T, || {
         let r = registry(&server);
         (r["status"]["migration"]["oldHostPods"] == 1).then_some(r)
@@ -334,8 +404,11 @@ fn failed_migration_keeps_old_registry_serving_and_retries() {
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     serving_k3d(&server);
     switch_to_harbor(&server, NS, "platform", HARBOR);
     wait_for("migration Job", T, || {
@@ -423,9 +496,13 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
+    let url = harbor.url();
     let logs = tempfile::tempdir().unwrap();
     {
-        let _operator = Operator::start(&server, logs.path(), &[]);
+        let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
         serving_k3d(&server);
     }
     server.merge_patch_object(
@@ -438,7 +515,7 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
     // Kill the operator at varying points of the switch (seeded delays), playing the cluster's part.
     let mut rng = fastrand::Rng::with_seed(7);
     for round in 0..10 {
-        let mut operator = Operator::start(&server, logs.path(), &[]);
+        let mut operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
         std::thread::sleep(Duration::from_millis(rng.u64(150..900)));
         mark_everything_ready(&server);
         if round >= 3 {
@@ -451,7 +528,7 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
             operator.log()
         );
     }
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
     wait_for("switch completed", T, || {
         mark_everything_ready(&server);
         complete_running_jobs(&server);
@@ -463,6 +540,11 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
         .then_some(())
     });
     assert_eq!(registry(&server)["status"]["migration"]["phase"], "Retired");
+    // However often it was killed between creating the robot and storing it, none is left.
+    wait_for("no migration robot left in Harbor", T, || {
+        harbor.robots().is_empty().then_some(())
+    });
+    assert!(harbor.take_violations().is_empty());
     for job in [
         "platform-migrate-2",
         "platform-catchup-2",
@@ -496,9 +578,13 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
+    let url = harbor.url();
     let logs = tempfile::tempdir().unwrap();
     {
-        let _operator = Operator::start(&server, logs.path(), &[]);
+        let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
         serving_k3d(&server);
     }
     server.merge_patch_object(
@@ -523,7 +609,7 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
         ("Grace", None),
     ];
     for (phase, job) in phases {
-        let mut operator = Operator::start(&server, logs.path(), &[]);
+        let mut operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
         wait_for(&format!("phase {phase}"), T, || {
             if phase != "Freezing" {
                 mark_everything_ready(&server);
@@ -540,7 +626,7 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
         }
     }
     server.delete_object("pods", "default", "old-app");
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
     let retired = wait_for("Retired", T, || {
         mark_everything_ready(&server);
         let r = registry(&server);
@@ -563,4 +649,13 @@ fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
         .filter(|e| e["reason"] == "Switched")
         .count();
     assert_eq!(switched_events, 1, "the flip happened once");
+    assert!(
+        harbor.robots().is_empty(),
+        "the migration robot is deleted after the flip"
+    );
+    assert_eq!(
+        harbor.count(&["CreateRobot"]),
+        1,
+        "one robot served every phase, across restarts"
+    );
 }

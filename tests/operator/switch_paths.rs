@@ -205,6 +205,15 @@ fn harbor_to_k3d_with_allow_downgrade_goes_through_the_same_phases() {
             && args.contains("--no-verify"),
         "from Harbor to the k3d Service, no project prefix: {args}"
     );
+    // Out of Harbor the Job reads as admin (Harbor answers /v2/_catalog to system administrators
+    // only); no robot is made.
+    let job = server.get_object("jobs", NS, "platform-migrate-1").unwrap();
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains(r#""name":"MIGRATE_FROM_USERNAME","value":"admin""#),
+        "{env}"
+    );
+    assert_eq!(harbor.count(&["CreateRobot"]), 0);
     assert!(
         !harbor.read_only(),
         "the source takes pushes during the bulk copy"
@@ -296,8 +305,11 @@ fn setting_the_mode_back_before_the_flip_cancels_and_lifts_the_freeze() {
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     serving_k3d(&server, json!({"adopt": "Never"}), K3D_ENDPOINT);
     switch_to_harbor(&server, NS, "platform", HARBOR);
     wait_phase(&server, "Copying");
@@ -332,6 +344,16 @@ fn setting_the_mode_back_before_the_flip_cancels_and_lifts_the_freeze() {
         done.then_some(r)
     });
     show("cancelled", &cancelled);
+    // The robot made for the cancelled switch is deleted with the admin Secret it was made with,
+    // although the spec no longer names Harbor.
+    assert_eq!(harbor.count(&["CreateRobot"]), 1);
+    wait_for("migration robot deleted", T, || {
+        (harbor.robots().is_empty()
+            && server
+                .get_object("secrets", NS, "platform-migration-robot")
+                .is_none())
+        .then_some(())
+    });
     assert_eq!(cancelled["status"]["mode"], "K3d");
     assert_eq!(cancelled["status"]["endpoint"], K3D_ENDPOINT);
     assert!(
@@ -410,8 +432,11 @@ fn an_adopted_k3d_registry_cannot_be_frozen_and_is_verified_by_a_final_copy() {
         "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
         "data": {"localRegistryHosting.v1": format!("host: localhost:5111\nhostFromContainerRuntime: {ADOPTED}\nhostFromClusterNetwork: {ADOPTED}\n")},
     }));
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     serving_k3d(&server, json!({}), ADOPTED);
     assert_eq!(registry(&server)["status"]["endpoint"], ADOPTED);
     server.merge_patch_object(
@@ -476,8 +501,11 @@ fn rewrite_images_adds_a_mutate_policy_only_during_grace() {
     let Some(server) = switch_server() else {
         return;
     };
+    let Some(harbor) = harbor_for_switch(&server, NS) else {
+        return;
+    };
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &harbor.url()]);
     serving_k3d(&server, json!({"adopt": "Never"}), K3D_ENDPOINT);
     server.merge_patch_object(
         "registries",

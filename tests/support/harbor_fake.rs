@@ -1,7 +1,8 @@
 //! A fake Harbor (REST API v2.0) on 127.0.0.1 that keeps state (projects, robot accounts, registry
 //! endpoints, the read-only flag, the GC schedule; immutability rules and retention policies in
-//! [`policies`]) and answers like Harbor: `201` with `Location` on
-//! create, `409` on a duplicate, `404`, `412` when deleting a project that holds repositories, `401`
+//! [`policies`]; updating and deleting registry endpoints in [`registries`]) and answers like Harbor:
+//! `201` with `Location` on create, `409` on a duplicate, `404`, `412` when deleting a project that
+//! holds repositories or a registry endpoint a project uses, `401`
 //! without or with wrong basic auth, errors as `{"errors":[{"code","message"}]}`.
 //!
 //! **Every request it receives and every response it sends is checked against Harbor's own API
@@ -45,7 +46,6 @@ pub const ADMIN_PASSWORD: &str = "Harbor12345-fake";
 pub const BASE_PATH: &str = "/api/v2.0";
 /// The fake's clock: every timestamp it reports.
 const NOW: &str = "2026-07-01T12:00:00.000Z";
-const NOW_UNIX: i64 = 1_782_907_200;
 
 /// Answers real Harbor gives that its swagger (v2.15.2) does not declare: `(operationId or "*", status,
 /// why)`. Any other undeclared status is a violation.
@@ -521,6 +521,8 @@ struct State {
     /// The current secret of each robot (Harbor keeps only a hash; tests compare copies with it).
     robot_secrets: BTreeMap<i64, String>,
     registries: BTreeMap<i64, Value>,
+    /// The current access secret of each registry endpoint (Harbor answers it masked; tests compare).
+    registry_secrets: BTreeMap<i64, String>,
     /// Immutability rules by id: (project id, rule as `ListImmuRules` shows it).
     immutable: BTreeMap<i64, (i64, Value)>,
     /// Retention policies by id, as `getRetention` shows them.
@@ -630,6 +632,7 @@ impl HarborFake {
             robots: BTreeMap::new(),
             robot_secrets: BTreeMap::new(),
             registries: BTreeMap::new(),
+            registry_secrets: BTreeMap::new(),
             immutable: BTreeMap::new(),
             retentions: BTreeMap::new(),
             read_only: false,
@@ -1375,10 +1378,14 @@ fn create_robot(state: &mut State, body: &Value) -> Answer {
     }
     let id = state.next_id;
     state.next_id += 1;
+    // Harbor counts a robot's lifetime from the moment it is created (its clock, not a fixture's).
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let expires_at = if duration == -1 {
         -1
     } else {
-        NOW_UNIX + duration * 86_400
+        now_unix + duration * 86_400
     };
     let secret = format!("fake-robot-secret-{:016x}", fastrand::u64(..));
     state.robot_secrets.insert(id, secret.clone());
@@ -1462,6 +1469,9 @@ fn create_registry(state: &mut State, body: &Value) -> Answer {
             "access_key": credential.get("access_key").cloned().unwrap_or(json!("")),
             "access_secret": "*****",
         });
+        if let Some(secret) = credential.get("access_secret").and_then(Value::as_str) {
+            state.registry_secrets.insert(id, secret.to_string());
+        }
     }
     state.registries.insert(id, registry);
     Answer::created(format!("{BASE_PATH}/registries/{id}"), None)

@@ -414,9 +414,32 @@ pub fn switch_to_harbor(server: &ControlPlane, namespace: &str, name: &str, host
         "registries",
         namespace,
         name,
-        json!({"spec": {"mode": "Harbor", "host": host, "harbor": {"database": {"external": {
+        json!({"spec": {"mode": "Harbor", "host": host, "harbor": {
+            "adminPasswordSecretRef": {"name": SWITCH_ADMIN_SECRET, "key": "password"},
+            "database": {"external": {
             "host": "postgresql-rw.storage.svc.cluster.local", "username": "harbor", "passwordSecretRef": {"name": "harbor-db"}}}}}}),
     );
+}
+
+/// The admin Secret a switch into Harbor names (`spec.harbor.adminPasswordSecretRef`), holding the
+/// fake Harbor's admin password.
+pub const SWITCH_ADMIN_SECRET: &str = "harbor-admin";
+
+/// The Harbor a switch goes into, as far as its API goes: the swagger-checked fake (the operator
+/// creates the destination project and the migration robot through it) and, in `namespace`, the
+/// admin Secret [`switch_to_harbor`] names. Start the operator with
+/// `["--harbor-api-url", &harbor.url()]`. `None`: SKIPPED (no swagger).
+pub fn harbor_for_switch(
+    server: &ControlPlane,
+    namespace: &str,
+) -> Option<crate::support::harbor_fake::HarborFake> {
+    let harbor = crate::support::harbor_fake::HarborFake::start()?;
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": SWITCH_ADMIN_SECRET, "namespace": namespace},
+        "stringData": {"password": crate::support::harbor_fake::ADMIN_PASSWORD},
+    }));
+    Some(harbor)
 }
 
 /// Play Kyverno: every generated policy of every served kind (ClusterPolicy, ValidatingPolicy,

@@ -50,6 +50,10 @@ pub(super) async fn cleanup(registry: &Registry, ctx: &Context) -> Result<Action
         }
     }
     delete_foreign_children(ctx, &owner, &namespace, &id).await?;
+    // Best effort: Harbor may be going with the Registry (then the robot expires by itself).
+    if let Err(message) = super::robot::release(registry, ctx, false).await {
+        tracing::warn!(registry = %id, %message, "the migration robot Secret is left to garbage collection");
+    }
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     let owned = claims
         .list(&kube::api::ListParams::default().labels(&owner.selector()))

@@ -126,16 +126,27 @@ pub(crate) async fn admin_client(
     registry: &Registry,
     ctx: &Context,
 ) -> Result<HarborClient, String> {
-    let namespace = registry.namespace().unwrap_or_default();
     let (secret_name, key) = render::harbor_admin_password_ref(registry);
+    admin_client_using(registry, ctx, &secret_name, &key).await
+}
+
+/// [`admin_client`] with the password from `secret_name`/`key` in the Registry's namespace (a
+/// reference recorded earlier, when the spec may no longer name it).
+pub(super) async fn admin_client_using(
+    registry: &Registry,
+    ctx: &Context,
+    secret_name: &str,
+    key: &str,
+) -> Result<HarborClient, String> {
+    let namespace = registry.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let password = secrets
-        .get_opt(&secret_name)
+        .get_opt(secret_name)
         .await
         .map_err(|e| format!("reading the admin Secret {namespace}/{secret_name}: {e}"))?
         .and_then(|s| s.data)
         .and_then(|d| {
-            d.get(&key)
+            d.get(key)
                 .map(|v| String::from_utf8_lossy(&v.0).into_owned())
         })
         .ok_or_else(|| format!("the admin Secret {namespace}/{secret_name} has no key {key}"))?;

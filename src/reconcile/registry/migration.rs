@@ -13,11 +13,28 @@ use tracing::warn;
 use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::children::{ChildStores, readiness};
 use crate::reconcile::context::{Context, backoff_delay};
-use crate::render::migration::{self, JobKind, MigrationEndpoint, MigrationPlan};
+use crate::render::migration::{
+    self, JobKind, MigrationEndpoint, MigrationPlan, SecretCredentials, Username,
+};
 use crate::render::{self, RenderError, Rendered, RenderedObject};
 
-/// Where `migrate` reaches one side from inside the cluster, and its credentials.
-fn endpoint_of(registry: &Registry, mode: RegistryMode, rendered: &Rendered) -> MigrationEndpoint {
+/// Which side of a copy an endpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    From,
+    To,
+}
+
+/// Where `migrate` reaches one side from inside the cluster, and its credentials: into Harbor, the
+/// short-lived migration robot (push and pull on the destination project only); out of Harbor,
+/// `admin`, because Harbor answers its registry catalog (`/v2/_catalog`) to system administrators
+/// only and a robot can never be one.
+fn endpoint_of(
+    registry: &Registry,
+    mode: RegistryMode,
+    rendered: &Rendered,
+    side: Side,
+) -> MigrationEndpoint {
     match mode {
         RegistryMode::K3d => {
             let hosted = rendered
@@ -35,7 +52,7 @@ fn endpoint_of(registry: &Registry, mode: RegistryMode, rendered: &Rendered) -> 
             MigrationEndpoint {
                 mode,
                 url: format!("http://{host}"),
-                admin_password: None,
+                credentials: None,
                 ca: None,
             }
         }
@@ -43,7 +60,17 @@ fn endpoint_of(registry: &Registry, mode: RegistryMode, rendered: &Rendered) -> 
         RegistryMode::Harbor => MigrationEndpoint {
             mode,
             url: format!("https://{}", rendered.endpoint.clone().unwrap_or_default()),
-            admin_password: Some(render::harbor_admin_password_ref(registry)),
+            credentials: Some(match side {
+                Side::To => SecretCredentials::robot(registry),
+                Side::From => {
+                    let (secret, password_key) = render::harbor_admin_password_ref(registry);
+                    SecretCredentials {
+                        secret,
+                        username: Username::Fixed("admin".to_string()),
+                        password_key,
+                    }
+                }
+            }),
             ca: rendered
                 .secret_copies
                 .first()
@@ -345,8 +372,8 @@ fn job_pass(
             registry,
             &MigrationPlan {
                 kind,
-                from: endpoint_of(registry, input.from.0, input.from.1),
-                to: endpoint_of(registry, input.to.0, input.to.1),
+                from: endpoint_of(registry, input.from.0, input.from.1, Side::From),
+                to: endpoint_of(registry, input.to.0, input.to.1, Side::To),
                 attempt,
                 image: input.image.to_string(),
             },
@@ -453,7 +480,7 @@ mod tests {
     use crate::reconcile::registry::plan::tests::registry;
 
     #[test]
-    fn first_step_creates_attempt_one_from_k3d_service_to_harbor_with_admin_credentials() {
+    fn first_step_creates_attempt_one_from_k3d_service_to_harbor_with_robot_credentials() {
         let registry = registry(RegistryMode::Harbor, Some(RegistryMode::K3d), false);
         let source = Rendered {
             objects: vec![
@@ -500,5 +527,12 @@ mod tests {
             args.contains("https://harbor.ai-platform.localhost"),
             "{args}"
         );
+        let env = step.jobs[0].object.data["spec"]["template"]["spec"]["containers"][0]["env"]
+            .to_string();
+        assert!(
+            env.contains(r#""key":"username","name":"platform-migration-robot""#),
+            "{env}"
+        );
+        assert!(!env.contains("admin"), "never admin into Harbor: {env}");
     }
 }

@@ -14,6 +14,7 @@ mod outcome;
 mod plan;
 mod pods;
 mod prepare;
+mod robot;
 mod switch_status;
 mod upgrade;
 
@@ -31,7 +32,7 @@ use tracing::{info, warn};
 use super::apply;
 use super::context::Context;
 use super::status_write;
-use crate::crd::{Reason, Registry};
+use crate::crd::{Reason, Registry, RegistryMode};
 use crate::render::labels::Owner;
 pub(crate) use error::{ReconcileError, registry_id};
 use outcome::Outcome;
@@ -85,6 +86,13 @@ pub(crate) fn error_policy(
 async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
     let plan = plan::plan(registry);
     tracing::debug!(registry = %registry_id(registry), ?plan, "pass");
+    let into_harbor = plan::switching_into_harbor(&plan);
+    if !into_harbor
+        && let Err(message) =
+            robot::release(registry, ctx, plan.target().mode == RegistryMode::Harbor).await
+    {
+        warn!(registry = %registry_id(registry), %message, "the migration robot is not deleted yet; retrying");
+    }
     let (outcome, failure) = match prepare::prepare(registry, ctx, &plan).await? {
         Pass::Report(outcome) => (Some(*outcome), None),
         Pass::Apply {

@@ -43,6 +43,12 @@ impl Plan {
     }
 }
 
+/// Whether this pass belongs to a switch into Harbor before its flip (its Jobs push as the
+/// migration robot, which lives exactly that long).
+pub(crate) fn switching_into_harbor(plan: &Plan) -> bool {
+    matches!(plan, Plan::Switch { to, .. } if to.mode == RegistryMode::Harbor)
+}
+
 /// The mode that serves images now: `status.mode`, or the spec's mode for a new Registry.
 fn serving_mode(registry: &Registry) -> RegistryMode {
     registry

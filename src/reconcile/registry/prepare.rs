@@ -13,7 +13,7 @@ use super::outcome::{self, Outcome, Steady};
 use super::plan::Plan;
 use super::switch_status::{Grace, Switching};
 use super::upgrade::Upgrading;
-use super::{access, gc_window, harbor, harbor_api, migration};
+use super::{access, gc_window, harbor, harbor_api, migration, robot};
 use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::context::Context;
 use crate::render::observed::ObservedHosting;
@@ -234,7 +234,7 @@ pub(super) async fn prepare(
             Err(message) => Freeze::Pending(format!("making Harbor read-only: {message}")),
         },
     };
-    let step = migration::migration_step(&StepInput {
+    let mut step = migration::migration_step(&StepInput {
         registry,
         from: (from.mode, &source),
         to: (to.mode, &rendered),
@@ -246,6 +246,24 @@ pub(super) async fn prepare(
         now: Timestamp::now(),
     })
     .map_err(ReconcileError::Render)?;
+    if to.mode == RegistryMode::Harbor && !step.jobs.is_empty() {
+        // Into Harbor the Jobs push as the migration robot, created before the Job that needs it.
+        let running = step.jobs.iter().any(|job| ctx.stores.live(job).is_some());
+        let project = render::migration::destination_project(registry, to.mode);
+        if let Err(message) =
+            robot::ensure(registry, ctx, &project, running, Timestamp::now()).await
+        {
+            info!(registry = %id, %message, "migration robot not ready; no new Job in this pass");
+            step.jobs.retain(|job| ctx.stores.live(job).is_some());
+            if step.jobs.is_empty() {
+                step.message = format!(
+                    "{}; waiting for the migration robot: {message}",
+                    step.message
+                );
+                step.requeue = Some(ctx.settings.requeue_not_ready);
+            }
+        }
+    }
     let mut desired = rendered.objects.clone();
     desired.extend(step.jobs.iter().cloned());
     desired.extend(source.objects.iter().cloned());
