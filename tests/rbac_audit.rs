@@ -46,11 +46,6 @@ const UNUSED_BUT_NEEDED: &[(&str, &str, &str)] = &[
         "postgresql.cnpg.io/clusters",
         "a retired Harbor's managed database Cluster under retention: Delete",
     ),
-    (
-        "delete",
-        "secrets",
-        "a retired Harbor's generated Secrets under retention: Delete",
-    ),
 ];
 
 fn granted() -> BTreeSet<(String, String)> {
