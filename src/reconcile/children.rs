@@ -40,6 +40,40 @@ pub fn cnpg_child_kinds() -> Vec<ApiResource> {
     ]
 }
 
+/// The field under which a cached child keeps everything but its `status`, as compact JSON text.
+pub const PACKED: &str = "\u{0}packed";
+
+/// What a child's cache keeps: no `managedFields` (as large as the object under server-side apply,
+/// never read), and every field but `status` as one compact JSON string: a parsed `serde_json` tree
+/// takes several times the bytes of its text, and a child's body is read only when a reconcile
+/// compares it (a few times per pass, see [`ChildStores::get`]). `status` stays parsed: readiness and
+/// the watch predicate read it on every event.
+pub fn pack(object: &mut DynamicObject) {
+    object.metadata.managed_fields = None;
+    if let serde_json::Value::Object(fields) = &mut object.data {
+        let status = fields.remove("status");
+        let rest = std::mem::take(fields);
+        if !rest.is_empty() {
+            let text = serde_json::to_string(&rest).unwrap_or_default();
+            fields.insert(PACKED.to_string(), serde_json::Value::String(text));
+        }
+        if let Some(status) = status {
+            fields.insert("status".to_string(), status);
+        }
+    }
+}
+
+/// A cached child as the API server sent it (see [`pack`]).
+pub fn unpack(mut object: DynamicObject) -> DynamicObject {
+    if let serde_json::Value::Object(fields) = &mut object.data
+        && let Some(serde_json::Value::String(text)) = fields.remove(PACKED)
+        && let Ok(serde_json::Value::Object(rest)) = serde_json::from_str(&text)
+    {
+        fields.extend(rest);
+    }
+    object
+}
+
 /// Key of a kind in [`ChildStores`].
 pub fn kind_key(resource: &ApiResource) -> String {
     format!("{}/{}", resource.api_version, resource.kind)
@@ -96,7 +130,7 @@ impl ChildStores {
         if let Some(namespace) = namespace {
             reference = reference.within(namespace);
         }
-        store.get(&reference).map(|o| (*o).clone())
+        store.get(&reference).map(|o| unpack((*o).clone()))
     }
 
     /// Whether the cache of kind `kind_key` holds `namespace/name` (a child just deleted is gone from
@@ -138,7 +172,7 @@ impl ChildStores {
                     .iter()
                     .all(|(k, v)| object_labels.and_then(|l| l.get(k)) == Some(v))
                 {
-                    found.push((resource.clone(), (*object).clone()));
+                    found.push((resource.clone(), unpack((*object).clone())));
                 }
             }
         }
@@ -247,5 +281,43 @@ pub fn readiness(
             })
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_packed_child_unpacks_to_what_the_server_sent_without_managed_fields() {
+        let sent: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "p", "generation": 2, "labels": {"a": "b"},
+                "managedFields": [{"manager": "registry-operator", "operation": "Apply"}]},
+            "spec": {"rules": [{"name": "r", "match": {"any": []}}], "background": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let mut cached = sent.clone();
+        pack(&mut cached);
+        let fields = cached.data.as_object().unwrap();
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            [PACKED, "status"],
+            "the body is one string, the status stays parsed"
+        );
+        assert!(fields[PACKED].is_string());
+        assert_eq!(cached.metadata.managed_fields, None);
+        let back = unpack(cached);
+        assert_eq!(back.data, sent.data);
+        assert_eq!(back.metadata.labels, sent.metadata.labels);
+        // A body-less object (no spec, no data) packs to nothing and unpacks unchanged.
+        let mut empty: DynamicObject = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        )
+        .unwrap();
+        pack(&mut empty);
+        assert_eq!(unpack(empty).data, json!({}));
     }
 }

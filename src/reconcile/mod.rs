@@ -129,6 +129,8 @@ fn child_predicate(object: &DynamicObject) -> u64 {
             let mut body = String::new();
             for (key, value) in fields {
                 match key.as_str() {
+                    // The packed body of a kind with a generation is its spec (see `children::pack`).
+                    children::PACKED if meta.generation.is_some() => {}
                     "spec" if meta.generation.is_some() => {}
                     "status" => body.push_str(&status_view(value).to_string()),
                     _ => body.push_str(&value.to_string()),
@@ -265,7 +267,7 @@ fn child_stream(
     let watch_config = watcher::Config::default()
         .labels(&managed_selector())
         .page_size(page_size);
-    reflector::reflector(writer, watcher(api, watch_config).modify(lean))
+    reflector::reflector(writer, watcher(api, watch_config).modify(children::pack))
         .default_backoff()
         .inspect(synced.observer())
         .touched_objects()

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::children::{ChildStores, kind_key};
 use super::discovery::{Served, optional_kinds};
-use super::{lean, managed_selector};
+use super::managed_selector;
 
 /// Where the events of optional kinds go.
 pub struct Triggers {
@@ -106,7 +106,7 @@ fn start(
     };
     let everything = triggers.everything.clone();
     let mut listed = !announce;
-    let events = reflector::reflector(writer, watcher(api, config).modify(lean))
+    let events = reflector::reflector(writer, watcher(api, config).modify(crate::reconcile::children::pack))
         .default_backoff()
         .inspect(move |event| {
             if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
