@@ -14,6 +14,8 @@ use serde_json::Value;
 
 const REGISTRY_KEY: &str = "resource.customizations.health.registry.aisp.dev_Registry";
 const IMAGE_POLICY_KEY: &str = "resource.customizations.health.registry.aisp.dev_ImagePolicy";
+const REGISTRY_PROJECT_KEY: &str =
+    "resource.customizations.health.registry.aisp.dev_RegistryProject";
 
 fn argocd_dir() -> PathBuf {
     common::repo_root().join("config/argocd")
@@ -28,6 +30,7 @@ fn script_for(kind: &str) -> String {
     let file = match kind {
         "Registry" => "health-registry.lua",
         "ImagePolicy" => "health-imagepolicy.lua",
+        "RegistryProject" => "health-registryproject.lua",
         other => panic!("no health check for kind {other}"),
     };
     std::fs::read_to_string(argocd_dir().join(file)).expect("read lua")
@@ -140,10 +143,7 @@ fn health_checks_match_every_fixture() {
         statuses,
         BTreeSet::from(["Degraded".into(), "Healthy".into(), "Progressing".into()])
     );
-    assert_eq!(
-        kinds,
-        BTreeSet::from(["ImagePolicy".into(), "Registry".into()])
-    );
+    assert_eq!(kinds, kinds_with_reasons());
     // Every fixture file is exercised.
     let listed: BTreeSet<String> = cases
         .iter()
@@ -204,13 +204,32 @@ fn status_for(reason: Reason) -> Value {
     })
 }
 
+/// Every kind whose status carries condition reasons: each needs a health check.
+fn kinds_with_reasons() -> BTreeSet<String> {
+    Reason::ALL
+        .iter()
+        .flat_map(|r| r.written_by())
+        .map(|w| w.kind().to_string())
+        .collect()
+}
+
 #[test]
-fn both_health_checks_handle_every_condition_reason() {
+fn every_health_check_handles_every_condition_reason() {
     let Some(lua) = common::find_tool("lua5.4", &[]) else {
         common::missing("lua5.4", "apt-get install lua5.4");
         return;
     };
-    for kind in ["Registry", "ImagePolicy"] {
+    let kinds = kinds_with_reasons();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ImagePolicy".into(),
+            "Registry".into(),
+            "RegistryProject".into()
+        ])
+    );
+    for kind in &kinds {
+        let kind = kind.as_str();
         let script = script_for(kind);
         // The failure table names only reasons the operator writes.
         let failures = &script[script.find("local failures = {").expect("failures")..];
@@ -256,7 +275,7 @@ fn argocd_cm_patch_carries_the_lua_files_verbatim() {
     let data = patch["data"].as_object().expect("data");
     assert_eq!(
         data.keys().collect::<Vec<_>>(),
-        [IMAGE_POLICY_KEY, REGISTRY_KEY]
+        [IMAGE_POLICY_KEY, REGISTRY_KEY, REGISTRY_PROJECT_KEY]
     );
     assert_eq!(
         data[REGISTRY_KEY].as_str(),
@@ -267,6 +286,11 @@ fn argocd_cm_patch_carries_the_lua_files_verbatim() {
         data[IMAGE_POLICY_KEY].as_str(),
         Some(script_for("ImagePolicy").as_str()),
         "argocd-cm-patch.yaml drifted from health-imagepolicy.lua"
+    );
+    assert_eq!(
+        data[REGISTRY_PROJECT_KEY].as_str(),
+        Some(script_for("RegistryProject").as_str()),
+        "argocd-cm-patch.yaml drifted from health-registryproject.lua"
     );
 }
 
