@@ -323,6 +323,8 @@ pub struct Registry {
 #[serde(rename_all = "snake_case")]
 pub struct RegistryUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_type: Option<String>,

@@ -401,12 +401,34 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .reconcile_all_on(receiver_stream(policy_all_rx));
 
     let (project_reader, project_writer) = reflector::store::<DeserializeGuard<RegistryProject>>();
+    let projects_changed = Arc::new(tokio::sync::Notify::new());
     let projects = owner_stream(&client, project_writer, &synced, config.page_size)
-        .predicate_filter(project::predicate, Default::default());
+        .predicate_filter(project::predicate, Default::default())
+        .inspect({
+            let changed = projects_changed.clone();
+            move |_| changed.notify_one()
+        });
     let projects = counted(projects, &metrics, "registry-project", "self".into());
-    let project_controller = Controller::for_stream(projects, project_reader)
+    // A proxy cache's credentials Secret changed: its RegistryProjects look at once.
+    let (credential_changes, credential_changes_rx) = mpsc::unbounded_channel();
+    tokio::spawn(project::credential_watch::run(
+        client.clone(),
+        project_reader.clone(),
+        projects_changed,
+        credential_changes,
+    ));
+    let project_controller = Controller::for_stream(projects, project_reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .shutdown_on_signal();
+        .shutdown_on_signal()
+        .watches_stream(
+            counted(
+                receiver_stream(credential_changes_rx).map(Ok),
+                &metrics,
+                "registry-project",
+                "Secret".into(),
+            ),
+            move |secret| project::credential_watch::projects_using(&project_reader, &secret),
+        );
 
     let recorder = Recorder::new(
         client.clone(),

@@ -3,7 +3,9 @@
 //! `harbor::plan`) → send the planned Harbor writes → the tag policies (`policies`) → write the
 //! robot Secrets (`secrets`: create or update; copies whose entry went are deleted) → one status
 //! write. The finalizer (`cleanup`) deletes the robots, the Secrets, and the project when it is
-//! empty or `retention: Delete`. It must never log a secret or put one in a status or an Event;
+//! empty or `retention: Delete` (then a proxy cache's registry endpoint). Besides its own changes, a
+//! pass is triggered by a change of a proxy cache's credentials Secret (`credential_watch`) and
+//! every resync. It must never log a secret or put one in a status or an Event;
 //! decisions about Harbor's state live in `harbor::plan`.
 
 use std::collections::BTreeMap;
@@ -32,6 +34,7 @@ use crate::harbor::{HarborError, Secret};
 use crate::reconcile::registry::harbor_api::admin_client as harbor_client;
 
 mod cleanup;
+pub(crate) mod credential_watch;
 mod policies;
 mod proxy;
 mod secrets;

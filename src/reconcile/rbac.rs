@@ -100,7 +100,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
         group: "",
         resource: "secrets",
         verbs: &["get", "list", "watch", "create", "update", "delete"],
-        why: "generated Harbor secrets: created once, never patched; update only for the one-time PKCS#8 -> PKCS#1 rewrite of a token key, and for a RegistryProject's robot credentials and pull Secrets when the robot secret changes; only labelled ones are watched",
+        why: "generated Harbor secrets: created once, never patched; update only for the one-time PKCS#8 -> PKCS#1 rewrite of a token key, and for a RegistryProject's robot credentials and pull Secrets when the robot secret changes; watched: labelled ones, and by name (metadata only) the upstream credentials Secret each proxy-cache RegistryProject names",
     },
     RbacRule {
         group: "apps",

@@ -17,6 +17,8 @@ mod fuzz;
 mod harbor;
 /// The Harbor REST API client against a stateful fake Harbor checked against Harbor's own swagger.
 mod harbor_api;
+/// The Harbor client's registry endpoints (the upstreams of proxy caches) against the same fake.
+mod harbor_api_registries;
 /// Harbor mode against upstream Harbor releases and harbor-helm's templates.
 mod harbor_upstream;
 /// ImagePolicy: golden snapshots of both Kyverno flavours, upstream schemas, rules evaluated offline.

@@ -169,4 +169,14 @@ impl HarborClient {
         let registries: Vec<Registry> = self.json(call, "registry endpoints").await?;
         Ok(registries.into_iter().find(|r| r.name == name))
     }
+
+    /// `DELETE /registries/{id}` (operationId `deleteRegistry`). Harbor refuses (412,
+    /// [`HarborError::Refused`]) while a project (a proxy cache) or a replication policy uses it.
+    pub async fn delete_registry(&self, id: i64) -> Result<(), HarborError> {
+        let id = id.to_string();
+        let call = self.call("deleteRegistry", Method::DELETE, &["registries", &id]);
+        self.send(call, &format!("registry endpoint {id}"))
+            .await
+            .map(drop)
+    }
 }

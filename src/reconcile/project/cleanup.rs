@@ -1,20 +1,24 @@
 //! The RegistryProject finalizer's work: delete its robots, its Secrets, and the Harbor project when
-//! it is empty or `retention: Delete`. It must never delete a project holding repositories against
-//! `retention: Retain`, nor log a secret.
+//! it is empty or `retention: Delete`, then a proxy cache's registry endpoint (Harbor refuses to
+//! delete an endpoint a project still uses: it goes only once the project is gone, and stays with a
+//! kept project). It must never delete a project holding repositories against `retention: Retain`,
+//! nor log a secret.
 
 use std::collections::BTreeSet;
 
 use kube::runtime::controller::Action;
 use tracing::{info, warn};
 
+use super::proxy::delete_endpoint;
 use super::secrets::delete_secrets;
 use super::{ProjectContext, ProjectError, harbor_client, project_id, registry_of};
 use crate::crd::{RegistryMode, RegistryProject, Retention};
 use crate::harbor::HarborError;
 use crate::harbor::plan::RobotRole;
 
-/// Before the RegistryProject goes: its robots, its Secrets, and the project when it is empty or
-/// `retention: Delete` (Harbor refuses to delete a project holding repositories: it is then kept).
+/// Before the RegistryProject goes: its robots, its Secrets, the project when it is empty or
+/// `retention: Delete` (Harbor refuses to delete a project holding repositories: it is then kept),
+/// and a proxy cache's registry endpoint once the project is gone.
 pub(super) async fn cleanup(
     project: &RegistryProject,
     ctx: &ProjectContext,
@@ -41,6 +45,7 @@ pub(super) async fn cleanup(
                 }
             }
         }
+        let mut project_gone = true;
         if client.find_project(&name).await.map_err(failed)?.is_some() {
             let empty = client.project_is_empty(&name).await.map_err(failed)?;
             if empty || project.spec.retention == Retention::Delete {
@@ -53,13 +58,18 @@ pub(super) async fn cleanup(
                         message,
                         ..
                     }) => {
+                        project_gone = false;
                         warn!(registry_project = %id, harbor_project = %name, %message, "Harbor project kept: it holds repositories")
                     }
                     Err(e) => return Err(failed(e)),
                 }
             } else {
+                project_gone = false;
                 info!(registry_project = %id, harbor_project = %name, "Harbor project kept (retention Retain, not empty)");
             }
+        }
+        if project_gone && project.spec.proxy_cache.is_some() {
+            delete_endpoint(&client, &id, &name).await.map_err(failed)?;
         }
     }
     delete_secrets(project, ctx, &BTreeSet::new())

@@ -1,12 +1,18 @@
 //! A proxy-cache RegistryProject's upstream: the Harbor registry endpoint `<project>-upstream`
 //! (`spec.proxyCache`: URL, Harbor adapter, optional credentials from a Secret in the
 //! RegistryProject's namespace), created before the project (which is then created with its
-//! `registry_id`) and put back when its URL or access key drifts. Harbor cannot change an endpoint's
-//! type nor make an existing project a proxy cache: both are reported, not forced.
+//! `registry_id`) and put back when its URL, access key or description drifts. Harbor never answers
+//! an endpoint's secret, so the description carries a fingerprint of the credentials
+//! ([`credential_fingerprint`]): a password changed in the Secret no longer matches it and is sent
+//! (`updateRegistry`). Harbor cannot change an endpoint's type nor make an existing project a proxy
+//! cache: both are reported, not forced. The finalizer deletes the endpoint once its project is gone
+//! ([`delete_endpoint`]). No password is ever logged or written anywhere but to Harbor.
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::ResourceExt;
 use kube::api::Api;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
 
 use crate::crd::{Reason, RegistryProject};
 use crate::harbor::{
@@ -17,6 +23,41 @@ use crate::reconcile::context::Context;
 /// Name of the registry endpoint behind the proxy-cache project `project`.
 pub(super) fn endpoint_name(project: &str) -> String {
     format!("{project}-upstream")
+}
+
+/// A fingerprint of the upstream credentials: the first 16 hex characters of a SHA-256 over the
+/// endpoint's name (a salt: equal passwords of two endpoints differ), the username and the password,
+/// each length-prefixed. It changes whenever the username or password does and does not reveal
+/// either (a weak password could still be guessed offline, as from any hash).
+pub(super) fn credential_fingerprint(endpoint: &str, username: &str, password: &Secret) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        "registry-operator proxy-cache credentials v1",
+        endpoint,
+        username,
+        password.expose(),
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let mut hex = hex::encode(hasher.finalize());
+    hex.truncate(16);
+    hex
+}
+
+/// The description the operator gives the endpoint of project `project`: who made it and, with
+/// credentials, their fingerprint (`…; credentials sha256:<16 hex>`).
+pub(super) fn description(
+    project: &str,
+    endpoint: &str,
+    credentials: Option<&(String, Secret)>,
+) -> String {
+    let mut text = format!("registry-operator: upstream of the proxy-cache project {project}");
+    if let Some((username, password)) = credentials {
+        text.push_str("; credentials sha256:");
+        text.push_str(&credential_fingerprint(endpoint, username, password));
+    }
+    text
 }
 
 /// The upstream's username and password from `credentialsSecretRef`; `None` without one.
@@ -89,6 +130,7 @@ pub(super) async fn ensure_endpoint(
     let id = match client.find_registry(&endpoint).await.map_err(harbor)? {
         None => {
             let body = Registry {
+                description: Some(description(name, &endpoint, credentials.as_ref())),
                 id: None,
                 name: endpoint.clone(),
                 url: proxy.endpoint.clone(),
@@ -99,9 +141,6 @@ pub(super) async fn ensure_endpoint(
                     access_secret: secret,
                 }),
                 insecure: false,
-                description: Some(format!(
-                    "registry-operator: upstream of the proxy-cache project {name}"
-                )),
             };
             let id = client.create_registry(&body).await.map_err(harbor)?;
             done.push("proxy-cache endpoint created".to_string());
@@ -118,18 +157,42 @@ pub(super) async fn ensure_endpoint(
                     ),
                 ));
             }
+            let wanted = description(name, &endpoint, credentials.as_ref());
             let key = credentials.as_ref().map(|c| c.0.as_str());
             let current_key = current.credential.as_ref().map(|c| c.access_key.as_str());
-            let key_drift = key.unwrap_or_default() != current_key.unwrap_or_default();
-            if current.url != proxy.endpoint || key_drift {
+            let mut drift = Vec::new();
+            if current.url != proxy.endpoint {
+                drift.push("URL");
+            }
+            if key.unwrap_or_default() != current_key.unwrap_or_default() {
+                drift.push("access key");
+            }
+            if current.description.as_deref().unwrap_or_default() != wanted {
+                drift.push("credentials or description");
+            }
+            if !drift.is_empty() {
+                // Credentials removed from the spec: empty ones clear what Harbor holds.
+                let clear = key.is_none() && !current_key.unwrap_or_default().is_empty();
+                let (key, secret) = match credentials {
+                    Some((key, secret)) => (Some(key), Some(secret)),
+                    None if clear => (Some(String::new()), Some(Secret::new(""))),
+                    None => (None, None),
+                };
                 let update = RegistryUpdate {
+                    description: Some(wanted),
                     url: Some(proxy.endpoint.clone()),
-                    credential_type: credentials.as_ref().map(|_| "basic".to_string()),
-                    access_key: credentials.as_ref().map(|c| c.0.clone()),
-                    access_secret: credentials.map(|c| c.1),
+                    credential_type: key
+                        .as_ref()
+                        .filter(|k| !k.is_empty())
+                        .map(|_| "basic".to_string()),
+                    access_key: key,
+                    access_secret: secret,
                 };
                 client.update_registry(id, &update).await.map_err(harbor)?;
-                done.push("proxy-cache endpoint corrected".to_string());
+                done.push(format!(
+                    "proxy-cache endpoint corrected ({})",
+                    drift.join(", ")
+                ));
             }
             id
         }
@@ -145,4 +208,71 @@ pub(super) async fn ensure_endpoint(
         ));
     }
     Ok(Some(id))
+}
+
+/// Deletes the registry endpoint of the proxy-cache project `project` (`deleteRegistry`), called once
+/// the project is gone from Harbor. An endpoint already gone is fine; one Harbor refuses to delete
+/// (412: another project or a replication policy still uses it) is kept and the refusal logged.
+pub(super) async fn delete_endpoint(
+    client: &HarborClient,
+    owner: &str,
+    project: &str,
+) -> Result<(), HarborError> {
+    let endpoint = endpoint_name(project);
+    let Some(found) = client.find_registry(&endpoint).await? else {
+        return Ok(());
+    };
+    match client.delete_registry(found.id.unwrap_or_default()).await {
+        Ok(()) => {
+            info!(registry_project = %owner, harbor_endpoint = %endpoint, "Harbor registry endpoint deleted")
+        }
+        Err(HarborError::NotFound { .. }) => {}
+        Err(HarborError::Refused {
+            status: 412,
+            message,
+            ..
+        }) => {
+            warn!(registry_project = %owner, harbor_endpoint = %endpoint, %message, "Harbor registry endpoint kept: still in use")
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_the_credentials_and_hides_them() {
+        let secret = Secret::new("hub-token-s3cr3t");
+        let base = credential_fingerprint("a-upstream", "puller", &secret);
+        assert_eq!(base.len(), 16);
+        assert!(base.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            base,
+            credential_fingerprint("a-upstream", "puller", &secret)
+        );
+        for other in [
+            credential_fingerprint("a-upstream", "puller", &Secret::new("hub-token-s3cr3u")),
+            credential_fingerprint("a-upstream", "pullers", &secret),
+            credential_fingerprint("b-upstream", "puller", &secret),
+            // Length prefixes: moving a character between fields changes the fingerprint.
+            credential_fingerprint("a-upstream", "pulle", &Secret::new("rhub-token-s3cr3t")),
+        ] {
+            assert_ne!(base, other);
+        }
+        let text = description("a", "a-upstream", Some(&("puller".to_string(), secret)));
+        assert_eq!(
+            text,
+            format!(
+                "registry-operator: upstream of the proxy-cache project a; credentials sha256:{base}"
+            )
+        );
+        assert!(!text.contains("s3cr3t"));
+        assert_eq!(
+            description("a", "a-upstream", None),
+            "registry-operator: upstream of the proxy-cache project a"
+        );
+    }
 }

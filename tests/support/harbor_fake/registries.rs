@@ -1,37 +1,72 @@
-//! The fake Harbor's `updateRegistry` (a registry endpoint's URL and credentials; its type cannot
-//! change: `RegistryUpdate` has none) and a test helper that edits an endpoint as Harbor's UI would.
+//! The fake Harbor's `updateRegistry` (a registry endpoint's description, URL and credentials, each
+//! only when sent; its type cannot change: `RegistryUpdate` has none) and `deleteRegistry` (refused
+//! with 412 while a project, i.e. a proxy cache, uses the endpoint, as Harbor does), and test helpers
+//! that read an endpoint's secret and edit an endpoint as Harbor's UI would.
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Answer, HarborFake, Operation, State};
 
-/// Answers `updateRegistry`; `None` for any other operation.
+/// Answers `updateRegistry` and `deleteRegistry`; `None` for any other operation.
 pub(super) fn dispatch(state: &mut State, operation: &Operation, body: &Value) -> Option<Answer> {
-    if operation.id != "updateRegistry" {
+    if operation.id != "updateRegistry" && operation.id != "deleteRegistry" {
         return None;
     }
     let id: i64 = operation.path_params["id"]
         .parse()
         .expect("checked integer");
-    let Some(registry) = state.registries.get_mut(&id) else {
+    if !state.registries.contains_key(&id) {
         return Some(Answer::error(
             StatusCode::NOT_FOUND,
             format!("registry {id} not found"),
         ));
-    };
+    }
+    if operation.id == "deleteRegistry" {
+        if let Some(project) = state.projects.values().find(|p| p.registry_id == Some(id)) {
+            return Some(Answer::error(
+                StatusCode::PRECONDITION_FAILED,
+                format!(
+                    "the registry {id} is referenced by the proxy cache project {}, can not be deleted",
+                    project.name
+                ),
+            ));
+        }
+        state.registries.remove(&id);
+        state.registry_secrets.remove(&id);
+        return Some(Answer::empty(StatusCode::OK));
+    }
+    let registry = state.registries.get_mut(&id).expect("checked");
     if let Some(url) = body["url"].as_str() {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Some(Answer::error(StatusCode::BAD_REQUEST, "an http(s) url"));
         }
         registry["url"] = json!(url);
     }
-    if let Some(key) = body["access_key"].as_str() {
+    if let Some(description) = body["description"].as_str() {
+        registry["description"] = json!(description);
+    }
+    let credential_sent = ["credential_type", "access_key", "access_secret"]
+        .iter()
+        .any(|field| body[*field].is_string());
+    if credential_sent {
+        // Each credential field sent replaces the one held; the others stay.
+        let current = registry["credential"].clone();
+        let field = |sent: &str, held: &str, default: &str| {
+            body[sent]
+                .as_str()
+                .or_else(|| current[held].as_str())
+                .unwrap_or(default)
+                .to_string()
+        };
         registry["credential"] = json!({
-            "type": body["credential_type"].as_str().unwrap_or("basic"),
-            "access_key": key,
+            "type": field("credential_type", "type", "basic"),
+            "access_key": field("access_key", "access_key", ""),
             "access_secret": "*****",
         });
+        if let Some(secret) = body["access_secret"].as_str() {
+            state.registry_secrets.insert(id, secret.to_string());
+        }
     }
     Some(Answer::empty(StatusCode::OK))
 }
@@ -46,5 +81,12 @@ impl HarborFake {
             .find(|r| r["name"] == name)
             .expect("registry endpoint");
         registry["url"] = json!(url);
+    }
+
+    /// The access secret the registry endpoint `name` holds (Harbor itself answers it masked).
+    pub fn registry_secret(&self, name: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        let (id, _) = state.registries.iter().find(|(_, r)| r["name"] == name)?;
+        state.registry_secrets.get(id).cloned()
     }
 }
