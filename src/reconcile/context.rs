@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
 use super::children::ChildStores;
@@ -49,6 +51,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// Which optional kinds (Kyverno, CloudNativePG) are served right now.
     pub served: watch::Receiver<Served>,
+    /// The KEP-1755 announcement `kube-public/local-registry-hosting` (whoever wrote it), watched
+    /// by name so a K3d reconcile reads it from memory instead of the API server.
+    pub announcement: Store<ConfigMap>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -61,6 +66,7 @@ impl Context {
         metrics: Arc<Metrics>,
         recorder: Recorder,
         served: watch::Receiver<Served>,
+        announcement: Store<ConfigMap>,
     ) -> Self {
         Self {
             client,
@@ -69,6 +75,7 @@ impl Context {
             metrics,
             recorder,
             served,
+            announcement,
             failures: Mutex::default(),
         }
     }

@@ -1,6 +1,6 @@
 //! Writes a custom resource's status (server-side apply, our one field manager) only when it changed,
-//! and publishes an Event when Ready flips or its reason changes. It must not decide what the
-//! conditions say.
+//! and publishes an Event when Ready flips or its reason changes to one that is not mere progress. It
+//! must not decide what the conditions say.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::apply::FIELD_MANAGER;
 use super::status::{DesiredCondition, is_true, merge_conditions};
-use crate::crd::{ImagePolicyStatus, RegistryStatus, condition};
+use crate::crd::{ImagePolicyStatus, Meaning, Reason, RegistryStatus, condition};
 
 /// A status with standard conditions and `observedGeneration`.
 pub(crate) trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
@@ -47,8 +47,9 @@ macro_rules! conditioned_status {
 conditioned_status!(RegistryStatus, ImagePolicyStatus);
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
-/// changed (so a steady state writes nothing); publish an Event when Ready first appears, flips or
-/// changes its reason (e.g. `Provisioning` → `ApplyFailed`), never again while it stays the same.
+/// changed (so a steady state writes nothing); publish an Event when Ready flips or changes its
+/// reason to one that is not mere progress (e.g. `Provisioning` → `ApplyFailed`; not
+/// `WaitingForKyverno` on creation), never again while it stays the same.
 pub(crate) async fn write_status<K>(
     api: &Api<K>,
     recorder: &Recorder,
@@ -106,7 +107,9 @@ where
         .conditions()
         .iter()
         .find(|c| c.type_ == condition::READY);
-    if let Some(ready) = ready.filter(|_| was_ready != now_ready || reason_changed) {
+    if let Some(ready) =
+        ready.filter(|c| was_ready != now_ready || (reason_changed && worth_an_event(&c.reason)))
+    {
         let event = KubeEvent {
             type_: if now_ready {
                 EventType::Normal
@@ -124,6 +127,16 @@ where
         }
     }
     Ok(())
+}
+
+/// Whether a change of Ready's reason (Ready not flipping) is worth an Event: not when it only says
+/// how far provisioning got (a `Progressing` reason such as `WaitingForKyverno`); those show in the
+/// status and would cost a request per step per object.
+fn worth_an_event(reason: &str) -> bool {
+    Reason::ALL
+        .iter()
+        .find(|r| r.as_str() == reason)
+        .is_none_or(|r| r.meaning() != Meaning::Progressing)
 }
 
 /// Statuses this process wrote, by object, with the resourceVersion the object had when the write was
@@ -154,4 +167,19 @@ fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S)
         written.clear();
     }
     written.insert(key, (seen_version, value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reasons_get_no_event_of_their_own_failures_and_unknown_ones_do() {
+        assert!(!worth_an_event("WaitingForKyverno"));
+        assert!(!worth_an_event("Provisioning"));
+        assert!(worth_an_event("ApplyFailed"));
+        assert!(worth_an_event("PolicyNotReady"));
+        assert!(worth_an_event("PoliciesReady"));
+        assert!(worth_an_event("SomethingNew"), "unknown: say it");
+    }
 }

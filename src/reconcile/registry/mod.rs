@@ -36,6 +36,7 @@ use crate::crd::{Reason, Registry, RegistryMode};
 use crate::render::labels::Owner;
 pub(crate) use error::{ReconcileError, registry_id};
 use outcome::Outcome;
+pub(crate) use prepare::ANNOUNCEMENT;
 use prepare::{Pass, Then};
 
 /// Finalizer that runs the cleanup before a Registry goes.

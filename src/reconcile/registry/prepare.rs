@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use tracing::info;
 
 use super::error::{ReconcileError, registry_id};
@@ -51,14 +52,7 @@ async fn observe(
     let mut problem = None;
     match mode {
         RegistryMode::K3d => {
-            let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "kube-public");
-            let announced = config_maps
-                .get_opt("local-registry-hosting")
-                .await
-                .map_err(|source| ReconcileError::Read {
-                    what: "kube-public/local-registry-hosting",
-                    source,
-                })?;
+            let announced = announcement(ctx).await?;
             if let Some(config_map) = announced {
                 match ObservedHosting::from_config_map(&config_map) {
                     Ok(hosting) => observed.local_registry_hosting = Some(hosting),
@@ -77,6 +71,32 @@ async fn observe(
     }
     Ok((observed, problem))
 }
+
+/// The KEP-1755 announcement, from its watch cache; read from the API server only while that cache
+/// has not completed its first list (just after a start).
+async fn announcement(ctx: &Context) -> Result<Option<ConfigMap>, ReconcileError> {
+    let cache = &ctx.announcement;
+    if tokio::time::timeout(ANNOUNCEMENT_SYNC_WAIT, cache.wait_until_ready())
+        .await
+        .is_ok_and(|ready| ready.is_ok())
+    {
+        let key = ObjectRef::new(ANNOUNCEMENT.1).within(ANNOUNCEMENT.0);
+        return Ok(cache.get(&key).map(|c| (*c).clone()));
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ANNOUNCEMENT.0);
+    config_maps
+        .get_opt(ANNOUNCEMENT.1)
+        .await
+        .map_err(|source| ReconcileError::Read {
+            what: "kube-public/local-registry-hosting",
+            source,
+        })
+}
+
+/// `(namespace, name)` of the KEP-1755 announcement.
+pub(crate) const ANNOUNCEMENT: (&str, &str) = ("kube-public", "local-registry-hosting");
+/// How long a reconcile waits for the announcement's cache after a start before asking the API server.
+const ANNOUNCEMENT_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything before the apply of one pass.
 pub(super) async fn prepare(
