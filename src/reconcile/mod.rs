@@ -2,6 +2,7 @@
 //! watch caches, the HTTP endpoint and graceful shutdown. Renders nothing itself; calls `render` and
 //! applies its output through `apply`. Only `run`, its settings and `rbac` are public.
 
+mod announcement;
 pub(crate) mod apply;
 pub(crate) mod children;
 pub mod context;
@@ -26,8 +27,7 @@ use std::time::Duration;
 
 use std::fmt::Debug;
 
-use futures::{Stream, StreamExt, TryStreamExt, future};
-use k8s_openapi::api::core::v1::ConfigMap;
+use futures::{Stream, StreamExt, future};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
@@ -35,7 +35,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Config, Resource, ResourceExt};
+use kube::{Client, Config, Resource};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -363,29 +363,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             crate::render::cnpg_cluster_resource(),
         )
         .reconcile_all_on(receiver_stream(registry_all_rx));
-    // The KEP-1755 announcement, watched by name: K3d reconciles read it from this cache, and one
-    // written by someone else (k3d) brings every K3d Registry to look again.
-    let (announcement, announcement_writer) = reflector::store::<ConfigMap>();
-    let announcements = watcher(
-        Api::<ConfigMap>::namespaced(client.clone(), registry::ANNOUNCEMENT.0),
-        watcher::Config::default().fields(&format!("metadata.name={}", registry::ANNOUNCEMENT.1)),
-    )
-    .modify(lean)
-    .default_backoff()
-    .reflect(announcement_writer)
-    .touched_objects()
-    .try_filter(|config_map| {
-        let ours = config_map
-            .labels()
-            .get("app.kubernetes.io/managed-by")
-            .is_some_and(|m| m == labels::MANAGER);
-        future::ready(!ours)
-    });
+    // K3d reconciles read the KEP-1755 announcement from this cache; one k3d writes triggers them.
+    let (announcement, announcements) = announcement::watch(&client);
     controller = controller.watches_stream(
         counted(announcements, &metrics, "registry", "announcement".into()),
         {
             let registries = reader.clone();
-            move |_| k3d_registries(&registries)
+            move |_| announcement::k3d_registries(&registries)
         },
     );
 
@@ -572,23 +556,6 @@ fn error_policy_guarded(
         Ok(registry) => registry::error_policy(Arc::new(registry.clone()), error, ctx),
         Err(_) => Action::requeue(Duration::from_secs(60)),
     }
-}
-
-/// Every Registry in K3d mode (the ones that read the KEP-1755 announcement).
-fn k3d_registries(
-    registries: &reflector::Store<DeserializeGuard<Registry>>,
-) -> Vec<ObjectRef<DeserializeGuard<Registry>>> {
-    registries
-        .state()
-        .iter()
-        .filter(|guard| {
-            guard
-                .0
-                .as_ref()
-                .is_ok_and(|r| r.spec.mode == crate::crd::RegistryMode::K3d)
-        })
-        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
-        .collect()
 }
 
 /// The messages of a channel as a stream (ends when every sender is gone).
