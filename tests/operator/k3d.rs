@@ -141,7 +141,8 @@ fn k3d_registry_adopts_announced_registry_and_deploys_nothing() {
         "data": {"localRegistryHosting.v1": "host: localhost:5111\nhostFromContainerRuntime: k3d-myregistry:5000\nhostFromClusterNetwork: k3d-myregistry:5000\n"},
     }));
     let logs = tempfile::tempdir().unwrap();
-    let _operator = Operator::start(&server, logs.path(), &[]);
+    // No resync within the test: only the announcement's watch can carry its change (below).
+    let _operator = Operator::start(&server, logs.path(), &["--resync", "1h"]);
     server.put_object(k3d_registry(NS, "platform", json!({})));
     let ready = ready_registry(&server, "platform");
     assert_eq!(ready["status"]["endpoint"], "k3d-myregistry:5000");
@@ -169,6 +170,17 @@ fn k3d_registry_adopts_announced_registry_and_deploys_nothing() {
         announcement["metadata"]["labels"].is_null(),
         "k3d's ConfigMap is left untouched"
     );
+    // k3d announces another registry (a cluster re-created with a new one): the Registry follows
+    // at once, from the announcement's watch.
+    server.put_object(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
+        "data": {"localRegistryHosting.v1": "host: localhost:5222\nhostFromContainerRuntime: k3d-other:5000\nhostFromClusterNetwork: k3d-other:5000\n"},
+    }));
+    wait_for("endpoint follows the new announcement", T, || {
+        let registry = server.get_object("registries", NS, "platform")?;
+        (registry["status"]["endpoint"] == "k3d-other:5000").then_some(())
+    });
 }
 
 #[test]
