@@ -106,17 +106,20 @@ fn start(
     };
     let everything = triggers.everything.clone();
     let mut listed = !announce;
-    let events = reflector::reflector(writer, watcher(api, config).modify(crate::reconcile::children::pack))
-        .default_backoff()
-        .inspect(move |event| {
-            if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
-                listed = true;
-                for everything in &everything {
-                    let _ = everything.send(());
-                }
+    let events = reflector::reflector(
+        writer,
+        watcher(api, config).modify(crate::reconcile::children::pack),
+    )
+    .default_backoff()
+    .inspect(move |event| {
+        if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
+            listed = true;
+            for everything in &everything {
+                let _ = everything.send(());
             }
-        })
-        .touched_objects();
+        }
+    })
+    .touched_objects();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
