@@ -27,8 +27,7 @@ enum Side {
 
 /// Where `migrate` reaches one side from inside the cluster, and its credentials: into Harbor, the
 /// short-lived migration robot (push and pull on the destination project only); out of Harbor,
-/// `admin`, because Harbor answers its registry catalog (`/v2/_catalog`) to system administrators
-/// only and a robot can never be one.
+/// still `admin` (a system robot with `catalog:read` would do; not built yet).
 fn endpoint_of(
     registry: &Registry,
     mode: RegistryMode,
