@@ -13,16 +13,22 @@ mod cli;
 mod crd_admission;
 /// Property tests: arbitrary specs and documents never panic, every error names a field.
 mod fuzz;
-/// Harbor mode: golden snapshots, CNPG schema, Pod Security "restricted", no secret in output.
+/// Harbor mode: golden snapshots, Pod Security "restricted", no secret in output.
 mod harbor;
 /// The Harbor REST API client against a stateful fake Harbor checked against Harbor's own swagger.
 mod harbor_api;
 /// The Harbor client's registry endpoints (the upstreams of proxy caches) against the same fake.
 mod harbor_api_registries;
+/// Harbor's database: managed CNPG gating, external and existing clusters, backups, CNPG schemas.
+mod harbor_database;
+/// The Harbor fixtures and render helpers `harbor` and `harbor_database` share (no tests).
+mod harbor_fixtures;
 /// Harbor mode against upstream Harbor releases and harbor-helm's templates.
 mod harbor_upstream;
 /// ImagePolicy: golden snapshots of both Kyverno flavours, upstream schemas, rules evaluated offline.
 mod image_policy;
+/// The ImagePolicy fixtures and render helpers `image_policy` uses (no tests).
+mod image_policy_fixtures;
 /// The grace-window image-rewrite policy: strict upstream schema, then the Kyverno CLI over a table.
 mod image_rewrite;
 /// The K3d registry's garbage-collection CronJob run for real by `docker-registry`.
