@@ -35,9 +35,11 @@ mod resilience;
 mod scale;
 /// Random create/update/delete under 20 % failures, then convergence.
 mod soak;
-/// The staged K3d → Harbor switch: every phase, grace window, kills in every phase.
+/// The staged K3d → Harbor switch: every phase, grace window, a failed migration, a refused downgrade.
 mod switch;
 /// Other switch paths: Harbor → K3d, cancel, an adopted source, the image rewrite.
 mod switch_paths;
+/// The switch with the operator killed: ten random kills, then once in every phase; each phase runs once.
+mod switch_restarts;
 /// Harbor version changes: refused paths; read-only, backup, core first, resumed after kills.
 mod upgrade;
