@@ -3,7 +3,9 @@
 //! Properties: nothing panics, every error names a field, every rendered object carries the owner
 //! selector labels. 256 cases per property by default; `PROPTEST_CASES=100000` for a long run.
 
-use crate::support::fuzz::{image_policy, json_value, mutate, policy_observed, registry};
+use crate::support::fuzz::image_policies::{image_policy, policy_observed};
+use crate::support::fuzz::registries::registry;
+use crate::support::fuzz::{json_value, mutate};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use registry_operator::cli::{parse_manifests, render_manifests};
