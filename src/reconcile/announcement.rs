@@ -12,6 +12,7 @@ use kube::{Client, ResourceExt};
 
 use super::registry::ANNOUNCEMENT;
 use crate::crd::{Registry, RegistryMode};
+use crate::reconcile::watch_backoff::watch_backoff;
 use crate::render::labels;
 
 /// The announcement's cache and its changes, minus those the operator wrote itself (the hosted
@@ -28,7 +29,7 @@ pub(super) fn watch(
         watcher::Config::default().fields(&format!("metadata.name={}", ANNOUNCEMENT.1)),
     )
     .modify(super::lean)
-    .default_backoff()
+    .backoff(watch_backoff())
     .reflect(writer)
     .touched_objects()
     .try_filter(|config_map| future::ready(!written_by_us(config_map)));

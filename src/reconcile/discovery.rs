@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::children::{cnpg_child_kinds, kind_key};
 use super::kyverno::KyvernoServed;
+use crate::reconcile::watch_backoff::watch_backoff;
 use crate::render::kyverno::{
     cluster_policy_resource, image_validating_policy_resource, validating_policy_resource,
 };
@@ -137,7 +138,7 @@ async fn follow_crds(client: Client, sender: watch::Sender<Served>) {
     let mut present: BTreeSet<String> = BTreeSet::new();
     let mut listing: BTreeSet<String> = BTreeSet::new();
     let mut events = watcher(crds, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         .boxed();
     // The next attempt to ask discovery (index into RETRY_DELAYS) and when, while it disagrees.
     let mut retry: Option<(usize, tokio::time::Instant)> = None;

@@ -18,6 +18,7 @@ pub(crate) mod refused;
 pub(crate) mod registry;
 pub(crate) mod status;
 pub(crate) mod status_write;
+pub(crate) mod watch_backoff;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::crd::{ImagePolicy, Registry, RegistryProject};
+use crate::reconcile::watch_backoff::watch_backoff;
 use crate::render::labels;
 use children::ChildStores;
 use context::{Context, Settings};
@@ -269,7 +271,7 @@ fn child_stream(
         .labels(&managed_selector())
         .page_size(page_size);
     reflector::reflector(writer, watcher(api, watch_config).modify(children::pack))
-        .default_backoff()
+        .backoff(watch_backoff())
         .inspect(synced.observer())
         .touched_objects()
 }
@@ -296,7 +298,7 @@ where
         watcher::Config::default().page_size(page_size),
     )
     .modify(lean)
-    .default_backoff()
+    .backoff(watch_backoff())
     .reflect(writer)
     .inspect(synced.observer())
     .applied_objects()

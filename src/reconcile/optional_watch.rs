@@ -17,6 +17,7 @@ use tracing::info;
 use super::children::{ChildStores, kind_key};
 use super::discovery::{Served, optional_kinds};
 use super::managed_selector;
+use crate::reconcile::watch_backoff::watch_backoff;
 
 /// Where the events of optional kinds go.
 pub struct Triggers {
@@ -110,7 +111,7 @@ fn start(
         writer,
         watcher(api, config).modify(crate::reconcile::children::pack),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .inspect(move |event| {
         if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
             listed = true;

@@ -87,12 +87,19 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    match written {
+        // Deleted since the cache saw it (the watch catches up): nothing left to report on, and
+        // retrying with backoff would only repeat the 404.
+        Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
+        other => other?,
+    };
     remember_written(key, seen_version, &status);
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);

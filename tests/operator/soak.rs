@@ -260,7 +260,16 @@ fn churn_under_faults_converges_with_nothing_duplicated_or_stuck() {
         world.policies.len(),
         world.expected_cluster_policies().len(),
     );
-    assert!(converged.is_empty(), "not converged:\n{converged:#?}");
+    if !converged.is_empty() {
+        // Stop the processes first, so the divergence and the operator's own warnings end the
+        // output CI shows rather than the control plane's log tails.
+        let warnings = last_warnings(&operator.log(), 25);
+        drop(operator);
+        drop(server);
+        panic!(
+            "not converged {settle:?} after faults stopped:\n{converged:#?}\nlast operator warnings:\n{warnings}"
+        );
+    }
     assert_eq!(
         injected,
         BTreeSet::from([409, 429, 500]),
@@ -298,4 +307,14 @@ fn wait_for_convergence(server: &ControlPlane, world: &World, timeout: Duration)
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The last `count` WARN/ERROR lines of the operator's JSON log, each cut to 300 characters.
+fn last_warnings(log: &str, count: usize) -> String {
+    let lines: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }

@@ -265,12 +265,27 @@ pub fn mark_workload_ready(server: &ControlPlane, resource: &str, namespace: &st
     {
         return;
     }
-    server.patch_status(
+    patch_status_unless_gone(
+        server,
         resource,
         namespace,
         name,
         json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
     );
+}
+
+/// Patch a status as its controller would, unless the object was deleted since it was read (the
+/// operator prunes, the garbage collector deletes): only a failed write fails the test.
+fn patch_status_unless_gone(
+    server: &ControlPlane,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    patch: Value,
+) {
+    if let Err(error) = server.try_patch_status(resource, namespace, name, patch) {
+        panic!("patch status of {resource} {namespace}/{name}: {error}");
+    }
 }
 
 /// Mark a PersistentVolumeClaim bound, unless it already is.
@@ -279,7 +294,8 @@ pub fn mark_volume_bound(server: &ControlPlane, namespace: &str, name: &str) {
         return;
     };
     if claim["status"]["phase"] != "Bound" {
-        server.patch_status(
+        patch_status_unless_gone(
+            server,
             "persistentvolumeclaims",
             namespace,
             name,
@@ -310,7 +326,8 @@ pub fn play_the_cluster(server: &ControlPlane, namespace: &str) {
         if cluster_policy["status"]["conditions"].is_null()
             && let Some(name) = cluster_policy["metadata"]["name"].as_str()
         {
-            server.patch_status(
+            patch_status_unless_gone(
+                server,
                 "clusterpolicies",
                 "",
                 name,

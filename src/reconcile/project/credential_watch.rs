@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::crd::RegistryProject;
+use crate::reconcile::watch_backoff::watch_backoff;
 
 /// How often the set of watches is recomputed without a RegistryProject change.
 const SWEEP: Duration = Duration::from_secs(60);
@@ -115,7 +116,11 @@ async fn watch(
     // `PartialObjectMeta`: metadata-only requests (no `data` is ever sent to the operator).
     let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = std::pin::pin!(watcher(api, config).default_backoff().touched_objects());
+    let mut events = std::pin::pin!(
+        watcher(api, config)
+            .backoff(watch_backoff())
+            .touched_objects()
+    );
     while let Some(event) = events.next().await {
         match event {
             Ok(secret) => {
