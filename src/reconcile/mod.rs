@@ -18,6 +18,7 @@ pub(crate) mod refused;
 pub(crate) mod registry;
 pub(crate) mod status;
 pub(crate) mod status_write;
+mod streams;
 pub(crate) mod watch_backoff;
 
 use std::net::SocketAddr;
@@ -28,25 +29,28 @@ use std::time::Duration;
 
 use std::fmt::Debug;
 
-use futures::{Stream, StreamExt, future};
-use kube::api::{Api, ApiResource, DynamicObject};
+use futures::{StreamExt, future};
+use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, store::Writer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::{Client, Config, Resource};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::crd::{ImagePolicy, Registry, RegistryProject};
-use crate::reconcile::watch_backoff::watch_backoff;
 use crate::render::labels;
 use children::ChildStores;
 use context::{Context, Settings};
 use image_policy::PolicyContext;
 use metrics::Metrics;
+pub(crate) use streams::lean;
+use streams::{
+    SyncTracker, child_changes, child_stream, counted, detached, owner_stream, receiver_stream,
+};
 
 /// Label selector of everything the operator manages; children are watched through it only.
 pub fn managed_selector() -> String {
@@ -119,191 +123,6 @@ fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     ))
 }
 
-/// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
-/// one; the whole body for those without, e.g. ConfigMap data), deletion, labels, annotations (the
-/// applied hash) and the status without heartbeat timestamps. Changes to nothing else (finalizers
-/// added by the API server, `resourceVersion`, owner references, condition timestamps) trigger no
-/// reconcile.
-fn child_predicate(object: &DynamicObject) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    let meta = &object.metadata;
-    let body = match &object.data {
-        serde_json::Value::Object(fields) => {
-            let mut body = String::new();
-            for (key, value) in fields {
-                match key.as_str() {
-                    // The packed body of a kind with a generation is its spec (see `children::pack`).
-                    children::PACKED if meta.generation.is_some() => {}
-                    "spec" if meta.generation.is_some() => {}
-                    "status" => body.push_str(&status_view(value).to_string()),
-                    _ => body.push_str(&value.to_string()),
-                }
-            }
-            body
-        }
-        other => other.to_string(),
-    };
-    BuildHasherDefault::<DefaultHasher>::default().hash_one((
-        &meta.uid,
-        meta.generation,
-        meta.deletion_timestamp.is_some(),
-        &meta.labels,
-        &meta.annotations,
-        body,
-    ))
-}
-
-/// A status without the timestamps controllers refresh on every heartbeat.
-fn status_view(status: &serde_json::Value) -> serde_json::Value {
-    let mut status = status.clone();
-    if let Some(conditions) = status
-        .get_mut("conditions")
-        .and_then(serde_json::Value::as_array_mut)
-    {
-        for condition in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
-            condition.remove("lastUpdateTime");
-            condition.remove("lastHeartbeatTime");
-            condition.remove("lastProbeTime");
-        }
-    }
-    status
-}
-
-/// Passes a child's watch event on only when [`child_predicate`] changed, or when the child left its
-/// cache (deleted: its owner must look at once).
-fn child_changes<S, E>(
-    stream: S,
-    stores: &ChildStores,
-) -> impl Stream<Item = Result<DynamicObject, E>> + Send + use<S, E>
-where
-    S: Stream<Item = Result<DynamicObject, E>> + Send,
-    E: Send,
-{
-    let stores = stores.clone();
-    let mut seen: std::collections::HashMap<(String, Option<String>, String), u64> =
-        std::collections::HashMap::new();
-    stream.filter(move |event| {
-        let pass = match event {
-            Err(_) => true,
-            Ok(object) => {
-                let kind = object
-                    .types
-                    .as_ref()
-                    .map(|t| format!("{}/{}", t.api_version, t.kind))
-                    .unwrap_or_default();
-                let key = (
-                    kind,
-                    object.metadata.namespace.clone(),
-                    object.metadata.name.clone().unwrap_or_default(),
-                );
-                if stores.contains(&key.0, key.1.as_deref(), &key.2) {
-                    let hash = child_predicate(object);
-                    seen.insert(key, hash) != Some(hash)
-                } else {
-                    seen.remove(&key);
-                    true
-                }
-            }
-        };
-        future::ready(pass)
-    })
-}
-
-/// Count the events of a trigger stream as `source` triggers of `controller` (`/metrics`).
-fn counted<S, T, E>(
-    stream: S,
-    metrics: &Arc<Metrics>,
-    controller: &'static str,
-    source: String,
-) -> impl Stream<Item = Result<T, E>> + Send + use<S, T, E>
-where
-    S: Stream<Item = Result<T, E>> + Send,
-{
-    let metrics = metrics.clone();
-    stream.inspect(move |event| {
-        if event.is_ok() {
-            metrics.triggered(controller, &source);
-        }
-    })
-}
-
-/// Counts watch streams that completed their initial list, to answer `/readyz`.
-#[derive(Clone, Default)]
-struct SyncTracker {
-    expected: Arc<std::sync::atomic::AtomicUsize>,
-    synced: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl SyncTracker {
-    /// An observer for one more stream: it counts that stream's first `InitDone`.
-    fn observer<K>(&self) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
-        self.expected.fetch_add(1, Ordering::Relaxed);
-        let synced = self.synced.clone();
-        let mut seen = false;
-        move |event| {
-            if !seen && matches!(event, Ok(watcher::Event::InitDone)) {
-                seen = true;
-                synced.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    async fn wait_all(&self) {
-        while self.synced.load(Ordering::Relaxed) < self.expected.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// The watch of one child kind: label-selected (only what the operator manages), without
-/// `managedFields`, feeding that kind's cache in `stores`; counted by `synced`.
-fn child_stream(
-    client: &Client,
-    resource: &ApiResource,
-    stores: &ChildStores,
-    synced: &SyncTracker,
-    page_size: u32,
-) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<> {
-    let writer = Writer::new(resource.clone());
-    stores.insert(resource.clone(), writer.as_reader());
-    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
-    let watch_config = watcher::Config::default()
-        .labels(&managed_selector())
-        .page_size(page_size);
-    reflector::reflector(writer, watcher(api, watch_config).modify(children::pack))
-        .backoff(watch_backoff())
-        .inspect(synced.observer())
-        .touched_objects()
-}
-
-/// The watch of one of our custom resources (every namespace; objects that do not deserialize
-/// come through as such), without `managedFields`, feeding `writer`; counted by `synced`.
-fn owner_stream<K>(
-    client: &Client,
-    writer: Writer<DeserializeGuard<K>>,
-    synced: &SyncTracker,
-    page_size: u32,
-) -> impl Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send + use<K>
-where
-    K: Resource<DynamicType = ()>
-        + serde::de::DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    watcher(
-        Api::<DeserializeGuard<K>>::all(client.clone()),
-        watcher::Config::default().page_size(page_size),
-    )
-    .modify(lean)
-    .backoff(watch_backoff())
-    .reflect(writer)
-    .inspect(synced.observer())
-    .applied_objects()
-}
-
 /// Run the operator until SIGTERM/SIGINT.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = client_for(config.kubeconfig.as_ref()).await?;
@@ -339,13 +158,18 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let (reader, writer) = reflector::store::<DeserializeGuard<Registry>>();
     let registries = owner_stream(&client, writer, &synced, config.page_size)
         .predicate_filter(registry_predicate, Default::default());
-    let registries = counted(registries, &metrics, "registry", "self".into());
+    let registries = counted(
+        detached(registries, "Registry".into()),
+        &metrics,
+        "registry",
+        "self".into(),
+    );
     let mut controller = Controller::for_stream(registries, reader.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .shutdown_on_signal();
     for (resource, stream) in child_streams {
         let stream = counted(
-            child_changes(stream, &stores),
+            child_changes(detached(stream, resource.kind.clone()), &stores),
             &metrics,
             "registry",
             resource.kind.clone(),
@@ -368,7 +192,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     // K3d reconciles read the KEP-1755 announcement from this cache; one k3d writes triggers them.
     let (announcement, announcements) = announcement::watch(&client);
     controller = controller.watches_stream(
-        counted(announcements, &metrics, "registry", "announcement".into()),
+        counted(
+            detached(announcements, "announcement ConfigMap".into()),
+            &metrics,
+            "registry",
+            "announcement".into(),
+        ),
         {
             let registries = reader.clone();
             move |_| announcement::k3d_registries(&registries)
@@ -378,7 +207,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
     let policies = owner_stream(&client, policy_writer, &synced, config.page_size)
         .predicate_filter(image_policy::image_policy_predicate, Default::default());
-    let policies = counted(policies, &metrics, "image-policy", "self".into());
+    let policies = counted(
+        detached(policies, "ImagePolicy".into()),
+        &metrics,
+        "image-policy",
+        "self".into(),
+    );
     // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
     // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
     let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
@@ -388,7 +222,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             Default::default(),
         );
     let endpoint_changes = counted(
-        endpoint_changes,
+        detached(
+            endpoint_changes,
+            "Registry (endpoints for ImagePolicies)".into(),
+        ),
         &metrics,
         "image-policy",
         "Registry".into(),
@@ -420,7 +257,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             let changed = projects_changed.clone();
             move |_| changed.notify_one()
         });
-    let projects = counted(projects, &metrics, "registry-project", "self".into());
+    let projects = counted(
+        detached(projects, "RegistryProject".into()),
+        &metrics,
+        "registry-project",
+        "self".into(),
+    );
     // A proxy cache's credentials Secret changed: its RegistryProjects look at once.
     let (credential_changes, credential_changes_rx) = mpsc::unbounded_channel();
     tokio::spawn(project::credential_watch::run(
@@ -558,15 +400,4 @@ fn error_policy_guarded(
         Ok(registry) => registry::error_policy(Arc::new(registry.clone()), error, ctx),
         Err(_) => Action::requeue(Duration::from_secs(60)),
     }
-}
-
-/// The messages of a channel as a stream (ends when every sender is gone).
-fn receiver_stream<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + use<T> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-/// What the caches keep of an object: everything but `managedFields`, which the operator never reads
-/// and which is as large as the object itself under server-side apply.
-fn lean<K: kube::Resource>(object: &mut K) {
-    kube::ResourceExt::managed_fields_mut(object).clear();
 }

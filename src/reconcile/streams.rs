@@ -1,0 +1,255 @@
+//! The watch streams behind the controllers: what each keeps in its cache (`lean`, `children::pack`),
+//! which changes reach a reconcile (predicates), the `/readyz` sync count, and the tasks that drive
+//! the watches apart from the controllers (`detached`). Reconciles nothing and renders nothing.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, future};
+use kube::Client;
+use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::children::{self, ChildStores};
+use super::managed_selector;
+use super::metrics::Metrics;
+use super::watch_backoff::watch_backoff;
+
+/// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
+/// one; the whole body for those without, e.g. ConfigMap data), deletion, labels, annotations (the
+/// applied hash) and the status without heartbeat timestamps. Changes to nothing else (finalizers
+/// added by the API server, `resourceVersion`, owner references, condition timestamps) trigger no
+/// reconcile.
+pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let meta = &object.metadata;
+    let body = match &object.data {
+        serde_json::Value::Object(fields) => {
+            let mut body = String::new();
+            for (key, value) in fields {
+                match key.as_str() {
+                    // The packed body of a kind with a generation is its spec (see `children::pack`).
+                    children::PACKED if meta.generation.is_some() => {}
+                    "spec" if meta.generation.is_some() => {}
+                    "status" => body.push_str(&status_view(value).to_string()),
+                    _ => body.push_str(&value.to_string()),
+                }
+            }
+            body
+        }
+        other => other.to_string(),
+    };
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((
+        &meta.uid,
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.labels,
+        &meta.annotations,
+        body,
+    ))
+}
+
+/// A status without the timestamps controllers refresh on every heartbeat.
+pub(super) fn status_view(status: &serde_json::Value) -> serde_json::Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status
+        .get_mut("conditions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for condition in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
+            condition.remove("lastUpdateTime");
+            condition.remove("lastHeartbeatTime");
+            condition.remove("lastProbeTime");
+        }
+    }
+    status
+}
+
+/// Passes a child's watch event on only when [`child_predicate`] changed, or when the child left its
+/// cache (deleted: its owner must look at once).
+pub(super) fn child_changes<S, E>(
+    stream: S,
+    stores: &ChildStores,
+) -> impl Stream<Item = Result<DynamicObject, E>> + Send + use<S, E>
+where
+    S: Stream<Item = Result<DynamicObject, E>> + Send,
+    E: Send,
+{
+    let stores = stores.clone();
+    let mut seen: std::collections::HashMap<(String, Option<String>, String), u64> =
+        std::collections::HashMap::new();
+    stream.filter(move |event| {
+        let pass = match event {
+            Err(_) => true,
+            Ok(object) => {
+                let kind = object
+                    .types
+                    .as_ref()
+                    .map(|t| format!("{}/{}", t.api_version, t.kind))
+                    .unwrap_or_default();
+                let key = (
+                    kind,
+                    object.metadata.namespace.clone(),
+                    object.metadata.name.clone().unwrap_or_default(),
+                );
+                if stores.contains(&key.0, key.1.as_deref(), &key.2) {
+                    let hash = child_predicate(object);
+                    seen.insert(key, hash) != Some(hash)
+                } else {
+                    seen.remove(&key);
+                    true
+                }
+            }
+        };
+        future::ready(pass)
+    })
+}
+
+/// Count the events of a trigger stream as `source` triggers of `controller` (`/metrics`).
+pub(super) fn counted<S, T, E>(
+    stream: S,
+    metrics: &Arc<Metrics>,
+    controller: &'static str,
+    source: String,
+) -> impl Stream<Item = Result<T, E>> + Send + use<S, T, E>
+where
+    S: Stream<Item = Result<T, E>> + Send,
+{
+    let metrics = metrics.clone();
+    stream.inspect(move |event| {
+        if event.is_ok() {
+            metrics.triggered(controller, &source);
+        }
+    })
+}
+
+/// Counts watch streams that completed their initial list, to answer `/readyz`.
+#[derive(Clone, Default)]
+pub(super) struct SyncTracker {
+    expected: Arc<std::sync::atomic::AtomicUsize>,
+    synced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SyncTracker {
+    /// An observer for one more stream: it counts that stream's first `InitDone`.
+    pub(super) fn observer<K>(
+        &self,
+    ) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+        self.expected.fetch_add(1, Ordering::Relaxed);
+        let synced = self.synced.clone();
+        let mut seen = false;
+        move |event| {
+            if !seen && matches!(event, Ok(watcher::Event::InitDone)) {
+                seen = true;
+                synced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(super) async fn wait_all(&self) {
+        while self.synced.load(Ordering::Relaxed) < self.expected.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The watch of one child kind: label-selected (only what the operator manages), without
+/// `managedFields`, feeding that kind's cache in `stores`; counted by `synced`.
+pub(super) fn child_stream(
+    client: &Client,
+    resource: &ApiResource,
+    stores: &ChildStores,
+    synced: &SyncTracker,
+    page_size: u32,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<> {
+    let writer = Writer::new(resource.clone());
+    stores.insert(resource.clone(), writer.as_reader());
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let watch_config = watcher::Config::default()
+        .labels(&managed_selector())
+        .page_size(page_size);
+    reflector::reflector(writer, watcher(api, watch_config).modify(children::pack))
+        .backoff(watch_backoff())
+        .inspect(synced.observer())
+        .touched_objects()
+}
+
+/// The watch of one of our custom resources (every namespace; objects that do not deserialize
+/// come through as such), without `managedFields`, feeding `writer`; counted by `synced`.
+pub(super) fn owner_stream<K>(
+    client: &Client,
+    writer: Writer<DeserializeGuard<K>>,
+    synced: &SyncTracker,
+    page_size: u32,
+) -> impl Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()>
+        + serde::de::DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(
+        Api::<DeserializeGuard<K>>::all(client.clone()),
+        watcher::Config::default().page_size(page_size),
+    )
+    .modify(lean)
+    .backoff(watch_backoff())
+    .reflect(writer)
+    .inspect(synced.observer())
+    .applied_objects()
+}
+
+/// The messages of a channel as a stream (ends when every sender is gone).
+pub(super) fn receiver_stream<T>(
+    mut receiver: mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + use<T> {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Drive a watch stream (and the cache it feeds) on a task of its own, handing only its objects to
+/// the controller; its errors are logged here (the stream retries them with `watch_backoff`).
+///
+/// Why: inside a kube-runtime `Controller` a watch only advances when the controller polls it, and
+/// an error at the head of its input waits there until the controller's output is polled again;
+/// meanwhile the watch's cache went stale and the soak (`tests/operator/soak.rs`) measured a
+/// controller reconciling from a cache 60–115 s old after the API server had recovered.
+pub(super) fn detached<T, S>(
+    stream: S,
+    watch: String,
+) -> impl Stream<Item = Result<T, watcher::Error>> + use<T, S>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+{
+    let (objects, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(object) => {
+                    if objects.send(object).is_err() {
+                        break;
+                    }
+                }
+                Err(error) => warn!(%error, %watch, "watch failed; retrying with backoff"),
+            }
+        }
+    });
+    receiver_stream(received).map(Ok)
+}
+
+/// What the caches keep of an object: everything but `managedFields`, which the operator never reads
+/// and which is as large as the object itself under server-side apply.
+pub(crate) fn lean<K: kube::Resource>(object: &mut K) {
+    kube::ResourceExt::managed_fields_mut(object).clear();
+}
