@@ -35,19 +35,10 @@ pub struct MigrationEndpoint {
 pub struct SecretCredentials {
     /// The Secret, in the Registry's namespace.
     pub secret: String,
-    /// The user name: a key of the Secret, or a fixed name.
-    pub username: Username,
+    /// The key of the Secret holding the user name.
+    pub username_key: String,
     /// The key of the Secret holding the password.
     pub password_key: String,
-}
-
-/// Where a Job's user name comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Username {
-    /// A fixed name (Harbor's `admin`).
-    Fixed(String),
-    /// A key of the credentials Secret (a robot's `robot$project+name`).
-    Key(String),
 }
 
 impl SecretCredentials {
@@ -55,7 +46,7 @@ impl SecretCredentials {
     pub fn robot(registry: &Registry) -> Self {
         Self {
             secret: robot_secret_name(registry),
-            username: Username::Key(ROBOT_USERNAME_KEY.to_string()),
+            username_key: ROBOT_USERNAME_KEY.to_string(),
             password_key: ROBOT_PASSWORD_KEY.to_string(),
         }
     }
@@ -66,14 +57,15 @@ pub const ROBOT_USERNAME_KEY: &str = "username";
 /// Key of the robot's secret in the migration robot Secret.
 pub const ROBOT_PASSWORD_KEY: &str = "password";
 
-/// The Secret holding the short-lived Harbor robot a switch into Harbor pushes with
+/// The Secret holding the short-lived Harbor robot the Jobs of a switch into or out of Harbor use
 /// (`<name>-migration-robot`), created by the operator before the first Job and deleted after the flip.
 pub fn robot_secret_name(registry: &Registry) -> String {
     format!("{}-migration-robot", registry.name_any())
 }
 
 /// The robot's short name in Harbor (`migrate-<namespace>-<name>`; Harbor shows it as
-/// `robot$<project>+migrate-<namespace>-<name>`): unique per Registry across namespaces.
+/// `robot$<project>+migrate-<namespace>-<name>` into Harbor, `robot$migrate-<namespace>-<name>` out of
+/// it): unique per Registry across namespaces.
 pub fn robot_name(registry: &Registry) -> String {
     format!(
         "migrate-{}-{}",
@@ -163,17 +155,11 @@ fn credential_env(prefix: &str, endpoint: &MigrationEndpoint) -> Vec<EnvVar> {
         }),
         ..Default::default()
     };
-    let username_var = format!("MIGRATE_{prefix}_USERNAME");
-    let username = match &credentials.username {
-        Username::Fixed(name) => EnvVar {
-            name: username_var,
-            value: Some(name.clone()),
-            ..Default::default()
-        },
-        Username::Key(key) => from_secret(username_var, key),
-    };
     vec![
-        username,
+        from_secret(
+            format!("MIGRATE_{prefix}_USERNAME"),
+            &credentials.username_key,
+        ),
         from_secret(
             format!("MIGRATE_{prefix}_PASSWORD"),
             &credentials.password_key,
@@ -342,7 +328,7 @@ mod tests {
                 url: "https://harbor.ai-platform.localhost".into(),
                 credentials: Some(SecretCredentials {
                     secret: "platform-migration-robot".into(),
-                    username: Username::Key("username".into()),
+                    username_key: "username".into(),
                     password_key: "password".into(),
                 }),
                 ca: Some(("platform-harbor-ca".into(), "ca.crt".into())),

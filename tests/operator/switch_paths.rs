@@ -192,7 +192,28 @@ fn harbor_to_k3d_with_allow_downgrade_goes_through_the_same_phases() {
 
     assert!(exported_ca(&server).starts_with("-----BEGIN CERTIFICATE-----"));
     downgrade_to_k3d(&server);
-    let copying = wait_phase(&server, "Copying");
+    // Copying is held, with no Job, until the operator can make the migration robot through
+    // Harbor's API (it needs the admin Secret, absent until now).
+    let held = wait_for("Copying waits for the migration robot", T, || {
+        mark_everything_ready(&server);
+        let r = registry(&server);
+        let message = r["status"]["migration"]["message"].as_str()?.to_string();
+        message
+            .contains("waiting for the migration robot")
+            .then_some(r)
+    });
+    show("Copying (held)", &held);
+    assert!(
+        server
+            .get_object("jobs", NS, "platform-migrate-1")
+            .is_none()
+    );
+    put_admin_secret(&server);
+    let copying = wait_for("platform-migrate-1", T, || {
+        mark_everything_ready(&server);
+        server.get_object("jobs", NS, "platform-migrate-1")?;
+        Some(registry(&server))
+    });
     assert_eq!(
         copying["status"]["endpoint"], HARBOR,
         "Harbor serves the copy"
@@ -205,32 +226,33 @@ fn harbor_to_k3d_with_allow_downgrade_goes_through_the_same_phases() {
             && args.contains("--no-verify"),
         "from Harbor to the k3d Service, no project prefix: {args}"
     );
-    // Out of Harbor the Job reads as admin (Harbor answers /v2/_catalog to system administrators
-    // only); no robot is made.
+    // Out of Harbor the Job reads as a system robot made for the switch: Harbor's catalog
+    // (`catalog:read`, what /v2/_catalog checks) and pull on every project, nothing else; not admin.
+    let robots = harbor.robots();
+    assert_eq!(robots.len(), 1, "{robots:?}");
+    assert_eq!(robots[0]["level"], "system");
+    assert_eq!(robots[0]["duration"], 1);
+    assert_eq!(
+        robots[0]["permissions"],
+        json!([
+            {"kind": "system", "namespace": "/", "access": [{"resource": "catalog", "action": "read"}]},
+            {"kind": "project", "namespace": "*", "access": [{"resource": "repository", "action": "pull"}]}
+        ])
+    );
     let job = server.get_object("jobs", NS, "platform-migrate-1").unwrap();
     let env = job["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     assert!(
-        env.contains(r#""name":"MIGRATE_FROM_USERNAME","value":"admin""#),
+        env.contains(r#""name":"MIGRATE_FROM_USERNAME","valueFrom":{"secretKeyRef":{"key":"username","name":"platform-migration-robot""#)
+            && !env.contains("admin"),
         "{env}"
     );
-    assert_eq!(harbor.count(&["CreateRobot"]), 0);
     assert!(
         !harbor.read_only(),
         "the source takes pushes during the bulk copy"
     );
     complete_migration_job(&server, NS, "platform-migrate-1", REPORT);
 
-    // Freezing: held until the admin Secret exists (the operator cannot reach Harbor's API before).
-    wait_phase(&server, "Freezing");
-    let freezing = wait_for("Freezing waits on Harbor's API", T, || {
-        let r = registry(&server);
-        let message = r["status"]["migration"]["message"].as_str()?.to_string();
-        message.contains("making Harbor read-only").then_some(r)
-    });
-    show("Freezing (held)", &freezing);
-    assert!(!harbor.read_only());
-    put_admin_secret(&server);
-
+    // Freezing: Harbor is made read-only through its API.
     let catching_up = wait_phase(&server, "CatchingUp");
     assert!(harbor.read_only(), "Harbor made read-only through its API");
     assert!(
@@ -274,6 +296,14 @@ fn harbor_to_k3d_with_allow_downgrade_goes_through_the_same_phases() {
     let retired = wait_retired(&server);
     assert_eq!(retired["status"]["endpoint"], K3D_ENDPOINT);
     assert_eq!(retired["status"]["mode"], "K3d");
+    wait_for("the system robot deleted after the flip", T, || {
+        (harbor.robots().is_empty()
+            && server
+                .get_object("secrets", NS, "platform-migration-robot")
+                .is_none())
+        .then_some(())
+    });
+    assert_eq!(harbor.count(&["CreateRobot"]), 1, "one robot for every Job");
     let nodes = wait_for("nodes keep a mirror of the Harbor host", T, || {
         let r = registry(&server);
         let yaml = r["status"]["k3sRegistriesYaml"].as_str()?.to_string();

@@ -14,26 +14,13 @@ use crate::crd::{MigrationPhase, Registry, RegistryMode};
 use crate::reconcile::children::{ChildStores, readiness};
 use crate::reconcile::context::{Context, backoff_delay};
 use crate::render::migration::{
-    self, JobKind, MigrationEndpoint, MigrationPlan, SecretCredentials, Username,
+    self, JobKind, MigrationEndpoint, MigrationPlan, SecretCredentials,
 };
 use crate::render::{self, RenderError, Rendered, RenderedObject};
 
-/// Which side of a copy an endpoint is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    From,
-    To,
-}
-
-/// Where `migrate` reaches one side from inside the cluster, and its credentials: into Harbor, the
-/// short-lived migration robot (push and pull on the destination project only); out of Harbor,
-/// still `admin` (a system robot with `catalog:read` would do; not built yet).
-fn endpoint_of(
-    registry: &Registry,
-    mode: RegistryMode,
-    rendered: &Rendered,
-    side: Side,
-) -> MigrationEndpoint {
+/// Where `migrate` reaches one side from inside the cluster, and its credentials: for Harbor, the
+/// short-lived migration robot of the switch (see `robot`), never `admin`.
+fn endpoint_of(registry: &Registry, mode: RegistryMode, rendered: &Rendered) -> MigrationEndpoint {
     match mode {
         RegistryMode::K3d => {
             let hosted = rendered
@@ -59,17 +46,7 @@ fn endpoint_of(
         RegistryMode::Harbor => MigrationEndpoint {
             mode,
             url: format!("https://{}", rendered.endpoint.clone().unwrap_or_default()),
-            credentials: Some(match side {
-                Side::To => SecretCredentials::robot(registry),
-                Side::From => {
-                    let (secret, password_key) = render::harbor_admin_password_ref(registry);
-                    SecretCredentials {
-                        secret,
-                        username: Username::Fixed("admin".to_string()),
-                        password_key,
-                    }
-                }
-            }),
+            credentials: Some(SecretCredentials::robot(registry)),
             ca: rendered
                 .secret_copies
                 .first()
@@ -371,8 +348,8 @@ fn job_pass(
             registry,
             &MigrationPlan {
                 kind,
-                from: endpoint_of(registry, input.from.0, input.from.1, Side::From),
-                to: endpoint_of(registry, input.to.0, input.to.1, Side::To),
+                from: endpoint_of(registry, input.from.0, input.from.1),
+                to: endpoint_of(registry, input.to.0, input.to.1),
                 attempt,
                 image: input.image.to_string(),
             },

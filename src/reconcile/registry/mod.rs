@@ -87,8 +87,7 @@ pub(crate) fn error_policy(
 async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileError> {
     let plan = plan::plan(registry);
     tracing::debug!(registry = %registry_id(registry), ?plan, "pass");
-    let into_harbor = plan::switching_into_harbor(&plan);
-    if !into_harbor
+    if !plan::switching_with_harbor(&plan)
         && let Err(message) =
             robot::release(registry, ctx, plan.target().mode == RegistryMode::Harbor).await
     {

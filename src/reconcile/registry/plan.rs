@@ -43,10 +43,11 @@ impl Plan {
     }
 }
 
-/// Whether this pass belongs to a switch into Harbor before its flip (its Jobs push as the
-/// migration robot, which lives exactly that long).
-pub(crate) fn switching_into_harbor(plan: &Plan) -> bool {
-    matches!(plan, Plan::Switch { to, .. } if to.mode == RegistryMode::Harbor)
+/// Whether this pass belongs to a switch into or out of Harbor before its flip (its Jobs reach
+/// Harbor as the migration robot, which lives exactly that long).
+pub(crate) fn switching_with_harbor(plan: &Plan) -> bool {
+    matches!(plan, Plan::Switch { from, to }
+        if from.mode == RegistryMode::Harbor || to.mode == RegistryMode::Harbor)
 }
 
 /// The mode that serves images now: `status.mode`, or the spec's mode for a new Registry.

@@ -266,12 +266,18 @@ pub(super) async fn prepare(
         now: Timestamp::now(),
     })
     .map_err(ReconcileError::Render)?;
-    if to.mode == RegistryMode::Harbor && !step.jobs.is_empty() {
-        // Into Harbor the Jobs push as the migration robot, created before the Job that needs it.
+    let direction = match (from.mode, to.mode) {
+        (_, RegistryMode::Harbor) => Some(robot::Direction::Into(
+            render::migration::destination_project(registry, to.mode),
+        )),
+        (RegistryMode::Harbor, _) => Some(robot::Direction::OutOf),
+        _ => None,
+    };
+    if let Some(direction) = direction.filter(|_| !step.jobs.is_empty()) {
+        // The Jobs reach Harbor as the migration robot, created before the Job that needs it.
         let running = step.jobs.iter().any(|job| ctx.stores.live(job).is_some());
-        let project = render::migration::destination_project(registry, to.mode);
         if let Err(message) =
-            robot::ensure(registry, ctx, &project, running, Timestamp::now()).await
+            robot::ensure(registry, ctx, &direction, running, Timestamp::now()).await
         {
             info!(registry = %id, %message, "migration robot not ready; no new Job in this pass");
             step.jobs.retain(|job| ctx.stores.live(job).is_some());

@@ -1,8 +1,10 @@
-//! The short-lived Harbor robot a switch into Harbor pushes with, instead of `admin`: before the
-//! first Job the destination project is created if missing and a robot with push and pull on it
-//! only is created, its credentials kept in the Secret the Jobs read; after the flip (or when the
-//! switch is cancelled, or the Registry deleted) the robot is deleted in Harbor, then its Secret.
-//! It must never log a secret or put one in a message; it decides no phase.
+//! The short-lived Harbor robot the Jobs of a switch use instead of `admin`. Into Harbor: the
+//! destination project is created if missing and a project robot gets push and pull on it only. Out
+//! of Harbor: a system robot gets `catalog:read` (Harbor's `/v2/_catalog` checks exactly that) and
+//! pull on every project, nothing else. Made before the first Job, its credentials kept in the
+//! Secret the Jobs read; after the flip (or when the switch is cancelled, or the Registry deleted)
+//! the robot is deleted in Harbor, then its Secret. It must never log a secret or put one in a
+//! message; it decides no phase.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +18,7 @@ use tracing::{info, warn};
 use super::error::registry_id;
 use super::harbor_api::{admin_client, admin_client_using};
 use crate::crd::Registry;
-use crate::harbor::{HarborClient, HarborError, ProjectReq, RobotCreate, RobotPermission};
+use crate::harbor::{Access, HarborClient, HarborError, ProjectReq, RobotCreate, RobotPermission};
 use crate::reconcile::context::Context;
 use crate::render::labels::Owner;
 use crate::render::migration::{
@@ -64,14 +66,68 @@ pub(super) fn fresh_enough(expires_at: Option<i64>, now: Timestamp) -> bool {
     }
 }
 
-/// Make sure the migration robot exists for a Job into `project`: reused when its Secret is cached
-/// and either a Job already runs with it (`job_running`) or it is far from its expiry; else the
-/// project is created if missing, any robot of the same name is deleted and a new one created.
-/// `Ok(true)` when something was created.
+/// Which way a switch copies, as far as Harbor is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// Into Harbor's project of this name: push and pull there.
+    Into(String),
+    /// Out of Harbor: read its catalog, pull from every project.
+    OutOf,
+}
+
+/// The robot Harbor is asked to create for `direction`.
+pub(super) fn robot_request(registry: &Registry, direction: &Direction) -> RobotCreate {
+    let id = registry_id(registry);
+    let (level, description, permissions) = match direction {
+        Direction::Into(project) => (
+            "project",
+            format!("registry-operator: copies {id} into {project}; deleted after the switch"),
+            vec![RobotPermission::repository(project, &["pull", "push"])],
+        ),
+        Direction::OutOf => (
+            "system",
+            format!("registry-operator: copies {id} out of Harbor; deleted after the switch"),
+            vec![
+                RobotPermission {
+                    kind: "system".to_string(),
+                    namespace: "/".to_string(),
+                    access: vec![Access {
+                        resource: "catalog".to_string(),
+                        action: "read".to_string(),
+                        effect: None,
+                    }],
+                },
+                // `*`: every project (Harbor's scope `/project/*`).
+                RobotPermission::repository("*", &["pull"]),
+            ],
+        ),
+    };
+    RobotCreate {
+        name: robot_name(registry),
+        description: Some(description),
+        level: level.to_string(),
+        disable: None,
+        duration: LIFETIME_DAYS,
+        permissions,
+    }
+}
+
+/// The name Harbor gives the robot (its prefix `robot$`, and the project for a project robot).
+fn full_name(registry: &Registry, direction: &Direction) -> String {
+    match direction {
+        Direction::Into(project) => format!("robot${project}+{}", robot_name(registry)),
+        Direction::OutOf => format!("robot${}", robot_name(registry)),
+    }
+}
+
+/// Make sure the migration robot exists for a Job of a switch going `direction`: reused when its
+/// Secret is cached and either a Job already runs with it (`job_running`) or it is far from its
+/// expiry; else (into Harbor) the project is created if missing, any robot of the same name is
+/// deleted and a new one created. `Ok(true)` when something was created.
 pub(super) async fn ensure(
     registry: &Registry,
     ctx: &Context,
-    project: &str,
+    direction: &Direction,
     job_running: bool,
     now: Timestamp,
 ) -> Result<bool, String> {
@@ -83,6 +139,33 @@ pub(super) async fn ensure(
     }
     let client = admin_client(registry, ctx).await?;
     let id = registry_id(registry);
+    if let Direction::Into(project) = direction {
+        ensure_project(&client, &id, project).await?;
+    }
+    // A robot left by an earlier attempt (its Secret lost, or expiring) is replaced: Harbor refuses
+    // a second robot of the same name.
+    delete_robots_named(&client, &full_name(registry, direction)).await?;
+    let robot = client
+        .create_robot(&robot_request(registry, direction))
+        .await
+        .map_err(|e| format!("creating the migration robot in Harbor: {e}"))?;
+    let password = robot.secret.expose().to_string();
+    write_secret(
+        registry,
+        ctx,
+        existing.is_some(),
+        &robot.name,
+        &password,
+        robot.id,
+        robot.expires_at.unwrap_or(-1),
+    )
+    .await?;
+    info!(registry = %id, robot = %robot.name, expires_at = ?robot.expires_at, "migration robot created (its secret is never logged)");
+    Ok(true)
+}
+
+/// Create the destination project (private) unless Harbor has it.
+async fn ensure_project(client: &HarborClient, id: &str, project: &str) -> Result<(), String> {
     if client
         .find_project(project)
         .await
@@ -105,46 +188,13 @@ pub(super) async fn ensure(
             }
         }
     }
-    // A robot left by an earlier attempt (its Secret lost, or expiring) is replaced: Harbor refuses
-    // a second robot of the same name.
-    delete_robots_named(&client, registry, project).await?;
-    let robot = client
-        .create_robot(&RobotCreate {
-            name: robot_name(registry),
-            description: Some(format!(
-                "registry-operator: copies {id} into {project}; deleted after the switch"
-            )),
-            level: "project".to_string(),
-            disable: None,
-            duration: LIFETIME_DAYS,
-            permissions: vec![RobotPermission::repository(project, &["pull", "push"])],
-        })
-        .await
-        .map_err(|e| format!("creating the migration robot in Harbor: {e}"))?;
-    let password = robot.secret.expose().to_string();
-    write_secret(
-        registry,
-        ctx,
-        existing.is_some(),
-        &robot.name,
-        &password,
-        robot.id,
-        robot.expires_at.unwrap_or(-1),
-    )
-    .await?;
-    info!(registry = %id, robot = %robot.name, expires_at = ?robot.expires_at, "migration robot created (its secret is never logged)");
-    Ok(true)
+    Ok(())
 }
 
-/// Delete every robot named like the migration robot of `registry` in `project`.
-async fn delete_robots_named(
-    client: &HarborClient,
-    registry: &Registry,
-    project: &str,
-) -> Result<(), String> {
-    let full_name = format!("robot${project}+{}", robot_name(registry));
+/// Delete every robot named `full_name`.
+async fn delete_robots_named(client: &HarborClient, full_name: &str) -> Result<(), String> {
     let robots = client
-        .find_robots(&full_name)
+        .find_robots(full_name)
         .await
         .map_err(|e| format!("listing robots in Harbor: {e}"))?;
     for robot in robots.iter().filter(|r| r.name == full_name) {

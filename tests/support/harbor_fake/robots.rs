@@ -1,6 +1,6 @@
 //! The fake Harbor's robot accounts: `CreateRobot` (system or project level, one permission for a
-//! project robot, Harbor's actions, duration and duplicate rules; the lifetime counted from creation),
-//! `DeleteRobot`, `ListRobot` (Harbor's `q` query) and `RefreshSec` (a given or a new secret). It
+//! project robot, a system robot's kinds and namespaces, Harbor's actions, duration and duplicate
+//! rules; the lifetime counted from creation), `DeleteRobot`, `ListRobot` (Harbor's `q` query) and `RefreshSec` (a given or a new secret). It
 //! must not serve HTTP nor check the swagger (that is [`super::server`]).
 
 use hyper::StatusCode;
@@ -77,7 +77,27 @@ fn create_robot(state: &mut State, body: &Value) -> Answer {
     let level = body["level"].as_str().unwrap_or_default();
     let permissions = body["permissions"].as_array().cloned().unwrap_or_default();
     let full_name = match level {
-        "system" => format!("robot${name}"),
+        "system" => {
+            // Harbor's system robot: `system` permissions on namespace "/", `project` ones on "*"
+            // (every project) or an existing project's name; nothing else.
+            for permission in &permissions {
+                let namespace = permission["namespace"].as_str().unwrap_or_default();
+                let valid = match permission["kind"].as_str() {
+                    Some("system") => namespace == "/",
+                    Some("project") => {
+                        namespace == "*" || state.projects.values().any(|p| p.name == namespace)
+                    }
+                    _ => false,
+                };
+                if !valid {
+                    return Answer::error(
+                        StatusCode::BAD_REQUEST,
+                        format!("bad system robot permission {permission}"),
+                    );
+                }
+            }
+            format!("robot${name}")
+        }
         "project" => {
             let [permission] = permissions.as_slice() else {
                 return Answer::error(
