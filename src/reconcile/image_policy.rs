@@ -320,7 +320,15 @@ fn rendered_conditions(
     } else if !failing.is_empty() {
         (Reason::PolicyNotReady, failing.join("; "))
     } else {
-        (Reason::WaitingForKyverno, pending.join("; "))
+        (
+            Reason::WaitingForKyverno,
+            waiting_message(rendered, unwatched),
+        )
+    };
+    let progress = if pending.is_empty() {
+        String::new()
+    } else {
+        waiting_message(rendered, unwatched)
     };
     let conditions = [
         DesiredCondition::new(condition::READY, ready, reason, message),
@@ -332,7 +340,7 @@ fn rendered_conditions(
             } else {
                 Reason::WaitingForKyverno
             },
-            pending.join("; "),
+            progress,
         ),
         DesiredCondition::new(
             condition::DEGRADED,
@@ -348,6 +356,34 @@ fn rendered_conditions(
         ),
     ];
     (conditions, ready)
+}
+
+/// While Kyverno has not reported every generated policy ready: the same words from creation until
+/// Ready (every generated policy named, not only those still pending), so each policy Kyverno
+/// reports ready or first caches costs no status write of its own (issue 17: about one write per
+/// ImagePolicy).
+fn waiting_message(rendered: &RenderedPolicy, unwatched: &[String]) -> String {
+    let policies: Vec<String> = rendered
+        .objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o.resource.kind,
+                o.object.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let mut message = format!(
+        "waiting for Kyverno to report {} ready",
+        policies.join(", ")
+    );
+    for kind in unwatched {
+        message.push_str(&format!(
+            "; {kind}: starting to watch it (Kyverno was just installed)"
+        ));
+    }
+    message
 }
 
 /// Live policies of the other flavour (the engine changed, e.g. `Auto` moving to CEL once Kyverno

@@ -47,9 +47,8 @@ macro_rules! conditioned_status {
 conditioned_status!(RegistryStatus, ImagePolicyStatus);
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
-/// changed (so a steady state writes nothing); publish an Event when Ready flips or changes its
-/// reason to one that is not mere progress (e.g. `Provisioning` → `ApplyFailed`; not
-/// `WaitingForKyverno` on creation), never again while it stays the same.
+/// changed (so a steady state writes nothing); publish an Event when `event_worthy` says so (a
+/// failure, a recovery, Ready lost; not the way to the first Ready), never again while it stays the same.
 pub(crate) async fn write_status<K>(
     api: &Api<K>,
     recorder: &Recorder,
@@ -109,14 +108,17 @@ where
             .find(|c| c.type_ == condition::READY)
             .map(|c| c.reason.clone())
     };
-    let reason_changed = reason_of(current.conditions()) != reason_of(status.conditions());
+    let previous_reason = reason_of(current.conditions());
     let ready = status
         .conditions()
         .iter()
         .find(|c| c.type_ == condition::READY);
-    if let Some(ready) =
-        ready.filter(|c| was_ready != now_ready || (reason_changed && worth_an_event(&c.reason)))
-    {
+    if let Some(ready) = ready.filter(|c| {
+        event_worthy(
+            previous_reason.as_deref().map(|r| (r, was_ready)),
+            (&c.reason, now_ready),
+        )
+    }) {
         let event = KubeEvent {
             type_: if now_ready {
                 EventType::Normal
@@ -134,6 +136,21 @@ where
         }
     }
     Ok(())
+}
+
+/// Whether a change of Ready (`previous` reason and state, none before the first status; `now`) is
+/// worth an Event: a failure or a new failure reason, a recovery from a failure, Ready lost; not
+/// progress on the way to Ready nor the first Ready after creation (it shows in the status; an Event
+/// per object created cost one request each: issue 17).
+fn event_worthy(previous: Option<(&str, bool)>, now: (&str, bool)) -> bool {
+    let (reason, ready) = now;
+    let Some((previous_reason, was_ready)) = previous else {
+        return !ready && worth_an_event(reason);
+    };
+    if ready && !was_ready {
+        return worth_an_event(previous_reason);
+    }
+    was_ready != ready || (previous_reason != reason && worth_an_event(reason))
 }
 
 /// Whether a change of Ready's reason (Ready not flipping) is worth an Event: not when it only says
@@ -188,5 +205,47 @@ mod tests {
         assert!(worth_an_event("PolicyNotReady"));
         assert!(worth_an_event("PoliciesReady"));
         assert!(worth_an_event("SomethingNew"), "unknown: say it");
+    }
+
+    #[test]
+    fn events_tell_failures_recoveries_and_losses_not_the_way_to_the_first_ready() {
+        // Creation: progress, then Ready: no Event.
+        assert!(!event_worthy(None, ("WaitingForKyverno", false)));
+        assert!(!event_worthy(
+            Some(("WaitingForKyverno", false)),
+            ("PoliciesReady", true)
+        ));
+        assert!(!event_worthy(
+            Some(("Provisioning", false)),
+            ("Available", true)
+        ));
+        assert!(!event_worthy(None, ("Available", true)));
+        // A failure, a new failure, a recovery, Ready lost: an Event each.
+        assert!(event_worthy(None, ("ApplyFailed", false)));
+        assert!(event_worthy(
+            Some(("Provisioning", false)),
+            ("ApplyFailed", false)
+        ));
+        assert!(event_worthy(
+            Some(("ApplyFailed", false)),
+            ("PolicyNotReady", false)
+        ));
+        assert!(event_worthy(
+            Some(("ApplyFailed", false)),
+            ("Available", true)
+        ));
+        assert!(event_worthy(
+            Some(("Available", true)),
+            ("Provisioning", false)
+        ));
+        // The same failure again, or progress after a failure: nothing new to say.
+        assert!(!event_worthy(
+            Some(("ApplyFailed", false)),
+            ("ApplyFailed", false)
+        ));
+        assert!(!event_worthy(
+            Some(("ApplyFailed", false)),
+            ("Provisioning", false)
+        ));
     }
 }
