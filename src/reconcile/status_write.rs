@@ -2,7 +2,7 @@
 //! and publishes an Event when Ready flips or its reason changes to one that is not mere progress. It
 //! must not decide what the conditions say.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{LazyLock, Mutex};
 
@@ -99,7 +99,7 @@ where
         Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
         other => other?,
     };
-    remember_written(key, seen_version, &status);
+    remember_written(key.clone(), seen_version, &status);
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);
     let reason_of = |conditions: &[Condition]| {
@@ -113,10 +113,12 @@ where
         .conditions()
         .iter()
         .find(|c| c.type_ == condition::READY);
+    let failed_since_ready = ready.is_some_and(|c| remember_failure(&key, &c.reason, now_ready));
     if let Some(ready) = ready.filter(|c| {
         event_worthy(
             previous_reason.as_deref().map(|r| (r, was_ready)),
             (&c.reason, now_ready),
+            failed_since_ready,
         )
     }) {
         let event = KubeEvent {
@@ -139,16 +141,21 @@ where
 }
 
 /// Whether a change of Ready (`previous` reason and state, none before the first status; `now`) is
-/// worth an Event: a failure or a new failure reason, a recovery from a failure, Ready lost; not
-/// progress on the way to Ready nor the first Ready after creation (it shows in the status; an Event
-/// per object created cost one request each: issue 17).
-fn event_worthy(previous: Option<(&str, bool)>, now: (&str, bool)) -> bool {
+/// worth an Event: a failure or a new failure reason, a recovery from a failure (also through a
+/// progress reason: `failed_since_ready`), Ready lost; not progress on the way to Ready nor the first
+/// Ready after creation (it shows in the status; an Event per object created cost one request each:
+/// issue 17).
+fn event_worthy(
+    previous: Option<(&str, bool)>,
+    now: (&str, bool),
+    failed_since_ready: bool,
+) -> bool {
     let (reason, ready) = now;
     let Some((previous_reason, was_ready)) = previous else {
         return !ready && worth_an_event(reason);
     };
     if ready && !was_ready {
-        return worth_an_event(previous_reason);
+        return failed_since_ready || worth_an_event(previous_reason);
     }
     was_ready != ready || (previous_reason != reason && worth_an_event(reason))
 }
@@ -182,6 +189,27 @@ fn written_since<S: DeserializeOwned>(key: &str, seen_version: &str) -> Option<S
     serde_json::from_value(status.clone()).ok()
 }
 
+/// Objects (the `write_status` key) whose Ready went to a failure reason since they were last Ready,
+/// so their next Ready is told as a recovery even when progress came in between (`ApplyFailed` →
+/// `Provisioning` → `Available`). Kept in memory only: after a restart a recovery is told only when
+/// it comes straight from the failure, and Events are best-effort anyway.
+static FAILED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+
+/// Record the Ready just written; whether `key` had failed since it was last Ready.
+fn remember_failure(key: &str, reason: &str, ready: bool) -> bool {
+    let mut failed = FAILED.lock().unwrap_or_else(|p| p.into_inner());
+    let had_failed = failed.contains(key);
+    if ready {
+        failed.remove(key);
+    } else if worth_an_event(reason) {
+        if failed.len() >= WRITTEN_MAX {
+            failed.clear();
+        }
+        failed.insert(key.to_string());
+    }
+    had_failed
+}
+
 fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S) {
     let Ok(value) = serde_json::to_value(status) else {
         return;
@@ -210,42 +238,56 @@ mod tests {
     #[test]
     fn events_tell_failures_recoveries_and_losses_not_the_way_to_the_first_ready() {
         // Creation: progress, then Ready: no Event.
-        assert!(!event_worthy(None, ("WaitingForKyverno", false)));
+        assert!(!event_worthy(None, ("WaitingForKyverno", false), false));
         assert!(!event_worthy(
             Some(("WaitingForKyverno", false)),
-            ("PoliciesReady", true)
+            ("PoliciesReady", true),
+            false
         ));
         assert!(!event_worthy(
             Some(("Provisioning", false)),
-            ("Available", true)
+            ("Available", true),
+            false
         ));
-        assert!(!event_worthy(None, ("Available", true)));
+        assert!(!event_worthy(None, ("Available", true), false));
         // A failure, a new failure, a recovery, Ready lost: an Event each.
-        assert!(event_worthy(None, ("ApplyFailed", false)));
+        assert!(event_worthy(None, ("ApplyFailed", false), false));
         assert!(event_worthy(
             Some(("Provisioning", false)),
-            ("ApplyFailed", false)
+            ("ApplyFailed", false),
+            false
         ));
         assert!(event_worthy(
             Some(("ApplyFailed", false)),
-            ("PolicyNotReady", false)
+            ("PolicyNotReady", false),
+            false
         ));
         assert!(event_worthy(
             Some(("ApplyFailed", false)),
-            ("Available", true)
+            ("Available", true),
+            false
         ));
         assert!(event_worthy(
             Some(("Available", true)),
-            ("Provisioning", false)
+            ("Provisioning", false),
+            false
+        ));
+        // Ready after a failure with progress in between: a recovery.
+        assert!(event_worthy(
+            Some(("Provisioning", false)),
+            ("Available", true),
+            true
         ));
         // The same failure again, or progress after a failure: nothing new to say.
         assert!(!event_worthy(
             Some(("ApplyFailed", false)),
-            ("ApplyFailed", false)
+            ("ApplyFailed", false),
+            false
         ));
         assert!(!event_worthy(
             Some(("ApplyFailed", false)),
-            ("Provisioning", false)
+            ("Provisioning", false),
+            false
         ));
     }
 }
