@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::switch::{
     complete_running_jobs, mark_everything_ready, registry, serving_k3d, switch_server,
 };
+use crate::support::cluster::ControlPlane;
 use crate::support::scenario::*;
 use serde_json::json;
 
@@ -16,14 +17,18 @@ const T: Duration = Duration::from_secs(60);
 const K3D_ENDPOINT: &str = "platform-distribution.registry.svc.cluster.local:5000";
 const HARBOR: &str = "harbor.ai-platform.localhost";
 
-#[test]
-fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
-    let Some(server) = switch_server() else {
-        return;
-    };
-    let Some(harbor) = harbor_for_switch(&server, NS) else {
-        return;
-    };
+/// A serving K3d Registry, switched to Harbor (grace window `grace`) while no operator runs: the
+/// starting point of both tests. `None`: SKIPPED.
+struct Switching {
+    server: ControlPlane,
+    harbor: crate::support::harbor_fake::HarborFake,
+    url: String,
+    logs: tempfile::TempDir,
+}
+
+fn switching(grace: &str) -> Option<Switching> {
+    let server = switch_server()?;
+    let harbor = harbor_for_switch(&server, NS)?;
     let url = harbor.url();
     let logs = tempfile::tempdir().unwrap();
     {
@@ -34,9 +39,28 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
         "registries",
         NS,
         "platform",
-        json!({"spec": {"migration": {"grace": "0"}}}),
+        json!({"spec": {"migration": {"grace": grace}}}),
     );
     switch_to_harbor(&server, NS, "platform", HARBOR);
+    Some(Switching {
+        server,
+        harbor,
+        url,
+        logs,
+    })
+}
+
+#[test]
+fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
+    let Some(Switching {
+        server,
+        harbor,
+        url,
+        logs,
+    }) = switching("0")
+    else {
+        return;
+    };
     // Kill the operator at varying points of the switch (seeded delays), playing the cluster's part.
     let mut rng = fastrand::Rng::with_seed(7);
     for round in 0..10 {
@@ -100,25 +124,15 @@ fn operator_killed_ten_times_during_a_switch_still_completes_it_once() {
 /// phase resumes where it stood, and no phase runs twice.
 #[test]
 fn killed_in_every_phase_the_switch_resumes_and_runs_each_phase_once() {
-    let Some(server) = switch_server() else {
+    let Some(Switching {
+        server,
+        harbor,
+        url,
+        logs,
+    }) = switching("1s")
+    else {
         return;
     };
-    let Some(harbor) = harbor_for_switch(&server, NS) else {
-        return;
-    };
-    let url = harbor.url();
-    let logs = tempfile::tempdir().unwrap();
-    {
-        let _operator = Operator::start(&server, logs.path(), &["--harbor-api-url", &url]);
-        serving_k3d(&server);
-    }
-    server.merge_patch_object(
-        "registries",
-        NS,
-        "platform",
-        json!({"spec": {"migration": {"grace": "1s"}}}),
-    );
-    switch_to_harbor(&server, NS, "platform", HARBOR);
     // A pod naming the old host holds Grace until it is deleted: with a 1s window and no such pod,
     // Grace can pass into Retired before the phase is observed and the operator killed there.
     server.put_object(json!({
