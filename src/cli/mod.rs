@@ -59,7 +59,13 @@ pub struct RunArgs {
     /// Page size of initial lists.
     #[arg(long, default_value_t = 100)]
     pub page_size: u32,
-    /// Requeue delay while children are not ready, e.g. `10s`.
+    /// Quiet time before a reconcile: changes arriving within it (a child's creation echo, its
+    /// status a moment later, both Kyverno policies turning ready) make one reconcile, not several.
+    /// `0s` reconciles on every change at once.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub debounce: std::time::Duration,
+    /// Requeue delay while children are not ready, e.g. `10s`; also how long a new object's first
+    /// status waits while it only reports progress.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub requeue: std::time::Duration,
     /// Periodic resync of ready objects, e.g. `5m`.
@@ -103,6 +109,7 @@ impl RunArgs {
             http_addr: self.http_addr,
             concurrency: self.concurrency,
             page_size: self.page_size,
+            debounce: self.debounce,
             settings: crate::reconcile::context::Settings {
                 requeue_not_ready: self.requeue,
                 pod_count_interval: self.pod_count_interval,

@@ -116,7 +116,7 @@ pub async fn apply_all(
                 continue;
             }
         }
-        api_for(client, &object.resource, object.namespace())
+        let written = api_for(client, &object.resource, object.namespace())
             .patch(
                 object.name(),
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -139,6 +139,7 @@ pub async fn apply_all(
                     },
                 }
             })?;
+        stores.note_own_write(&object.resource, &written);
         report.applied.push(key);
     }
     Ok(report)

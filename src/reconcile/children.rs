@@ -1,8 +1,8 @@
 //! The child kinds the operator manages, their label-selected watch caches, and readiness of a child
 //! read from those caches. Knows nothing of a particular custom resource.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -85,6 +85,31 @@ pub fn kind_key(resource: &ApiResource) -> String {
 #[derive(Clone, Default)]
 pub struct ChildStores {
     stores: Arc<RwLock<KindStores>>,
+    /// Resource versions our own applies produced, for kinds whose echo tells the owner nothing
+    /// (see [`ChildStores::note_own_write`]), until their watch event is seen.
+    own_writes: Arc<Mutex<HashMap<ChildId, String>>>,
+}
+
+/// A child by [`kind_key`], namespace and name.
+pub type ChildId = (String, Option<String>, String);
+
+/// Own writes remembered at most; past it the oldest knowledge is dropped (an echo then triggers one
+/// reconcile too many, nothing worse).
+const OWN_WRITES_MAX: usize = 10_000;
+
+/// Whether the watch event of our own write to a child of this kind can change its owner's outcome.
+/// Kyverno's policies: no. The owner reads only their readiness, which Kyverno reports later in a
+/// status our apply never sets, and a policy not created yet and one Kyverno has not judged yet read
+/// the same (`kyverno::policy_readiness`, the WaitingForKyverno message names every policy). Every
+/// other kind: yes (a Deployment's creation changes "not created yet" to "0/1 replicas ready", a
+/// Service's carries its allocated NodePort).
+pub fn own_echo_is_news(resource: &ApiResource) -> bool {
+    own_echo_is_news_in(&resource.group)
+}
+
+/// [`own_echo_is_news`] by API group.
+pub fn own_echo_is_news_in(group: &str) -> bool {
+    !matches!(group, "kyverno.io" | "policies.kyverno.io")
 }
 
 /// The cache of each kind, by [`kind_key`].
@@ -111,6 +136,51 @@ impl ChildStores {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&kind_key(resource));
+    }
+
+    /// Remember the resource version our apply of a child produced, when its watch event will tell the
+    /// owner nothing ([`own_echo_is_news`]): that event then triggers no reconcile (the cache still
+    /// takes it). An event seen before this call is not recognised and triggers one, as before.
+    pub fn note_own_write(&self, resource: &ApiResource, written: &DynamicObject) {
+        let (Some(name), Some(version)) = (
+            written.metadata.name.clone(),
+            written.metadata.resource_version.clone(),
+        ) else {
+            return;
+        };
+        if own_echo_is_news(resource) {
+            return;
+        }
+        let mut own = self
+            .own_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if own.len() >= OWN_WRITES_MAX {
+            own.clear();
+        }
+        own.insert(
+            (kind_key(resource), written.metadata.namespace.clone(), name),
+            version,
+        );
+    }
+
+    /// Whether a watch event is the echo of our own last write of that child (forgotten once seen).
+    pub fn is_own_echo(
+        &self,
+        key: &(String, Option<String>, String),
+        version: Option<&str>,
+    ) -> bool {
+        let mut own = self
+            .own_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match own.get(key) {
+            Some(written) if Some(written.as_str()) == version => {
+                own.remove(key);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether a kind is watched (e.g. CNPG `Cluster` only while CNPG is served).

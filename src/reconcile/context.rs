@@ -18,7 +18,8 @@ use super::metrics::Metrics;
 /// Timing and identity settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Requeue delay while children are not ready yet.
+    /// Requeue delay while children are not ready yet; also how long a new object's first status
+    /// waits while it only reports progress (`status_write::first_status_hold`).
     pub requeue_not_ready: Duration,
     /// How often, at most, a switch's grace window counts the pods using the old host.
     pub pod_count_interval: Duration,

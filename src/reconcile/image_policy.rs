@@ -244,7 +244,7 @@ async fn reconcile(
     };
     let written = match &outcome {
         Some(outcome) => write_status(policy, ctx, outcome).await,
-        None => Ok(()),
+        None => Ok(None),
     };
     if let Some(error) = failure {
         if let Err(status_error) = written {
@@ -252,10 +252,12 @@ async fn reconcile(
         }
         return Err(PolicyReconcileError::Apply(error));
     }
-    written?;
-    Ok(outcome
+    let held = written?;
+    let action = outcome
         .expect("a pass without failure has an outcome")
-        .action)
+        .action;
+    // A held first status is written when it is no longer progress or its hold ends: look again then.
+    Ok(held.map_or(action, Action::requeue))
 }
 
 /// The outcome after a successful apply: the status lists what was rendered, Ready mirrors Kyverno's
@@ -498,12 +500,13 @@ fn refused(policy: &ImagePolicy, error: &ApplyError) -> Option<Outcome> {
     })
 }
 
-/// Write the status if it changed (see [`status_write::write_status`]).
+/// Write the status if it changed (see [`status_write::write_status`]); `Some(left)`: a fresh
+/// ImagePolicy's first status held back for `left`.
 async fn write_status(
     policy: &ImagePolicy,
     ctx: &PolicyContext,
     outcome: &Outcome,
-) -> Result<(), PolicyReconcileError> {
+) -> Result<Option<Duration>, PolicyReconcileError> {
     let api: Api<ImagePolicy> = Api::all(ctx.base.client.clone());
     status_write::write_status(
         &api,
@@ -511,6 +514,7 @@ async fn write_status(
         policy,
         outcome.status.clone(),
         &outcome.conditions,
+        ctx.base.settings.requeue_not_ready,
     )
     .await
     .map_err(PolicyReconcileError::Status)

@@ -68,6 +68,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Page size of initial lists (smaller pages, smaller memory peaks).
     pub page_size: u32,
+    /// Trailing-edge debounce of every controller's reconcile requests.
+    pub debounce: Duration,
     /// Timing and identity.
     pub settings: Settings,
 }
@@ -123,6 +125,15 @@ fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     ))
 }
 
+/// The settings every controller runs with. The debounce turns the burst of events one change
+/// causes (our apply's echo, the child's status a moment later, the next child) into one reconcile;
+/// kube-runtime also adds it to requeues, which only delays them by as much.
+fn controller_config(config: &RunConfig) -> ControllerConfig {
+    ControllerConfig::default()
+        .concurrency(config.concurrency)
+        .debounce(config.debounce)
+}
+
 /// Run the operator until SIGTERM/SIGINT.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = client_for(config.kubeconfig.as_ref()).await?;
@@ -165,7 +176,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         "self".into(),
     );
     let mut controller = Controller::for_stream(registries, reader.clone())
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .with_config(controller_config(&config))
         .shutdown_on_signal();
     for (resource, stream) in child_streams {
         let stream = counted(
@@ -231,7 +242,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         "Registry".into(),
     );
     let mut policy_controller = Controller::for_stream(policies, policy_reader.clone())
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .with_config(controller_config(&config))
         .shutdown_on_signal()
         .watches_stream(endpoint_changes, move |registry| {
             image_policy::policies_referencing(&policy_reader, &registry)
@@ -272,7 +283,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         credential_changes,
     ));
     let project_controller = Controller::for_stream(projects, project_reader.clone())
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .with_config(controller_config(&config))
         .shutdown_on_signal()
         .watches_stream(
             counted(

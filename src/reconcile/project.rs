@@ -231,7 +231,16 @@ async fn write_status(
         ctx.base.client.clone(),
         &project.namespace().unwrap_or_default(),
     );
-    status_write::write_status(&api, &ctx.base.recorder, project, status, conditions).await?;
+    // RegistryProjects are few and each pass talks to Harbor anyway: their first status is not held.
+    status_write::write_status(
+        &api,
+        &ctx.base.recorder,
+        project,
+        status,
+        conditions,
+        Duration::ZERO,
+    )
+    .await?;
     Ok(())
 }
 

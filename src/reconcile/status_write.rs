@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -49,13 +50,17 @@ conditioned_status!(RegistryStatus, ImagePolicyStatus);
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
 /// changed (so a steady state writes nothing); publish an Event when `event_worthy` says so (a
 /// failure, a recovery, Ready lost; not the way to the first Ready), never again while it stays the same.
+/// A fresh object's first status is held back for up to `hold` after its creation while it only
+/// reports progress ([`first_status_hold`]): `Ok(Some(left))` says nothing was written and when to look
+/// again.
 pub(crate) async fn write_status<K>(
     api: &Api<K>,
     recorder: &Recorder,
     object: &K,
     mut status: K::Status,
     desired: &[DesiredCondition],
-) -> Result<(), kube::Error>
+    hold: Duration,
+) -> Result<Option<Duration>, kube::Error>
 where
     K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + Debug,
     K::Status: ConditionedStatus + DeserializeOwned,
@@ -70,16 +75,26 @@ where
     let seen_version = object.resource_version().unwrap_or_default();
     let current = written_since(&key, &seen_version)
         .unwrap_or_else(|| object.status().cloned().unwrap_or_default());
+    let now = Timestamp::now();
+    if let Some(left) = first_status_hold(
+        !current.conditions().is_empty(),
+        object.meta().creation_timestamp.as_ref().map(|t| t.0),
+        now,
+        desired,
+        hold,
+    ) {
+        return Ok(Some(left));
+    }
     let generation = object.meta().generation;
     status.set_observed_generation(generation);
     status.set_conditions(merge_conditions(
         current.conditions(),
         desired,
         generation,
-        &Time(Timestamp::now()),
+        &Time(now),
     ));
     if status == current {
-        return Ok(());
+        return Ok(None);
     }
     let patch = json!({
         "apiVersion": K::api_version(&()),
@@ -96,7 +111,7 @@ where
     match written {
         // Deleted since the cache saw it (the watch catches up): nothing left to report on, and
         // retrying with backoff would only repeat the 404.
-        Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 404 => return Ok(None),
         other => other?,
     };
     remember_written(key.clone(), seen_version, &status);
@@ -137,7 +152,34 @@ where
             warn!(kind = %K::kind(&()), name = %object.name_any(), namespace = ?object.namespace(), error = %e, "publishing event failed");
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// How much longer a fresh object's first status waits, if it waits: while the object has no status
+/// yet, was created less than `hold` ago, and would only report progress (Ready `False` for a
+/// `Progressing` reason, nothing `Degraded`). A burst of new objects then writes one status each
+/// (usually Ready) instead of one per step on the way (issue 17); a failure, a warning or a slow
+/// step still shows within `hold`.
+pub(crate) fn first_status_hold(
+    has_status: bool,
+    created: Option<Timestamp>,
+    now: Timestamp,
+    desired: &[DesiredCondition],
+    hold: Duration,
+) -> Option<Duration> {
+    if has_status {
+        return None;
+    }
+    let only_progress = desired.iter().all(|c| match c.type_ {
+        condition::READY => !c.status && !worth_an_event(&c.reason),
+        condition::DEGRADED => !c.status,
+        _ => true,
+    }) && desired.iter().any(|c| c.type_ == condition::READY);
+    if !only_progress {
+        return None;
+    }
+    let age = Duration::try_from(now.duration_since(created?)).unwrap_or_default();
+    hold.checked_sub(age).filter(|left| !left.is_zero())
 }
 
 /// Whether a change of Ready (`previous` reason and state, none before the first status; `now`) is
@@ -173,9 +215,10 @@ fn worth_an_event(reason: &str) -> bool {
 /// Statuses this process wrote, by object, with the resourceVersion the object had when the write was
 /// decided. A reconcile that runs before the watch cache shows the write (it still holds that
 /// version) compares with what was written, not with the stale status: otherwise it writes the same
-/// status again and publishes its Event twice. An entry goes as soon as the cache moves on.
-static WRITTEN: LazyLock<Mutex<HashMap<String, (String, serde_json::Value)>>> =
-    LazyLock::new(Mutex::default);
+/// status again and publishes its Event twice. An entry goes as soon as the cache moves on. The
+/// status is kept as compact JSON text: a parsed tree takes several times its bytes, and entries stay
+/// until the object's next reconcile (issue 17: loaded memory).
+static WRITTEN: LazyLock<Mutex<HashMap<String, (String, String)>>> = LazyLock::new(Mutex::default);
 /// Entries kept at most (objects deleted right after a write never clear theirs).
 const WRITTEN_MAX: usize = 10_000;
 
@@ -186,7 +229,7 @@ fn written_since<S: DeserializeOwned>(key: &str, seen_version: &str) -> Option<S
         written.remove(key);
         return None;
     }
-    serde_json::from_value(status.clone()).ok()
+    serde_json::from_str(status).ok()
 }
 
 /// Objects (the `write_status` key) whose Ready went to a failure reason since they were last Ready,
@@ -211,7 +254,7 @@ fn remember_failure(key: &str, reason: &str, ready: bool) -> bool {
 }
 
 fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S) {
-    let Ok(value) = serde_json::to_value(status) else {
+    let Ok(value) = serde_json::to_string(status) else {
         return;
     };
     let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
@@ -224,6 +267,50 @@ fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_objects_first_status_waits_only_while_it_reports_progress() {
+        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |secs: i64| created + k8s_openapi::jiff::SignedDuration::from_secs(secs);
+        let hold = Duration::from_secs(10);
+        let progress = [
+            DesiredCondition::new(condition::READY, false, Reason::WaitingForKyverno, "w"),
+            DesiredCondition::new(condition::PROGRESSING, true, Reason::WaitingForKyverno, "w"),
+            DesiredCondition::new(condition::DEGRADED, false, Reason::AsExpected, ""),
+        ];
+        let first = |has_status, now, desired: &[DesiredCondition]| {
+            first_status_hold(has_status, Some(created), now, desired, hold)
+        };
+        assert_eq!(first(false, at(3), &progress), Some(Duration::from_secs(7)));
+        // Held no longer: the hold is over, a status exists, no creation time, no hold asked.
+        assert_eq!(first(false, at(10), &progress), None);
+        assert_eq!(first(false, at(60), &progress), None);
+        assert_eq!(first(true, at(3), &progress), None);
+        assert_eq!(first_status_hold(false, None, at(3), &progress, hold), None);
+        assert_eq!(
+            first_status_hold(false, Some(created), at(3), &progress, Duration::ZERO),
+            None
+        );
+        // Not mere progress: Ready, a failure, a warning: written at once.
+        let ready = [DesiredCondition::new(
+            condition::READY,
+            true,
+            Reason::PoliciesReady,
+            "r",
+        )];
+        let failed = [DesiredCondition::new(
+            condition::READY,
+            false,
+            Reason::ApplyFailed,
+            "f",
+        )];
+        let mut warned = progress.clone();
+        warned[2] = DesiredCondition::new(condition::DEGRADED, true, Reason::Warnings, "x");
+        assert_eq!(first(false, at(1), &ready), None);
+        assert_eq!(first(false, at(1), &failed), None);
+        assert_eq!(first(false, at(1), &warned), None);
+        assert_eq!(first(false, at(1), &[]), None, "no Ready: nothing to judge");
+    }
 
     #[test]
     fn progress_reasons_get_no_event_of_their_own_failures_and_unknown_ones_do() {

@@ -56,6 +56,15 @@ pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
     ))
 }
 
+/// Whether a child carries a non-empty `status`.
+fn has_status(object: &DynamicObject) -> bool {
+    match object.data.get("status") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Object(fields)) => !fields.is_empty(),
+        Some(_) => true,
+    }
+}
+
 /// A status without the timestamps controllers refresh on every heartbeat.
 pub(super) fn status_view(status: &serde_json::Value) -> serde_json::Value {
     let mut status = status.clone();
@@ -72,8 +81,10 @@ pub(super) fn status_view(status: &serde_json::Value) -> serde_json::Value {
     status
 }
 
-/// Passes a child's watch event on only when [`child_predicate`] changed, or when the child left its
-/// cache (deleted: its owner must look at once).
+/// Passes a child's watch event on only when [`child_predicate`] changed and, for a kind whose own
+/// echo is no news (`children::own_echo_is_news`), the event is neither the echo of our own write
+/// (`ChildStores::note_own_write`) nor the first sight of a child without status; or when the child
+/// left its cache (deleted: its owner must look at once).
 pub(super) fn child_changes<S, E>(
     stream: S,
     stores: &ChildStores,
@@ -101,7 +112,18 @@ where
                 );
                 if stores.contains(&key.0, key.1.as_deref(), &key.2) {
                     let hash = child_predicate(object);
-                    seen.insert(key, hash) != Some(hash)
+                    let group = object
+                        .types
+                        .as_ref()
+                        .and_then(|t| t.api_version.split_once('/'))
+                        .map_or("", |(group, _)| group);
+                    let no_news = !children::own_echo_is_news_in(group)
+                        && (stores.is_own_echo(&key, object.metadata.resource_version.as_deref())
+                            // Its creation, ours or seen first in a list: not judged by Kyverno yet,
+                            // which reads as its absence did (and our apply may not have returned
+                            // yet, so the version above may not be known).
+                            || (!seen.contains_key(&key) && !has_status(object)));
+                    seen.insert(key, hash) != Some(hash) && !no_news
                 } else {
                     seen.remove(&key);
                     true

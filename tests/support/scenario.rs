@@ -61,6 +61,7 @@ impl Operator {
             ("--backoff-base", "100ms"),
             ("--backoff-max", "1s"),
             ("--pod-count-interval", "300ms"),
+            ("--debounce", "100ms"),
             ("--operator-namespace", "registry-operator-system"),
         ];
         let child = Command::new(operator_binary())

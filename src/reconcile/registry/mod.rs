@@ -117,7 +117,7 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
     };
     let written = match &outcome {
         Some(outcome) => write_status(registry, ctx, outcome).await,
-        None => Ok(()),
+        None => Ok(None),
     };
     if let Some(error) = failure {
         if let Err(status_error) = written {
@@ -125,12 +125,13 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
         }
         return Err(ReconcileError::Apply(error));
     }
-    written?;
+    let held = written?;
     let outcome = outcome.expect("a pass without failure has an outcome");
     if let Some(note) = outcome.switched {
         publish_switched(registry, ctx, note).await;
     }
-    Ok(outcome.action)
+    // A held first status is written when it is no longer progress or its hold ends: look again then.
+    Ok(held.map_or(outcome.action, Action::requeue))
 }
 
 /// The outcome of a pass whose children were applied, from the watch caches (and, once a migration
@@ -280,12 +281,13 @@ async fn publish(registry: &Registry, ctx: &Context, type_: EventType, reason: R
     }
 }
 
-/// Write the status if it changed (see [`status_write::write_status`]).
+/// Write the status if it changed (see [`status_write::write_status`]); `Some(left)`: a fresh
+/// Registry's first status held back for `left`.
 async fn write_status(
     registry: &Registry,
     ctx: &Context,
     outcome: &Outcome,
-) -> Result<(), ReconcileError> {
+) -> Result<Option<std::time::Duration>, ReconcileError> {
     let api: Api<Registry> = Api::namespaced(
         ctx.client.clone(),
         &registry.namespace().unwrap_or_default(),
@@ -296,6 +298,7 @@ async fn write_status(
         registry,
         outcome.status.clone(),
         &outcome.conditions,
+        ctx.settings.requeue_not_ready,
     )
     .await
     .map_err(ReconcileError::Status)
