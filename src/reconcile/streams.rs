@@ -275,3 +275,81 @@ where
 pub(crate) fn lean<K: kube::Resource>(object: &mut K) {
     kube::ResourceExt::managed_fields_mut(object).clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use kube::api::TypeMeta;
+
+    fn object(resource: &ApiResource, name: &str, version: &str, generation: i64) -> DynamicObject {
+        let mut object = DynamicObject::new(name, resource);
+        object.types = Some(TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+        object.metadata.resource_version = Some(version.to_string());
+        object.metadata.generation = Some(generation);
+        object.metadata.uid = Some(format!("uid-{name}"));
+        object
+    }
+
+    #[test]
+    fn kyverno_policies_own_echoes_and_unjudged_creations_trigger_nothing_other_changes_do() {
+        let policy_kind = crate::render::kyverno::cluster_policy_resource();
+        let deployment_kind = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+        let stores = ChildStores::default();
+        let mut writers = Vec::new();
+        for resource in [&policy_kind, &deployment_kind] {
+            let writer = Writer::new(resource.clone());
+            stores.insert(resource.clone(), writer.as_reader());
+            writers.push(writer);
+        }
+        let (events, received) = mpsc::unbounded_channel::<DynamicObject>();
+        let mut changes = Box::pin(child_changes(
+            receiver_stream(received).map(Ok::<_, ()>),
+            &stores,
+        ));
+        // Each event reaches the cache first (as the watch task does), then the filter.
+        let mut passes = |object: DynamicObject, deleted: bool| {
+            let writer = if object.types.as_ref().unwrap().kind == "Deployment" {
+                &mut writers[1]
+            } else {
+                &mut writers[0]
+            };
+            writer.apply_watcher_event(&if deleted {
+                watcher::Event::Delete(object.clone())
+            } else {
+                watcher::Event::Apply(object.clone())
+            });
+            events.send(object).unwrap();
+            changes.next().now_or_never().is_some()
+        };
+
+        // Our apply creates a policy: its creation (not judged by Kyverno yet) is no news.
+        let created = object(&policy_kind, "p0001-disallow-latest", "10", 1);
+        assert!(!passes(created.clone(), false), "creation echo");
+        // Kyverno reports it ready: news.
+        let mut ready = created.clone();
+        ready.metadata.resource_version = Some("11".into());
+        ready.data["status"] = serde_json::json!({"ready": true});
+        assert!(passes(ready.clone(), false), "Kyverno's readiness");
+        // Our own update (its version noted by apply) is no news; somebody else's edit is.
+        let mut ours = ready.clone();
+        ours.metadata.resource_version = Some("12".into());
+        ours.metadata.generation = Some(2);
+        stores.note_own_write(&policy_kind, &ours);
+        assert!(!passes(ours.clone(), false), "own update echo");
+        let mut theirs = ours.clone();
+        theirs.metadata.resource_version = Some("13".into());
+        theirs.metadata.generation = Some(3);
+        assert!(passes(theirs.clone(), false), "somebody else's edit");
+        // Deleted: its owner must look.
+        assert!(passes(theirs, true), "deletion");
+
+        // A Deployment's creation is news (its owner's message changes), even as our own write.
+        let deployment = object(&deployment_kind, "r000-distribution", "20", 1);
+        stores.note_own_write(&deployment_kind, &deployment);
+        assert!(passes(deployment, false), "Deployment creation");
+    }
+}
