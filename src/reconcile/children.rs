@@ -47,11 +47,23 @@ pub const PACKED: &str = "\u{0}packed";
 /// never read), and every field but `status` as one compact JSON string: a parsed `serde_json` tree
 /// takes several times the bytes of its text, and a child's body is read only when a reconcile
 /// compares it (a few times per pass, see [`ChildStores::get`]). `status` stays parsed: readiness and
-/// the watch predicate read it on every event.
+/// the watch predicate read it on every event; of a Kyverno policy's, only what readiness reads
+/// (`kyverno::readiness_status`).
 pub fn pack(object: &mut DynamicObject) {
     object.metadata.managed_fields = None;
+    let kyverno_policy = object
+        .types
+        .as_ref()
+        .and_then(|t| t.api_version.split_once('/'))
+        .is_some_and(|(group, _)| super::kyverno::is_policy_group(group));
     if let serde_json::Value::Object(fields) = &mut object.data {
-        let status = fields.remove("status");
+        let status = fields.remove("status").map(|status| {
+            if kyverno_policy {
+                super::kyverno::readiness_status(&status)
+            } else {
+                status
+            }
+        });
         let rest = std::mem::take(fields);
         if !rest.is_empty() {
             let text = serde_json::to_string(&rest).unwrap_or_default();
@@ -109,7 +121,7 @@ pub fn own_echo_is_news(resource: &ApiResource) -> bool {
 
 /// [`own_echo_is_news`] by API group.
 pub fn own_echo_is_news_in(group: &str) -> bool {
-    !matches!(group, "kyverno.io" | "policies.kyverno.io")
+    !super::kyverno::is_policy_group(group)
 }
 
 /// The cache of each kind, by [`kind_key`].
@@ -389,5 +401,26 @@ mod tests {
         .unwrap();
         pack(&mut empty);
         assert_eq!(unpack(empty).data, json!({}));
+    }
+
+    #[test]
+    fn a_kyverno_policys_cached_status_keeps_only_readiness_other_kinds_keep_theirs() {
+        let status = json!({"ready": true, "rulecount": {"validate": 1},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        let cached = |api_version: &str, kind: &str| {
+            let mut object: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": api_version, "kind": kind, "metadata": {"name": "x"},
+                "spec": {}, "status": status,
+            }))
+            .unwrap();
+            pack(&mut object);
+            object.data["status"].clone()
+        };
+        assert_eq!(
+            cached("kyverno.io/v1", "ClusterPolicy"),
+            json!({"ready": true, "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]})
+        );
+        assert_eq!(cached("apps/v1", "Deployment"), status);
     }
 }

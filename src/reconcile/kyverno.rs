@@ -3,6 +3,7 @@
 //! Kyverno's own status in the watch cache). Never writes anything.
 
 use kube::api::{ApiResource, DynamicObject};
+use serde_json::{Map, Value};
 
 /// Which Kyverno policy kinds the API server serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,9 +81,81 @@ pub fn policy_readiness(resource: &ApiResource, live: Option<&DynamicObject>) ->
     }
 }
 
+/// API groups of Kyverno's policy kinds.
+pub fn is_policy_group(group: &str) -> bool {
+    matches!(group, "kyverno.io" | "policies.kyverno.io")
+}
+
+/// The part of a Kyverno policy's status [`policy_readiness`] reads: `ready` and the `Ready`
+/// condition's type, status, reason and message, at the top (ClusterPolicy) and under
+/// `conditionStatus` (the CEL kinds). The watch cache keeps only this of 2,000 policies (issue 17:
+/// Kyverno's status also carries rule counts, autogen rules and other conditions nobody here reads).
+pub fn readiness_status(status: &Value) -> Value {
+    let keep = |part: &Value| {
+        let mut kept = Map::new();
+        if let Some(ready) = part.get("ready") {
+            kept.insert("ready".to_string(), ready.clone());
+        }
+        if let Some(conditions) = part.get("conditions").and_then(Value::as_array) {
+            let ready: Vec<Value> = conditions
+                .iter()
+                .filter(|c| c["type"] == "Ready")
+                .map(|c| {
+                    let fields = ["type", "status", "reason", "message"]
+                        .into_iter()
+                        .filter_map(|key| Some((key.to_string(), c.get(key)?.clone())));
+                    Value::Object(fields.collect())
+                })
+                .collect();
+            kept.insert("conditions".to_string(), Value::Array(ready));
+        }
+        kept
+    };
+    let mut view = keep(status);
+    if let Some(shared) = status.get("conditionStatus") {
+        view.insert("conditionStatus".to_string(), Value::Object(keep(shared)));
+    }
+    Value::Object(view)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_status_reads_as_ready_as_the_whole_one() {
+        let statuses = [
+            json!({}),
+            json!({"ready": true, "rulecount": {"validate": 1}, "autogen": {"rules": [{"name": "x"}]}}),
+            json!({"ready": false, "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Succeeded", "message": "Ready", "lastTransitionTime": "t"},
+                {"type": "Other", "status": "False"}]}),
+            json!({"conditions": [{"type": "Ready", "status": "False", "message": "webhook not configured"}]}),
+            json!({"conditionStatus": {"ready": false, "message": "m", "conditions": [
+                {"type": "WebhookConfigured", "status": "False"}]}}),
+            json!({"conditionStatus": {"conditions": [{"type": "Ready", "status": "True"}]}, "generated": true}),
+        ];
+        for resource in [cluster_policy_resource(), validating_policy_resource()] {
+            for status in &statuses {
+                let whole = object(&resource, status.clone());
+                let cached = object(&resource, readiness_status(status));
+                assert_eq!(
+                    policy_readiness(&resource, Some(&cached)),
+                    policy_readiness(&resource, Some(&whole)),
+                    "{status}"
+                );
+            }
+        }
+        assert_eq!(
+            readiness_status(&statuses[1]),
+            json!({"ready": true}),
+            "what readiness does not read is dropped"
+        );
+        assert_eq!(
+            readiness_status(&statuses[2])["conditions"],
+            json!([{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "Ready"}])
+        );
+    }
     use crate::render::kyverno::{cluster_policy_resource, validating_policy_resource};
     use serde_json::json;
 
