@@ -51,11 +51,7 @@ pub const PACKED: &str = "\u{0}packed";
 /// (`kyverno::readiness_status`).
 pub fn pack(object: &mut DynamicObject) {
     object.metadata.managed_fields = None;
-    let kyverno_policy = object
-        .types
-        .as_ref()
-        .and_then(|t| t.api_version.split_once('/'))
-        .is_some_and(|(group, _)| super::kyverno::is_policy_group(group));
+    let kyverno_policy = super::kyverno::is_policy(object);
     if let serde_json::Value::Object(fields) = &mut object.data {
         let status = fields.remove("status").map(|status| {
             if kyverno_policy {
@@ -116,12 +112,12 @@ const OWN_WRITES_MAX: usize = 10_000;
 /// other kind: yes (a Deployment's creation changes "not created yet" to "0/1 replicas ready", a
 /// Service's carries its allocated NodePort).
 pub fn own_echo_is_news(resource: &ApiResource) -> bool {
-    own_echo_is_news_in(&resource.group)
+    !super::kyverno::is_policy_group(&resource.group)
 }
 
-/// [`own_echo_is_news`] by API group.
-pub fn own_echo_is_news_in(group: &str) -> bool {
-    !super::kyverno::is_policy_group(group)
+/// [`own_echo_is_news`] for the kind of an object from a watch.
+pub fn own_echo_is_news_of(object: &DynamicObject) -> bool {
+    !super::kyverno::is_policy(object)
 }
 
 /// The cache of each kind, by [`kind_key`].
@@ -177,11 +173,7 @@ impl ChildStores {
     }
 
     /// Whether a watch event is the echo of our own last write of that child (forgotten once seen).
-    pub fn is_own_echo(
-        &self,
-        key: &(String, Option<String>, String),
-        version: Option<&str>,
-    ) -> bool {
+    pub fn is_own_echo(&self, key: &ChildId, version: Option<&str>) -> bool {
         let mut own = self
             .own_writes
             .lock()

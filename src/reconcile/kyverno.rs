@@ -86,6 +86,15 @@ pub fn is_policy_group(group: &str) -> bool {
     matches!(group, "kyverno.io" | "policies.kyverno.io")
 }
 
+/// Whether an object from a watch (its `apiVersion` says) is one of Kyverno's policies.
+pub fn is_policy(object: &DynamicObject) -> bool {
+    object
+        .types
+        .as_ref()
+        .and_then(|t| t.api_version.split_once('/'))
+        .is_some_and(|(group, _)| is_policy_group(group))
+}
+
 /// The part of a Kyverno policy's status [`policy_readiness`] reads: `ready` and the `Ready`
 /// condition's type, status, reason and message, at the top (ClusterPolicy) and under
 /// `conditionStatus` (the CEL kinds). The watch cache keeps only this of 2,000 policies (issue 17:

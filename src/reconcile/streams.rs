@@ -94,7 +94,7 @@ where
     E: Send,
 {
     let stores = stores.clone();
-    let mut seen: std::collections::HashMap<(String, Option<String>, String), u64> =
+    let mut seen: std::collections::HashMap<children::ChildId, u64> =
         std::collections::HashMap::new();
     stream.filter(move |event| {
         let pass = match event {
@@ -112,12 +112,7 @@ where
                 );
                 if stores.contains(&key.0, key.1.as_deref(), &key.2) {
                     let hash = child_predicate(object);
-                    let group = object
-                        .types
-                        .as_ref()
-                        .and_then(|t| t.api_version.split_once('/'))
-                        .map_or("", |(group, _)| group);
-                    let no_news = !children::own_echo_is_news_in(group)
+                    let no_news = !children::own_echo_is_news_of(object)
                         && (stores.is_own_echo(&key, object.metadata.resource_version.as_deref())
                             // Its creation, ours or seen first in a list: not judged by Kyverno yet,
                             // which reads as its absence did (and our apply may not have returned
