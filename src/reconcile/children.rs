@@ -4,13 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
 
+use super::owner_index::{KindIndex, owner_of};
+use super::packed::{pack, unpack};
 use crate::render::RenderedObject;
 
 /// Every kind a Registry may render, in apply order; prune walks it in reverse.
@@ -40,48 +44,6 @@ pub fn cnpg_child_kinds() -> Vec<ApiResource> {
     ]
 }
 
-/// The field under which a cached child keeps everything but its `status`, as compact JSON text.
-pub const PACKED: &str = "\u{0}packed";
-
-/// What a child's cache keeps: no `managedFields` (as large as the object under server-side apply,
-/// never read), and every field but `status` as one compact JSON string: a parsed `serde_json` tree
-/// takes several times the bytes of its text, and a child's body is read only when a reconcile
-/// compares it (a few times per pass, see [`ChildStores::get`]). `status` stays parsed: readiness and
-/// the watch predicate read it on every event; of a Kyverno policy's, only what readiness reads
-/// (`kyverno::readiness_status`).
-pub fn pack(object: &mut DynamicObject) {
-    object.metadata.managed_fields = None;
-    let kyverno_policy = super::kyverno::is_policy(object);
-    if let serde_json::Value::Object(fields) = &mut object.data {
-        let status = fields.remove("status").map(|status| {
-            if kyverno_policy {
-                super::kyverno::readiness_status(&status)
-            } else {
-                status
-            }
-        });
-        let rest = std::mem::take(fields);
-        if !rest.is_empty() {
-            let text = serde_json::to_string(&rest).unwrap_or_default();
-            fields.insert(PACKED.to_string(), serde_json::Value::String(text));
-        }
-        if let Some(status) = status {
-            fields.insert("status".to_string(), status);
-        }
-    }
-}
-
-/// A cached child as the API server sent it (see [`pack`]).
-pub fn unpack(mut object: DynamicObject) -> DynamicObject {
-    if let serde_json::Value::Object(fields) = &mut object.data
-        && let Some(serde_json::Value::String(text)) = fields.remove(PACKED)
-        && let Ok(serde_json::Value::Object(rest)) = serde_json::from_str(&text)
-    {
-        fields.extend(rest);
-    }
-    object
-}
-
 /// Key of a kind in [`ChildStores`].
 pub fn kind_key(resource: &ApiResource) -> String {
     format!("{}/{}", resource.api_version, resource.kind)
@@ -96,6 +58,8 @@ pub struct ChildStores {
     /// Resource versions our own applies produced, for kinds whose echo tells the owner nothing
     /// (see [`ChildStores::note_own_write`]), until their watch event is seen.
     own_writes: Arc<Mutex<HashMap<ChildId, String>>>,
+    /// Each kind's children by owner, by [`kind_key`] (see [`ChildStores::cache`]).
+    owners: Arc<Mutex<HashMap<String, KindIndex>>>,
 }
 
 /// A child by [`kind_key`], namespace and name.
@@ -144,6 +108,45 @@ impl ChildStores {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&kind_key(resource));
+        self.owner_index().remove(&kind_key(resource));
+    }
+
+    fn owner_index(&self) -> std::sync::MutexGuard<'_, HashMap<String, KindIndex>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The watch `events` of one kind kept in a new cache of that kind (registered here), packed
+    /// ([`pack`]), and in its owner index: the index takes each event first (it reads the labels
+    /// the packed form keeps in its text), then the cache.
+    pub fn cache<S>(
+        &self,
+        resource: &ApiResource,
+        events: S,
+    ) -> impl Stream<Item = S::Item> + Send + use<S>
+    where
+        S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send,
+    {
+        let writer = Writer::new(resource.clone());
+        self.insert(resource.clone(), writer.as_reader());
+        let owners = self.owners.clone();
+        let key = kind_key(resource);
+        owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.clone(), KindIndex::default());
+        let indexed = events.inspect(move |event| {
+            if let Ok(event) = event {
+                owners
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .entry(key.clone())
+                    .or_default()
+                    .take(event);
+            }
+        });
+        reflector::reflector(writer, indexed.modify(pack))
     }
 
     /// Remember the resource version our apply of a child produced, when its watch event will tell the
@@ -234,19 +237,55 @@ impl ChildStores {
         self.get(&object.resource, object.namespace(), object.name())
     }
 
-    /// Every cached child carrying all of `labels`, with its kind.
+    /// Every cached child of one kind.
+    pub fn all_of(&self, resource: &ApiResource) -> Vec<DynamicObject> {
+        let Some((_, store)) = self.read().get(&kind_key(resource)).cloned() else {
+            return Vec::new();
+        };
+        store
+            .state()
+            .into_iter()
+            .map(|object| unpack((*object).clone()))
+            .collect()
+    }
+
+    /// Every cached child carrying all of `labels`, with its kind. With the owner labels among
+    /// `labels`, only that owner's children are looked at (each kind's owner index); otherwise
+    /// every cached child.
     pub fn labelled(&self, labels: &BTreeMap<String, String>) -> Vec<(ApiResource, DynamicObject)> {
-        let stores: Vec<(ApiResource, Store<DynamicObject>)> =
-            self.read().values().cloned().collect();
+        let stores: Vec<(String, ApiResource, Store<DynamicObject>)> = self
+            .read()
+            .iter()
+            .map(|(key, (resource, store))| (key.clone(), resource.clone(), store.clone()))
+            .collect();
+        let owner = owner_of(labels);
         let mut found = Vec::new();
-        for (resource, store) in stores {
-            for object in store.state() {
+        for (key, resource, store) in stores {
+            let indexed = owner
+                .as_ref()
+                .and_then(|owner| Some(self.owner_index().get(&key)?.children_of(owner)));
+            let candidates: Vec<Arc<DynamicObject>> = match indexed {
+                Some(names) => names
+                    .into_iter()
+                    .filter_map(|(namespace, name)| {
+                        let mut reference = ObjectRef::new_with(&name, resource.clone());
+                        if let Some(namespace) = namespace {
+                            reference = reference.within(&namespace);
+                        }
+                        store.get(&reference)
+                    })
+                    .collect(),
+                // A cache registered without an index (tests) or a selector without an owner.
+                None => store.state(),
+            };
+            for object in candidates {
+                let object = unpack((*object).clone());
                 let object_labels = object.metadata.labels.as_ref();
                 if labels
                     .iter()
                     .all(|(k, v)| object_labels.and_then(|l| l.get(k)) == Some(v))
                 {
-                    found.push((resource.clone(), unpack((*object).clone())));
+                    found.push((resource.clone(), object));
                 }
             }
         }
@@ -361,58 +400,65 @@ pub fn readiness(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn a_packed_child_unpacks_to_what_the_server_sent_without_managed_fields() {
-        let sent: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
-            "metadata": {"name": "p", "generation": 2, "labels": {"a": "b"},
-                "managedFields": [{"manager": "registry-operator", "operation": "Apply"}]},
-            "spec": {"rules": [{"name": "r", "match": {"any": []}}], "background": true},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-        }))
-        .unwrap();
-        let mut cached = sent.clone();
-        pack(&mut cached);
-        let fields = cached.data.as_object().unwrap();
-        assert_eq!(
-            fields.keys().collect::<Vec<_>>(),
-            [PACKED, "status"],
-            "the body is one string, the status stays parsed"
-        );
-        assert!(fields[PACKED].is_string());
-        assert_eq!(cached.metadata.managed_fields, None);
-        let back = unpack(cached);
-        assert_eq!(back.data, sent.data);
-        assert_eq!(back.metadata.labels, sent.metadata.labels);
-        // A body-less object (no spec, no data) packs to nothing and unpacks unchanged.
-        let mut empty: DynamicObject = serde_json::from_value(
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
-        )
-        .unwrap();
-        pack(&mut empty);
-        assert_eq!(unpack(empty).data, json!({}));
-    }
-
-    #[test]
-    fn a_kyverno_policys_cached_status_keeps_only_readiness_other_kinds_keep_theirs() {
-        let status = json!({"ready": true, "rulecount": {"validate": 1},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
-                "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
-        let cached = |api_version: &str, kind: &str| {
-            let mut object: DynamicObject = serde_json::from_value(json!({
-                "apiVersion": api_version, "kind": kind, "metadata": {"name": "x"},
-                "spec": {}, "status": status,
-            }))
-            .unwrap();
-            pack(&mut object);
-            object.data["status"].clone()
+    fn labelled_finds_an_owners_children_through_the_index_as_a_full_scan_does() {
+        use futures::FutureExt;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use watcher::Event;
+        let kind = ApiResource::erase::<ConfigMap>(&());
+        let owner_a = crate::render::labels::Owner::registry("a", "ns").selector_labels();
+        let owner_b = crate::render::labels::Owner::registry("b", "ns").selector_labels();
+        let child = |name: &str, labels: &BTreeMap<String, String>| {
+            let mut object = DynamicObject::new(name, &kind).within("ns");
+            object.metadata.labels = Some(labels.clone());
+            object
         };
-        assert_eq!(
-            cached("kyverno.io/v1", "ClusterPolicy"),
-            json!({"ready": true, "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}]})
-        );
-        assert_eq!(cached("apps/v1", "Deployment"), status);
+        let events = vec![
+            Event::Init,
+            Event::InitApply(child("a-1", &owner_a)),
+            Event::InitApply(child("a-2", &owner_a)),
+            Event::InitApply(child("a-3", &owner_a)),
+            Event::InitApply(child("b-1", &owner_b)),
+            Event::InitDone,
+            // Orphaned: its owner labels removed (the index still lists it under `a`).
+            Event::Apply(child("a-2", &BTreeMap::new())),
+            Event::Delete(child("a-3", &owner_a)),
+            Event::Apply(child("a-4", &owner_a)),
+        ];
+        let indexed = ChildStores::default();
+        let taken = indexed
+            .cache(
+                &kind,
+                futures::stream::iter(events.clone().into_iter().map(Ok)),
+            )
+            .count()
+            .now_or_never();
+        assert_eq!(taken, Some(events.len()));
+        // The same events in a cache registered without an index: `labelled` scans it all.
+        let scanned = ChildStores::default();
+        let mut writer = Writer::new(kind.clone());
+        scanned.insert(kind.clone(), writer.as_reader());
+        for event in &events {
+            writer.apply_watcher_event(event);
+        }
+        let names = |stores: &ChildStores, labels: &BTreeMap<String, String>| {
+            let mut names: Vec<String> = stores
+                .labelled(labels)
+                .into_iter()
+                .map(|(_, object)| object.metadata.name.clone().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&indexed, &owner_a), ["a-1", "a-4"]);
+        assert_eq!(names(&indexed, &owner_b), ["b-1"]);
+        for labels in [&owner_a, &owner_b] {
+            assert_eq!(names(&indexed, labels), names(&scanned, labels));
+        }
+        // A selector narrower than the owner's still filters the owner's children.
+        let mut narrower = owner_a.clone();
+        narrower.insert("app.kubernetes.io/component".into(), "gc".into());
+        assert!(names(&indexed, &narrower).is_empty());
     }
 }

@@ -12,6 +12,8 @@ pub(crate) mod image_policy;
 pub(crate) mod kyverno;
 pub(crate) mod metrics;
 pub(crate) mod optional_watch;
+mod owner_index;
+mod packed;
 pub(crate) mod project;
 pub mod rbac;
 pub(crate) mod refused;

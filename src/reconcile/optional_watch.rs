@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
@@ -94,8 +93,6 @@ fn start(
     triggers: &Triggers,
     announce: bool,
 ) -> AbortHandle {
-    let writer = Writer::new(resource.clone());
-    stores.insert(resource.clone(), writer.as_reader());
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
     let config = watcher::Config::default()
         .labels(&managed_selector())
@@ -107,20 +104,18 @@ fn start(
     };
     let everything = triggers.everything.clone();
     let mut listed = !announce;
-    let events = reflector::reflector(
-        writer,
-        watcher(api, config).modify(crate::reconcile::children::pack),
-    )
-    .backoff(watch_backoff())
-    .inspect(move |event| {
-        if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
-            listed = true;
-            for everything in &everything {
-                let _ = everything.send(());
+    let events = stores
+        .cache(&resource, watcher(api, config))
+        .backoff(watch_backoff())
+        .inspect(move |event| {
+            if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
+                listed = true;
+                for everything in &everything {
+                    let _ = everything.send(());
+                }
             }
-        }
-    })
-    .touched_objects();
+        })
+        .touched_objects();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {

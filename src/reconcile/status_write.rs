@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -96,6 +96,16 @@ where
     if status == current {
         return Ok(None);
     }
+    let last_progress = PROGRESS_WRITTEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .copied();
+    if let Some(left) =
+        progress_message_hold(&current, &status, last_progress, Instant::now(), hold)
+    {
+        return Ok(Some(left));
+    }
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -115,6 +125,7 @@ where
         other => other?,
     };
     remember_written(key.clone(), seen_version, &status);
+    remember_progress_write(&key, status.conditions());
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);
     let reason_of = |conditions: &[Condition]| {
@@ -180,6 +191,52 @@ pub(crate) fn first_status_hold(
     }
     let age = Duration::try_from(now.duration_since(created?)).unwrap_or_default();
     hold.checked_sub(age).filter(|left| !left.is_zero())
+}
+
+/// How much longer a status that changes only the words of its progress waits, if it waits: when it
+/// differs from the current one in condition messages alone, Ready stays `False` for the same
+/// `Progressing` reason, nothing is `Degraded`, and this process wrote such a progress status less
+/// than `hold` ago (`last_progress`). A Registry coming up then reports "PersistentVolumeClaim …
+/// is Pending", "Deployment …: 0/1 replicas ready", … at most once per `hold` instead of once per
+/// step (issue 17); a new reason, Ready, a failure or a warning is written at once.
+pub(crate) fn progress_message_hold<S: ConditionedStatus>(
+    current: &S,
+    new: &S,
+    last_progress: Option<Instant>,
+    now: Instant,
+    hold: Duration,
+) -> Option<Duration> {
+    let ready = |status: &S| {
+        status
+            .conditions()
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let (was, will) = (ready(current)?, ready(new)?);
+    let still_progress = was == will && will.0 == "False" && !worth_an_event(&will.1);
+    let degraded = new
+        .conditions()
+        .iter()
+        .any(|c| c.type_ == condition::DEGRADED && c.status == "True");
+    let without_messages = |status: &S| {
+        let mut status = status.clone();
+        let conditions = status
+            .conditions()
+            .iter()
+            .map(|c| Condition {
+                message: String::new(),
+                ..c.clone()
+            })
+            .collect();
+        status.set_conditions(conditions);
+        status
+    };
+    if !still_progress || degraded || without_messages(current) != without_messages(new) {
+        return None;
+    }
+    let since = now.checked_duration_since(last_progress?)?;
+    hold.checked_sub(since).filter(|left| !left.is_zero())
 }
 
 /// Whether a change of Ready (`previous` reason and state, none before the first status; `now`) is
@@ -253,6 +310,26 @@ fn remember_failure(key: &str, reason: &str, ready: bool) -> bool {
     had_failed
 }
 
+/// When this process last wrote each object's status (the `write_status` key) while it reported
+/// progress only; an entry goes when a status that is not progress is written.
+static PROGRESS_WRITTEN: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
+
+fn remember_progress_write(key: &str, conditions: &[Condition]) {
+    let progress = conditions
+        .iter()
+        .find(|c| c.type_ == condition::READY)
+        .is_some_and(|c| c.status == "False" && !worth_an_event(&c.reason));
+    let mut written = PROGRESS_WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !progress {
+        written.remove(key);
+        return;
+    }
+    if written.len() >= WRITTEN_MAX {
+        written.clear();
+    }
+    written.insert(key.to_string(), Instant::now());
+}
+
 fn remember_written<S: Serialize>(key: String, seen_version: String, status: &S) {
     let Ok(value) = serde_json::to_string(status) else {
         return;
@@ -310,6 +387,60 @@ mod tests {
         assert_eq!(first(false, at(1), &failed), None);
         assert_eq!(first(false, at(1), &warned), None);
         assert_eq!(first(false, at(1), &[]), None, "no Ready: nothing to judge");
+    }
+
+    #[test]
+    fn a_progress_message_is_rewritten_at_most_once_per_hold_other_changes_at_once() {
+        let hold = Duration::from_secs(10);
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let status = |ready: (bool, Reason, &str), degraded: bool| {
+            let mut status = RegistryStatus::default();
+            let (ready, reason, message) = ready;
+            status.set_conditions(vec![
+                Condition {
+                    type_: condition::READY.into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    reason: reason.as_str().into(),
+                    message: message.into(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                },
+                Condition {
+                    type_: condition::DEGRADED.into(),
+                    status: if degraded { "True" } else { "False" }.into(),
+                    reason: "AsExpected".into(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                },
+            ]);
+            status
+        };
+        let pending = status((false, Reason::Provisioning, "claim Pending"), false);
+        let starting = status((false, Reason::Provisioning, "0/1 replicas ready"), false);
+        let held = |new: &RegistryStatus, last: Option<u64>, now: u64| {
+            progress_message_hold(&pending, new, last.map(at), at(now), hold)
+        };
+        // Only the message changed, 3 s after the last progress write: waits the 7 s left.
+        assert_eq!(held(&starting, Some(0), 3), Some(Duration::from_secs(7)));
+        // Written: the hold is over, no progress write remembered (e.g. after a restart), no hold.
+        assert_eq!(held(&starting, Some(0), 10), None);
+        assert_eq!(held(&starting, None, 3), None);
+        assert_eq!(
+            progress_message_hold(&pending, &starting, Some(at(0)), at(3), Duration::ZERO),
+            None
+        );
+        // Anything but the words of the progress: written at once.
+        let ready = status((true, Reason::Available, "ok"), false);
+        let failed = status((false, Reason::ApplyFailed, "refused"), false);
+        let warned = status((false, Reason::Provisioning, "claim Pending"), true);
+        let other_reason = status((false, Reason::WaitingForDatabase, "database"), false);
+        let mut other_field = starting.clone();
+        other_field.endpoint = Some("r.registry.svc.cluster.local:5000".into());
+        for new in [&ready, &failed, &warned, &other_reason, &other_field] {
+            assert_eq!(held(new, Some(0), 3), None, "{new:?}");
+        }
     }
 
     #[test]

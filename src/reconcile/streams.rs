@@ -1,4 +1,4 @@
-//! The watch streams behind the controllers: what each keeps in its cache (`lean`, `children::pack`),
+//! The watch streams behind the controllers: what each keeps in its cache (`lean`, `packed::pack`),
 //! which changes reach a reconcile (predicates), the `/readyz` sync count, and the tasks that drive
 //! the watches apart from the controllers (`detached`). Reconciles nothing and renders nothing.
 
@@ -12,7 +12,7 @@ use kube::Client;
 use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -20,6 +20,7 @@ use tracing::warn;
 use super::children::{self, ChildStores};
 use super::managed_selector;
 use super::metrics::Metrics;
+use super::packed::unpack;
 use super::watch_backoff::watch_backoff;
 
 /// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
@@ -35,8 +36,6 @@ pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
             let mut body = String::new();
             for (key, value) in fields {
                 match key.as_str() {
-                    // The packed body of a kind with a generation is its spec (see `children::pack`).
-                    children::PACKED if meta.generation.is_some() => {}
                     "spec" if meta.generation.is_some() => {}
                     "status" => body.push_str(&status_view(value).to_string()),
                     _ => body.push_str(&value.to_string()),
@@ -81,8 +80,9 @@ pub(super) fn status_view(status: &serde_json::Value) -> serde_json::Value {
     status
 }
 
-/// Passes a child's watch event on only when [`child_predicate`] changed and, for a kind whose own
-/// echo is no news (`children::own_echo_is_news`), the event is neither the echo of our own write
+/// Passes a child's watch event on, unpacked (`packed::unpack`: its owner is read from its labels),
+/// only when [`child_predicate`] changed and, for a kind whose own echo is no news
+/// (`children::own_echo_is_news`), the event is neither the echo of our own write
 /// (`ChildStores::note_own_write`) nor the first sight of a child without status; or when the child
 /// left its cache (deleted: its owner must look at once).
 pub(super) fn child_changes<S, E>(
@@ -96,10 +96,11 @@ where
     let stores = stores.clone();
     let mut seen: std::collections::HashMap<children::ChildId, u64> =
         std::collections::HashMap::new();
-    stream.filter(move |event| {
-        let pass = match event {
-            Err(_) => true,
+    stream.filter_map(move |event| {
+        let passed = match event {
+            Err(error) => Some(Err(error)),
             Ok(object) => {
+                let object = unpack(object);
                 let kind = object
                     .types
                     .as_ref()
@@ -110,22 +111,23 @@ where
                     object.metadata.namespace.clone(),
                     object.metadata.name.clone().unwrap_or_default(),
                 );
-                if stores.contains(&key.0, key.1.as_deref(), &key.2) {
-                    let hash = child_predicate(object);
-                    let no_news = !children::own_echo_is_news_of(object)
+                let pass = if stores.contains(&key.0, key.1.as_deref(), &key.2) {
+                    let hash = child_predicate(&object);
+                    let no_news = !children::own_echo_is_news_of(&object)
                         && (stores.is_own_echo(&key, object.metadata.resource_version.as_deref())
                             // Its creation, ours or seen first in a list: not judged by Kyverno yet,
                             // which reads as its absence did (and our apply may not have returned
                             // yet, so the version above may not be known).
-                            || (!seen.contains_key(&key) && !has_status(object)));
+                            || (!seen.contains_key(&key) && !has_status(&object)));
                     seen.insert(key, hash) != Some(hash) && !no_news
                 } else {
                     seen.remove(&key);
                     true
-                }
+                };
+                pass.then_some(Ok(object))
             }
         };
-        future::ready(pass)
+        future::ready(passed)
     })
 }
 
@@ -186,13 +188,12 @@ pub(super) fn child_stream(
     synced: &SyncTracker,
     page_size: u32,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<> {
-    let writer = Writer::new(resource.clone());
-    stores.insert(resource.clone(), writer.as_reader());
     let api = Api::<DynamicObject>::all_with(client.clone(), resource);
     let watch_config = watcher::Config::default()
         .labels(&managed_selector())
         .page_size(page_size);
-    reflector::reflector(writer, watcher(api, watch_config).modify(children::pack))
+    stores
+        .cache(resource, watcher(api, watch_config))
         .backoff(watch_backoff())
         .inspect(synced.observer())
         .touched_objects()

@@ -120,10 +120,30 @@ fn upstream_registry(remote_url: &str) -> String {
 /// The NodePort a hosted registry's Service gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum NodePort {
-    /// This port, known now.
+    /// This port, chosen by us (`spec.k3d.nodePort` or the default) and written in the Service.
     Fixed(i32),
-    /// The API server picks one (the default is taken); known once the Service exists.
-    Allocated,
+    /// The API server picks one (the default was taken): the Service is applied without it, ever,
+    /// so that learning the port does not change the render and cause a second apply (an update
+    /// that leaves a NodePort out keeps the allocated one); known once the Service exists.
+    Allocated(Option<i32>),
+}
+
+impl NodePort {
+    /// The port, if known yet.
+    fn known(&self) -> Option<i32> {
+        match self {
+            Self::Fixed(port) => Some(*port),
+            Self::Allocated(port) => *port,
+        }
+    }
+
+    /// What the Service's `nodePort` field says.
+    fn written(&self) -> Option<i32> {
+        match self {
+            Self::Fixed(port) => Some(*port),
+            Self::Allocated(_) => None,
+        }
+    }
 }
 
 /// `spec.k3d.nodePort`, else the port the Service already has, else [`DEFAULT_NODE_PORT`] unless
@@ -137,8 +157,13 @@ fn node_port(spec: &K3dSpec, observed: &NodePortsObserved) -> Result<NodePort, S
             )),
             None => Ok(NodePort::Fixed(port)),
         },
-        (None, Some(current)) => Ok(NodePort::Fixed(current)),
-        (None, None) if observed.taken.contains_key(&DEFAULT_NODE_PORT) => Ok(NodePort::Allocated),
+        (None, Some(DEFAULT_NODE_PORT)) => Ok(NodePort::Fixed(DEFAULT_NODE_PORT)),
+        // Allocated by the API server, or chosen once by a `spec.k3d.nodePort` removed since:
+        // either way the Service keeps it without our naming it.
+        (None, Some(current)) => Ok(NodePort::Allocated(Some(current))),
+        (None, None) if observed.taken.contains_key(&DEFAULT_NODE_PORT) => {
+            Ok(NodePort::Allocated(None))
+        }
         (None, None) => Ok(NodePort::Fixed(DEFAULT_NODE_PORT)),
     }
 }
@@ -222,10 +247,7 @@ pub(super) fn render(
             Some(conflict),
         ),
     };
-    let known_port = match port {
-        NodePort::Fixed(port) => Some(port),
-        NodePort::Allocated => None,
-    };
+    let known_port = port.known();
     let meta = |object_name: &str, object_namespace: &str, owned: bool| ObjectMeta {
         name: Some(object_name.to_string()),
         namespace: Some(object_namespace.to_string()),
@@ -245,7 +267,7 @@ pub(super) fn render(
         RenderedObject::from_typed(service(
             meta(&object_name, &namespace, true),
             owner.pod_selector(APP, COMPONENT),
-            known_port,
+            port.written(),
         ))?,
         RenderedObject::from_typed(deployment(
             meta(&object_name, &namespace, true),

@@ -156,16 +156,30 @@ fn node_port_defaults_to_30500_keeps_its_port_and_lets_the_api_server_pick_when_
     let render = |spec: K3dSpec, observed: Observed| {
         crate::render::registry(&registry(spec, None), &observed).unwrap()
     };
-    // The port the Service has is kept, whatever else holds 30500 now.
+    // The port the API server picked is kept, whatever else holds 30500 now, and is never written
+    // into the Service: the render that learns it is the render before it, so the Service is
+    // applied once (and an apply without it keeps the allocated port).
     let kept = render(K3dSpec::default(), ports(Some(31234), &[(30500, "a/b")]));
-    assert_eq!(
-        object(&kept, "Service")["spec"]["ports"][0]["nodePort"],
-        31234
-    );
+    let port = &object(&kept, "Service")["spec"]["ports"][0];
+    assert!(port.get("nodePort").is_none(), "{port}");
     assert!(
         kept.k3s_registries_yaml
+            .as_deref()
             .unwrap()
             .contains("127.0.0.1:31234")
+    );
+    assert_eq!(hosting(&kept).host.as_deref(), Some("localhost:31234"));
+    let before = render(K3dSpec::default(), ports(None, &[(30500, "a/b")]));
+    assert_eq!(
+        object(&kept, "Service"),
+        object(&before, "Service"),
+        "learning the port does not change the Service"
+    );
+    // The default port, ours from the first apply, stays written.
+    let default = render(K3dSpec::default(), ports(Some(30500), &[]));
+    assert_eq!(
+        object(&default, "Service")["spec"]["ports"][0]["nodePort"],
+        30500
     );
     // 30500 taken and no Service yet: the API server picks; nothing to tell nodes until it has.
     let allocated = render(

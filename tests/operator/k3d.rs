@@ -365,6 +365,10 @@ fn node_ports_are_allocated_when_taken_and_conflicts_are_reported() {
         "spec": {"type": "NodePort", "selector": {"app": "gitea"},
                  "ports": [{"port": 3000, "nodePort": 30600}]},
     }));
+    // The census of NodePorts lists every Service in the cluster only when none of ours holds the
+    // wanted port.
+    let service_lists = |server: &ControlPlane| server.request_log().count("list", "Service");
+    let lists_at_start = service_lists(&server);
     server.put_object(k3d_registry(NS, "first", json!({"adopt": "Never"})));
     mark_k3d_children_ready(&server, NS, "first");
     let first = wait_for("first Ready", T, || {
@@ -379,6 +383,11 @@ fn node_ports_are_allocated_when_taken_and_conflicts_are_reported() {
             .contains("http://127.0.0.1:30500")
     );
 
+    let lists_after_first = service_lists(&server);
+    assert!(
+        lists_after_first > lists_at_start,
+        "30500 free among ours: listed"
+    );
     server.put_object(k3d_registry(NS, "second", json!({"adopt": "Never"})));
     let second = wait_for("second Ready with its allocated port", T, || {
         mark_k3d_children_ready(&server, NS, "second");
@@ -402,6 +411,38 @@ fn node_ports_are_allocated_when_taken_and_conflicts_are_reported() {
             "mirrors:\n  second-distribution.registry.svc.cluster.local:5000:\n    endpoint:\n    - http://127.0.0.1:{port}\n"
         )
     );
+    assert_eq!(
+        service_lists(&server),
+        lists_after_first,
+        "30500 held by our first Registry's cached Service: no list"
+    );
+    // Learning the allocated port changed nothing in the Service: it was applied once.
+    let service_applies = |server: &ControlPlane, name: &str| {
+        server
+            .request_log()
+            .entries
+            .iter()
+            .filter(|e| {
+                e.verb == "patch"
+                    && e.kind.as_deref() == Some("Service")
+                    && e.name.as_deref() == Some(name)
+            })
+            .count()
+    };
+    assert_eq!(service_applies(&server, "second-distribution"), 1);
+    // Applied again (drift: a label edited) without naming a NodePort, the Service keeps its port.
+    server.merge_patch_object(
+        "services",
+        NS,
+        "second-distribution",
+        json!({"metadata": {"labels": {"app.kubernetes.io/component": "edited"}}}),
+    );
+    let repaired = wait_for("the edited Service repaired", T, || {
+        let s = server.get_object("services", NS, "second-distribution")?;
+        (s["metadata"]["labels"]["app.kubernetes.io/component"] != "edited").then_some(s)
+    });
+    assert_eq!(service_applies(&server, "second-distribution"), 2);
+    assert_eq!(repaired["spec"]["ports"][0]["nodePort"], port);
 
     server.put_object(k3d_registry(
         NS,
@@ -440,5 +481,35 @@ fn node_ports_are_allocated_when_taken_and_conflicts_are_reported() {
             .get_object("services", NS, "third-distribution")
             .unwrap()["spec"]["ports"][0]["nodePort"],
         30601
+    );
+    // `spec.k3d.nodePort` removed: the port the Service has stays (no longer named in the apply).
+    let applies_before = service_applies(&server, "third-distribution");
+    server.merge_patch_object(
+        "registries",
+        NS,
+        "third",
+        json!({"spec": {"k3d": {"nodePort": null}}}),
+    );
+    wait_for("the Service applied without its NodePort", T, || {
+        (service_applies(&server, "third-distribution") > applies_before).then_some(())
+    });
+    let third = wait_for("third Ready again", T, || {
+        mark_k3d_children_ready(&server, NS, "third");
+        let r = server.get_object("registries", NS, "third")?;
+        (condition(&r, "Ready")?["status"] == "True"
+            && r["status"]["observedGeneration"] == r["metadata"]["generation"])
+            .then_some(r)
+    });
+    assert_eq!(
+        server
+            .get_object("services", NS, "third-distribution")
+            .unwrap()["spec"]["ports"][0]["nodePort"],
+        30601
+    );
+    assert!(
+        third["status"]["k3sRegistriesYaml"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:30601")
     );
 }

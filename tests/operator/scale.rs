@@ -81,17 +81,15 @@ fn unsettled(server: &ControlPlane, resource: &str, ns: Option<&str>) -> usize {
         .count()
 }
 
-/// The `registry_operator_triggers_total` series from /metrics (what asked for reconciles, by source).
-fn triggers(operator: &Operator) -> Vec<String> {
+/// The series of one metric from /metrics, by their labels (e.g. `registry_operator_triggers_total`:
+/// what asked for reconciles, by controller and source).
+fn series(operator: &Operator, metric: &str) -> Vec<String> {
     operator
         .http_get("/metrics")
         .map(|(_, text)| {
             text.lines()
-                .filter(|l| l.starts_with("registry_operator_triggers_total{"))
-                .map(|l| {
-                    l.trim_start_matches("registry_operator_triggers_total")
-                        .to_string()
-                })
+                .filter(|l| l.starts_with(&format!("{metric}{{")))
+                .map(|l| l.trim_start_matches(metric).to_string())
                 .collect()
         })
         .unwrap_or_default()
@@ -185,7 +183,8 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
     let until_ready = started.elapsed();
     let cpu = operator.cpu_seconds() - cpu_before;
     let load_reconciles = reconciles(&operator) - reconciles_at_start;
-    let load_triggers = triggers(&operator);
+    let load_triggers = series(&operator, "registry_operator_triggers_total");
+    let load_reconciles_by = series(&operator, "registry_operator_reconciles_total");
     let registries_ready = registries_ready.unwrap_or(until_ready);
     let log = server.request_log();
     let requests = log.entries.len();
@@ -214,7 +213,7 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
          idle RSS {rss_idle} KiB (anon {anon_idle} KiB); after unrelated objects {rss_unrelated} KiB (growth {growth} KiB); \
          Registries Ready after {registries_ready:.1?}, all Ready after {until_ready:.1?} (operator CPU {cpu:.1} s, {load_reconciles} reconciles); {requests} requests ({:.1}/object), {writes} writes ({:.1}/object); \
          RSS loaded {rss_loaded} KiB (anon {anon_loaded} KiB); 5 resyncs ({resynced} reconciles): {} requests, {} writes; \
-         {:.1} reconciles/object, {:.1} ms CPU/object\n  requests: {}\n  triggers: {}",
+         {:.1} reconciles/object, {:.1} ms CPU/object\n  requests: {}\n  reconciles: {}\n  triggers: {}",
         size.registries,
         size.policies,
         2 * size.unrelated_each,
@@ -225,6 +224,7 @@ fn many_objects_reconcile_once_and_unrelated_ones_are_not_cached() {
         load_reconciles / objects as f64,
         cpu * 1000.0 / objects as f64,
         breakdown(&log),
+        load_reconciles_by.join(", "),
         load_triggers.join(", "),
     );
     assert_eq!(cluster_policies, 2 * size.policies, "two rules per policy");

@@ -63,7 +63,36 @@ pub async fn node_ports(
         })
         .and_then(|port| i32::try_from(port).ok());
     let mut taken = BTreeMap::new();
-    if render::needs_node_port_census(registry.spec.k3d.as_ref(), current) {
+    let spec = registry.spec.k3d.as_ref();
+    if render::needs_node_port_census(spec, current) {
+        // Our own Services are cached: when one of them holds the port this one wants, that is the
+        // answer, without listing every Service in the cluster (a burst of new Registries would list
+        // them once each, issue 17). Only a port none of ours holds needs the list.
+        let wanted = spec
+            .and_then(|k3d| k3d.node_port)
+            .unwrap_or(render::DEFAULT_NODE_PORT);
+        for service in stores.all_of(&ApiResource::erase::<Service>(&())) {
+            let other_namespace = service.metadata.namespace.clone().unwrap_or_default();
+            let other_name = service.metadata.name.clone().unwrap_or_default();
+            if other_namespace == namespace && other_name == name {
+                continue;
+            }
+            let ports = service
+                .data
+                .pointer("/spec/ports")
+                .and_then(Value::as_array);
+            for port in ports.into_iter().flatten() {
+                if let Some(port) = port["nodePort"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                {
+                    taken.insert(port, format!("{other_namespace}/{other_name}"));
+                }
+            }
+        }
+        if taken.contains_key(&wanted) {
+            return Ok(NodePortsObserved { current, taken });
+        }
         let services: Api<Service> = Api::all(client.clone());
         let list = services
             .list(&ListParams::default())
