@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DynamicObject};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::apply::{self, ApplyError, ChildKey};
@@ -20,7 +20,7 @@ use super::kyverno::{PolicyReadiness, policy_readiness};
 use super::status::DesiredCondition;
 use super::status_write;
 use crate::crd::{ImagePolicy, ImagePolicyStatus, Meaning, Reason, Registry, Retention, condition};
-use crate::render::labels::{self, Owner};
+use crate::render::labels::Owner;
 use crate::render::policy::follow;
 use crate::render::{self, PolicyObserved, RenderError, RenderedPolicy};
 
@@ -70,64 +70,6 @@ impl PolicyReconcileError {
 /// Backoff key of an ImagePolicy (kept apart from Registry keys, which are `namespace/name`).
 fn policy_id(policy: &ImagePolicy) -> String {
     format!("ImagePolicy/{}", policy.name_any())
-}
-
-/// The ImagePolicy owning a generated Kyverno policy, from its owner labels.
-pub(crate) fn owning_image_policy(
-    object: DynamicObject,
-) -> Option<ObjectRef<DeserializeGuard<ImagePolicy>>> {
-    let labels = object.metadata.labels.as_ref()?;
-    if labels.get(labels::OWNER_KIND)? != "ImagePolicy" {
-        return None;
-    }
-    Some(ObjectRef::new(labels.get(labels::OWNER_NAME)?))
-}
-
-/// Every ImagePolicy in `policies` whose `spec.registryRef` names `registry`.
-pub(crate) fn policies_referencing(
-    policies: &Store<DeserializeGuard<ImagePolicy>>,
-    registry: &DeserializeGuard<Registry>,
-) -> Vec<ObjectRef<DeserializeGuard<ImagePolicy>>> {
-    let name = registry.name_any();
-    let namespace = registry.namespace().unwrap_or_default();
-    policies
-        .state()
-        .iter()
-        .filter(|guard| {
-            guard.0.as_ref().is_ok_and(|policy| {
-                policy
-                    .spec
-                    .registry_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == name && r.namespace == namespace)
-            })
-        })
-        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
-        .collect()
-}
-
-/// Registry events matter to ImagePolicies only when what they follow changes (the endpoint, the old
-/// host of a grace window, the rewrite), or a Registry appears.
-pub(crate) fn registry_endpoint_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
-    let follow = registry.0.as_ref().ok().map(follow::follow);
-    let follow = follow.map(|f| {
-        (
-            f.endpoint,
-            f.previous_endpoint,
-            f.rewrite.map(|r| (r.from_host, r.to_host, r.prefix)),
-        )
-    });
-    super::context::predicate_hash((&registry.meta().uid, follow))
-}
-
-/// ImagePolicies reconcile again on spec changes only (their own status writes are ignored).
-pub(crate) fn image_policy_predicate(policy: &DeserializeGuard<ImagePolicy>) -> Option<u64> {
-    let meta = policy.meta();
-    super::context::predicate_hash((
-        meta.generation,
-        meta.deletion_timestamp.is_some(),
-        &meta.uid,
-    ))
 }
 
 /// Controller entry point: skips objects that do not deserialize (logged), reconciles the rest.
@@ -518,87 +460,4 @@ async fn write_status(
     )
     .await
     .map_err(PolicyReconcileError::Status)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{ImagePolicySpec, RegistryStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use k8s_openapi::jiff::Timestamp;
-    use kube::runtime::{reflector, watcher};
-    use serde_json::json;
-
-    fn registry(endpoint: Option<&str>, message: &str) -> DeserializeGuard<Registry> {
-        let mut registry: Registry = serde_json::from_value(json!({
-            "apiVersion": "registry.aisp.dev/v1alpha1", "kind": "Registry",
-            "metadata": {"name": "platform", "namespace": "registry", "uid": "u1"},
-            "spec": {"mode": "K3d"},
-        }))
-        .unwrap();
-        registry.status = Some(RegistryStatus {
-            endpoint: endpoint.map(str::to_string),
-            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-                type_: "Ready".into(),
-                status: "False".into(),
-                reason: "Provisioning".into(),
-                message: message.into(),
-                observed_generation: None,
-                last_transition_time: Time(Timestamp::UNIX_EPOCH),
-            }],
-            ..RegistryStatus::default()
-        });
-        DeserializeGuard(Ok(registry))
-    }
-
-    #[test]
-    fn only_endpoint_changes_pass_the_registry_predicate() {
-        let before = registry_endpoint_predicate(&registry(Some("a:5000"), "waiting"));
-        let status_only = registry_endpoint_predicate(&registry(Some("a:5000"), "still waiting"));
-        let moved = registry_endpoint_predicate(&registry(Some("harbor.localhost"), "waiting"));
-        assert_eq!(before, status_only);
-        assert_ne!(before, moved);
-    }
-
-    #[test]
-    fn registry_events_map_to_the_policies_referencing_it() {
-        let (store, mut writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
-        let policy = |name: &str, registry: Option<(&str, &str)>| {
-            let mut spec: ImagePolicySpec = serde_json::from_value(json!({})).unwrap();
-            spec.registry_ref = registry.map(|(namespace, name)| crate::crd::RegistryRef {
-                name: name.into(),
-                namespace: namespace.into(),
-            });
-            DeserializeGuard(Ok(ImagePolicy::new(name, spec)))
-        };
-        for guard in [
-            policy("follows", Some(("registry", "platform"))),
-            policy("other-namespace", Some(("elsewhere", "platform"))),
-            policy("static", None),
-        ] {
-            writer.apply_watcher_event(&watcher::Event::Apply(guard));
-        }
-        let mapped: Vec<String> = policies_referencing(&store, &registry(None, ""))
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        assert_eq!(mapped, ["follows"]);
-    }
-
-    #[test]
-    fn generated_policies_map_to_their_image_policy_only() {
-        let owner = Owner::image_policy("ai-workloads");
-        let mut object = DynamicObject::new(
-            "ai-workloads-restrict-registries",
-            &crate::render::kyverno::cluster_policy_resource(),
-        );
-        object.metadata.labels = Some(owner.selector_labels());
-        assert_eq!(
-            owning_image_policy(object.clone()).map(|r| r.name),
-            Some("ai-workloads".to_string())
-        );
-        let registry_owner = Owner::registry("ai-workloads", "registry");
-        object.metadata.labels = Some(registry_owner.selector_labels());
-        assert!(owning_image_policy(object).is_none());
-    }
 }

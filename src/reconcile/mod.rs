@@ -14,6 +14,7 @@ pub(crate) mod metrics;
 pub(crate) mod optional_watch;
 mod owner_index;
 mod packed;
+pub(crate) mod policy_triggers;
 pub(crate) mod project;
 pub mod rbac;
 pub(crate) mod refused;
@@ -115,14 +116,15 @@ fn owning_registry(object: DynamicObject) -> Option<ObjectRef<DeserializeGuard<R
     )
 }
 
-/// Reconcile again only when something a reconcile depends on changed: the spec (generation), the
-/// deletion mark, or the finalizers (status-only updates are ignored).
+/// Reconcile again only when something a reconcile depends on changed: the spec (generation) or the
+/// deletion mark. Status-only updates are ignored, and so are finalizers: the pass adds ours and
+/// goes on, so its echo would only repeat the pass (issue 17); if someone removes it, the next pass
+/// (a child's change, the resync) puts it back.
 fn registry_predicate(registry: &DeserializeGuard<Registry>) -> Option<u64> {
     let meta = registry.meta();
     context::predicate_hash((
         meta.generation,
         meta.deletion_timestamp.is_some(),
-        &meta.finalizers,
         &meta.uid,
     ))
 }
@@ -218,20 +220,26 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     );
 
     let (policy_reader, policy_writer) = reflector::store::<DeserializeGuard<ImagePolicy>>();
+    // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
+    // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
+    let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
+    let registries_followed = endpoint_reader.clone();
     let policies = owner_stream(&client, policy_writer, &synced, config.page_size)
-        .predicate_filter(image_policy::image_policy_predicate, Default::default());
+        .predicate_filter(policy_triggers::image_policy_predicate, Default::default())
+        .filter(move |event| {
+            future::ready(event.as_ref().map_or(true, |policy| {
+                !policy_triggers::waits_for_its_registry(policy, &registries_followed)
+            }))
+        });
     let policies = counted(
         detached(policies, "ImagePolicy".into()),
         &metrics,
         "image-policy",
         "self".into(),
     );
-    // A Registry cache of its own, fed by the stream that triggers ImagePolicies: the store is
-    // updated before the event is mapped, so the triggered reconcile reads the new endpoint.
-    let (endpoint_reader, endpoint_writer) = reflector::store::<DeserializeGuard<Registry>>();
     let endpoint_changes = owner_stream(&client, endpoint_writer, &synced, config.page_size)
         .predicate_filter(
-            image_policy::registry_endpoint_predicate,
+            policy_triggers::registry_endpoint_predicate,
             Default::default(),
         );
     let endpoint_changes = counted(
@@ -247,7 +255,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .with_config(controller_config(&config))
         .shutdown_on_signal()
         .watches_stream(endpoint_changes, move |registry| {
-            image_policy::policies_referencing(&policy_reader, &registry)
+            policy_triggers::policies_referencing(&policy_reader, &registry)
         });
     policy_controller = policy_controller
         .watches_stream_with(
@@ -257,7 +265,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 "image-policy",
                 "kyverno".into(),
             ),
-            image_policy::owning_image_policy,
+            policy_triggers::owning_image_policy,
             crate::render::kyverno::cluster_policy_resource(),
         )
         .reconcile_all_on(receiver_stream(policy_all_rx));

@@ -27,6 +27,11 @@ pub(crate) trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
     fn conditions(&self) -> &[Condition];
     fn set_conditions(&mut self, conditions: Vec<Condition>);
     fn set_observed_generation(&mut self, generation: Option<i64>);
+    /// What other objects follow in this status (a Registry's endpoint, read by its ImagePolicies):
+    /// a first status that sets it is not held back ([`first_status_hold`]).
+    fn followed(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Both our statuses carry `conditions` and `observedGeneration` under the same names.
@@ -45,7 +50,22 @@ macro_rules! conditioned_status {
         }
     )*};
 }
-conditioned_status!(RegistryStatus, ImagePolicyStatus);
+conditioned_status!(ImagePolicyStatus);
+
+impl ConditionedStatus for RegistryStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+    fn followed(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+}
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
 /// changed (so a steady state writes nothing); publish an Event when `event_worthy` says so (a
@@ -77,7 +97,7 @@ where
         .unwrap_or_else(|| object.status().cloned().unwrap_or_default());
     let now = Timestamp::now();
     if let Some(left) = first_status_hold(
-        !current.conditions().is_empty(),
+        !current.conditions().is_empty() || news_for_others(&current, &status),
         object.meta().creation_timestamp.as_ref().map(|t| t.0),
         now,
         desired,
@@ -126,6 +146,15 @@ where
     };
     remember_written(key.clone(), seen_version, &status);
     remember_progress_write(&key, status.conditions());
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let changed: Vec<String> = status
+            .conditions()
+            .iter()
+            .filter(|c| !current.conditions().contains(c))
+            .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+            .collect();
+        tracing::debug!(kind = %K::kind(&()), name = %object.name_any(), namespace = ?object.namespace(), ?changed, "status written");
+    }
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);
     let reason_of = |conditions: &[Condition]| {
@@ -193,12 +222,20 @@ pub(crate) fn first_status_hold(
     hold.checked_sub(age).filter(|left| !left.is_zero())
 }
 
+/// Whether `new` tells other objects something `current` did not (a Registry's endpoint): such a
+/// first status is not held, or each ImagePolicy of a new Registry would wait for it and reconcile
+/// once more when it comes.
+fn news_for_others<S: ConditionedStatus>(current: &S, new: &S) -> bool {
+    new.followed().is_some() && new.followed() != current.followed()
+}
+
 /// How much longer a status that changes only the words of its progress waits, if it waits: when it
-/// differs from the current one in condition messages alone, Ready stays `False` for the same
-/// `Progressing` reason, nothing is `Degraded`, and this process wrote such a progress status less
-/// than `hold` ago (`last_progress`). A Registry coming up then reports "PersistentVolumeClaim …
-/// is Pending", "Deployment …: 0/1 replicas ready", … at most once per `hold` instead of once per
-/// step (issue 17); a new reason, Ready, a failure or a warning is written at once.
+/// differs from the current one in condition messages alone (so a warning already shown stays, and
+/// a new one changes `Degraded`), Ready stays `False` for the same `Progressing` reason, and this
+/// process wrote such a progress status less than `hold` ago (`last_progress`). A Registry coming
+/// up then reports "PersistentVolumeClaim … is Pending", "Deployment …: 0/1 replicas ready", … at
+/// most once per `hold` instead of once per step (issue 17); a new reason, Ready, a failure or a
+/// new warning is written at once.
 pub(crate) fn progress_message_hold<S: ConditionedStatus>(
     current: &S,
     new: &S,
@@ -215,10 +252,6 @@ pub(crate) fn progress_message_hold<S: ConditionedStatus>(
     };
     let (was, will) = (ready(current)?, ready(new)?);
     let still_progress = was == will && will.0 == "False" && !worth_an_event(&will.1);
-    let degraded = new
-        .conditions()
-        .iter()
-        .any(|c| c.type_ == condition::DEGRADED && c.status == "True");
     let without_messages = |status: &S| {
         let mut status = status.clone();
         let conditions = status
@@ -232,7 +265,7 @@ pub(crate) fn progress_message_hold<S: ConditionedStatus>(
         status.set_conditions(conditions);
         status
     };
-    if !still_progress || degraded || without_messages(current) != without_messages(new) {
+    if !still_progress || without_messages(current) != without_messages(new) {
         return None;
     }
     let since = now.checked_duration_since(last_progress?)?;
@@ -390,6 +423,24 @@ mod tests {
     }
 
     #[test]
+    fn a_registrys_first_endpoint_is_news_for_its_policies_nothing_else_is() {
+        let with = |endpoint: Option<&str>| RegistryStatus {
+            endpoint: endpoint.map(str::to_string),
+            ..Default::default()
+        };
+        let none = with(None);
+        let first = with(Some("r.ns.svc.cluster.local:5000"));
+        assert!(news_for_others(&none, &first));
+        assert!(news_for_others(&first, &with(Some("harbor.example.com"))));
+        assert!(!news_for_others(&first, &first.clone()));
+        assert!(!news_for_others(&none, &none.clone()));
+        assert!(
+            !news_for_others(&ImagePolicyStatus::default(), &ImagePolicyStatus::default()),
+            "an ImagePolicy's status is followed by nobody"
+        );
+    }
+
+    #[test]
     fn a_progress_message_is_rewritten_at_most_once_per_hold_other_changes_at_once() {
         let hold = Duration::from_secs(10);
         let start = Instant::now();
@@ -441,6 +492,12 @@ mod tests {
         for new in [&ready, &failed, &warned, &other_reason, &other_field] {
             assert_eq!(held(new, Some(0), 3), None, "{new:?}");
         }
+        // A warning already shown: the progress words under it wait like any other.
+        let warned_starting = status((false, Reason::Provisioning, "0/1 replicas ready"), true);
+        assert_eq!(
+            progress_message_hold(&warned, &warned_starting, Some(at(0)), at(3), hold),
+            Some(Duration::from_secs(7))
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! generated Secrets copied into ConfigMaps (the exported CA), and the shared ConfigMaps outside the
 //! Registry's namespace that the finalizer removes when they are this Registry's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, ListParams};
@@ -112,8 +114,46 @@ pub async fn node_ports(
                 taken.insert(port, format!("{other_namespace}/{other_name}"));
             }
         }
+        let mut claims = CLAIMS.lock().unwrap_or_else(|p| p.into_inner());
+        claim(
+            &mut claims,
+            wanted,
+            &format!("{namespace}/{name}"),
+            Instant::now(),
+            &mut taken,
+        );
     }
     Ok(NodePortsObserved { current, taken })
+}
+
+/// NodePorts this process's renders chose for Services the cache does not show yet: port → the
+/// Service (`namespace/name`) and when. Without them, Registries created together all find the
+/// default port free and all apply it; the API server refuses all but one (422, "provided port is
+/// already allocated") and those report ApplyFailed until a retry finds the port taken (issue 17:
+/// a burst of new Registries). A claim lasts until [`CLAIM_TTL`]: by then the Service is cached (and
+/// the cache answers) or its apply failed.
+static CLAIMS: LazyLock<Mutex<HashMap<i32, (String, Instant)>>> = LazyLock::new(Mutex::default);
+const CLAIM_TTL: Duration = Duration::from_secs(60);
+
+/// Claim `wanted` for `service` unless it is `taken` or claimed by another Service (then it counts
+/// as taken by that one).
+fn claim(
+    claims: &mut HashMap<i32, (String, Instant)>,
+    wanted: i32,
+    service: &str,
+    now: Instant,
+    taken: &mut BTreeMap<i32, String>,
+) {
+    claims.retain(|_, (_, at)| now.saturating_duration_since(*at) < CLAIM_TTL);
+    match claims.get(&wanted) {
+        Some((holder, _)) if holder != service => {
+            taken.insert(wanted, holder.clone());
+        }
+        _ if !taken.contains_key(&wanted) => {
+            claims.insert(wanted, (service.to_string(), now));
+        }
+        _ => {}
+    }
 }
 
 /// `kube-system/coredns-custom`, if it exists.
@@ -203,4 +243,43 @@ pub async fn fill_secret_copies(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_claimed_by_one_new_service_counts_as_taken_for_the_others_until_it_expires() {
+        let mut claims = HashMap::new();
+        let start = Instant::now();
+        let mut first = BTreeMap::new();
+        claim(&mut claims, 30500, "ns/a-distribution", start, &mut first);
+        assert!(first.is_empty(), "free: claimed, not taken");
+        // Another Service wanting it now: taken, by the claimant.
+        let mut second = BTreeMap::new();
+        claim(&mut claims, 30500, "ns/b-distribution", start, &mut second);
+        assert_eq!(
+            second.get(&30500).map(String::as_str),
+            Some("ns/a-distribution")
+        );
+        // The claimant asking again keeps it; a port somebody holds is not claimed.
+        let mut again = BTreeMap::new();
+        claim(&mut claims, 30500, "ns/a-distribution", start, &mut again);
+        assert!(again.is_empty());
+        let mut held = BTreeMap::from([(30600, "tools/gitea".to_string())]);
+        claim(&mut claims, 30600, "ns/c-distribution", start, &mut held);
+        assert!(!claims.contains_key(&30600));
+        // Expired: free again for the next.
+        let mut later = BTreeMap::new();
+        claim(
+            &mut claims,
+            30500,
+            "ns/b-distribution",
+            start + CLAIM_TTL,
+            &mut later,
+        );
+        assert!(later.is_empty());
+        assert_eq!(claims[&30500].0, "ns/b-distribution");
+    }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -51,6 +51,14 @@ pub(crate) async fn reconcile(
     let started = Instant::now();
     let namespace = registry.namespace().unwrap_or_default();
     let api: Api<Registry> = Api::namespaced(ctx.client.clone(), &namespace);
+    let registry = match with_finalizer(&api, registry).await {
+        Ok(registry) => registry,
+        Err(error) => {
+            ctx.metrics
+                .reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+            return Err(error);
+        }
+    };
     let result = finalizer(&api, FINALIZER, registry.clone(), |event| async {
         match event {
             Finalizer::Apply(registry) => pass(&registry, &ctx).await,
@@ -69,6 +77,36 @@ pub(crate) async fn reconcile(
         ctx.reset_backoff(&registry_id(&registry));
     }
     result
+}
+
+/// The Registry with our finalizer: added first when missing (and not deleting), so that this pass
+/// goes on with it in place. kube-runtime's `finalizer` would add it and end the pass, leaving the
+/// work to the reconcile the addition's echo triggers: one reconcile more per new Registry (issue
+/// 17). The merge patch names the resourceVersion read, so a concurrent change fails it (409) and
+/// the pass is retried with backoff.
+async fn with_finalizer(
+    api: &Api<Registry>,
+    registry: Arc<Registry>,
+) -> Result<Arc<Registry>, ReconcileError> {
+    let meta = registry.meta();
+    let has = meta.finalizers.iter().flatten().any(|f| f == FINALIZER);
+    if has || meta.deletion_timestamp.is_some() {
+        return Ok(registry);
+    }
+    let mut finalizers = meta.finalizers.clone().unwrap_or_default();
+    finalizers.push(FINALIZER.to_string());
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": meta.resource_version,
+    }});
+    api.patch(
+        &registry.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(Arc::new)
+    .map_err(|e| ReconcileError::Finalizer(format!("adding finalizer {FINALIZER}: {e}")))
 }
 
 /// Transient failures back off per object (reset on success); the failure is counted and logged.
