@@ -24,19 +24,39 @@ use super::packed::unpack;
 use super::watch_backoff::watch_backoff;
 
 /// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
-/// one; the whole body for those without, e.g. ConfigMap data), deletion, labels, annotations (the
-/// applied hash) and the status without heartbeat timestamps. Changes to nothing else (finalizers
-/// added by the API server, `resourceVersion`, owner references, condition timestamps) trigger no
-/// reconcile.
+/// one; the whole body for those without, e.g. ConfigMap data), deletion, labels, annotations but
+/// those Kubernetes' own controllers write ([`written_by_kubernetes`]), and the status without
+/// heartbeat timestamps, or for kinds whose status only readiness reads
+/// ([`STATUS_READ_FOR_READINESS_ONLY`]) that readiness. Changes to nothing else (finalizers added by
+/// the API server, `resourceVersion`, owner references, condition timestamps, a Deployment's replica
+/// counts while none is available) trigger no reconcile.
 pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let meta = &object.metadata;
+    let kind = object
+        .types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or_default();
     let body = match &object.data {
         serde_json::Value::Object(fields) => {
             let mut body = String::new();
             for (key, value) in fields {
                 match key.as_str() {
                     "spec" if meta.generation.is_some() => {}
+                    "status" if STATUS_READ_FOR_READINESS_ONLY.contains(&kind) => {
+                        let resource = ApiResource {
+                            group: String::new(),
+                            version: String::new(),
+                            api_version: String::new(),
+                            kind: kind.to_string(),
+                            plural: String::new(),
+                        };
+                        body.push_str(&format!(
+                            "{:?}",
+                            children::readiness(&resource, Some(object))
+                        ));
+                    }
                     "status" => body.push_str(&status_view(value).to_string()),
                     _ => body.push_str(&value.to_string()),
                 }
@@ -45,14 +65,40 @@ pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
         }
         other => other.to_string(),
     };
+    let annotations: Vec<(&String, &String)> = meta
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(key, _)| !written_by_kubernetes(key))
+        .collect();
     BuildHasherDefault::<DefaultHasher>::default().hash_one((
         &meta.uid,
         meta.generation,
         meta.deletion_timestamp.is_some(),
         &meta.labels,
-        &meta.annotations,
+        annotations,
         body,
     ))
+}
+
+/// Kinds whose status the operator reads only through `children::readiness` (a Deployment's or
+/// StatefulSet's ready replicas, a claim's phase): their controllers' other status writes (replica
+/// counts while none is ready, conditions) tell the owner nothing (issue 17: a Registry was
+/// reconciled once per such write).
+const STATUS_READ_FOR_READINESS_ONLY: [&str; 3] =
+    ["Deployment", "StatefulSet", "PersistentVolumeClaim"];
+
+/// Annotations Kubernetes' own controllers write on objects we render (the Deployment revision,
+/// the volume binding ones): we render none of them and read none.
+fn written_by_kubernetes(key: &str) -> bool {
+    key == "deployment.kubernetes.io/revision"
+        || [
+            "pv.kubernetes.io/",
+            "volume.kubernetes.io/",
+            "volume.beta.kubernetes.io/",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
 }
 
 /// Whether a child carries a non-empty `status`.
@@ -288,6 +334,54 @@ mod tests {
         object.metadata.generation = Some(generation);
         object.metadata.uid = Some(format!("uid-{name}"));
         object
+    }
+
+    #[test]
+    fn a_deployments_bookkeeping_is_no_news_its_readiness_and_our_annotations_are() {
+        let kind = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+        let mut created = object(&kind, "r-distribution", "1", 1);
+        created.data = serde_json::json!({"spec": {"replicas": 1}});
+        let with = |status: serde_json::Value, annotations: &[(&str, &str)]| {
+            let mut object = created.clone();
+            object.data["status"] = status;
+            object.metadata.annotations = Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            child_predicate(&object)
+        };
+        let ours = [("registry.aisp.dev/applied-hash", "h1")];
+        let start = with(serde_json::json!({}), &ours);
+        // The deployment controller's first sync: counts, a condition, its revision annotation.
+        let synced = with(
+            serde_json::json!({"observedGeneration": 1, "replicas": 1, "unavailableReplicas": 1,
+                "conditions": [{"type": "Progressing", "status": "True"}]}),
+            &[ours[0], ("deployment.kubernetes.io/revision", "1")],
+        );
+        assert_eq!(start, synced, "nothing readiness reads changed");
+        let available = with(
+            serde_json::json!({"observedGeneration": 1, "availableReplicas": 1}),
+            &ours,
+        );
+        assert_ne!(start, available, "available now");
+        let edited = with(
+            serde_json::json!({}),
+            &[("registry.aisp.dev/applied-hash", "h2")],
+        );
+        assert_ne!(start, edited, "our annotation changed");
+        // A kind whose status is read whole (a Job's) still triggers on any status change.
+        let job_kind = ApiResource::erase::<k8s_openapi::api::batch::v1::Job>(&());
+        let job = |status: serde_json::Value| {
+            let mut job = object(&job_kind, "gc", "1", 1);
+            job.data = serde_json::json!({"status": status});
+            child_predicate(&job)
+        };
+        assert_ne!(
+            job(serde_json::json!({})),
+            job(serde_json::json!({"active": 1}))
+        );
     }
 
     #[test]

@@ -306,16 +306,35 @@ pub fn mark_volume_bound(server: &ControlPlane, namespace: &str, name: &str) {
 }
 
 /// Play kubelet, the volume provisioner and Kyverno: every Deployment in `namespace` rolls out, every
-/// claim there binds, every ClusterPolicy without a status becomes ready. Writes only what changes.
+/// claim there binds, every ClusterPolicy without a status becomes ready. Writes only what changes,
+/// judged from the lists (no read per object), four writes at a time: one after the other, at full
+/// scale (2,000 policies) this stand-in took tens of seconds to judge a policy the real Kyverno
+/// judges in under a second (`kyverno_admission::` measures it), and the operator's figures measured
+/// the stand-in.
 pub fn play_the_cluster(server: &ControlPlane, namespace: &str) {
+    let name_of = |object: &Value| object["metadata"]["name"].as_str().map(str::to_string);
+    let mut writes: Vec<(&str, &str, String, Value)> = Vec::new();
     for deployment in server.list_objects("deployments", Some(namespace)) {
-        if let Some(name) = deployment["metadata"]["name"].as_str() {
-            mark_workload_ready(server, "deployments", namespace, name);
+        let generation = deployment["metadata"]["generation"].clone();
+        let ready = deployment["status"]["observedGeneration"] == generation
+            && deployment["status"]["readyReplicas"] == 1;
+        if let Some(name) = name_of(&deployment).filter(|_| !ready) {
+            writes.push((
+                "deployments",
+                namespace,
+                name,
+                json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+            ));
         }
     }
     for claim in server.list_objects("persistentvolumeclaims", Some(namespace)) {
-        if let Some(name) = claim["metadata"]["name"].as_str() {
-            mark_volume_bound(server, namespace, name);
+        if let Some(name) = name_of(&claim).filter(|_| claim["status"]["phase"] != "Bound") {
+            writes.push((
+                "persistentvolumeclaims",
+                namespace,
+                name,
+                json!({"phase": "Bound"}),
+            ));
         }
     }
     let cluster_policies = if server.served("clusterpolicies") {
@@ -324,18 +343,27 @@ pub fn play_the_cluster(server: &ControlPlane, namespace: &str) {
         Vec::new()
     };
     for cluster_policy in cluster_policies {
-        if cluster_policy["status"]["conditions"].is_null()
-            && let Some(name) = cluster_policy["metadata"]["name"].as_str()
+        if let Some(name) =
+            name_of(&cluster_policy).filter(|_| cluster_policy["status"]["conditions"].is_null())
         {
-            patch_status_unless_gone(
-                server,
+            writes.push((
                 "clusterpolicies",
                 "",
                 name,
                 json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "Ready", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
-            );
+            ));
         }
     }
+    let per_thread = writes.len().div_ceil(4).max(1);
+    std::thread::scope(|scope| {
+        for chunk in writes.chunks(per_thread) {
+            scope.spawn(move || {
+                for (resource, namespace, name, status) in chunk {
+                    patch_status_unless_gone(server, resource, namespace, name, status.clone());
+                }
+            });
+        }
+    });
 }
 
 /// Names of the stored objects of `resource` (in `namespace`, or everywhere).

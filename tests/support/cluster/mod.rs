@@ -137,7 +137,7 @@ pub struct ControlPlane {
     discovery: std::sync::Mutex<Vec<objects::Served>>,
     started: Duration,
     /// Whether Drop records the operator's permissions for tests/rbac_audit.rs.
-    record_usage: std::cell::Cell<bool>,
+    record_usage: std::sync::atomic::AtomicBool,
     /// The test CA (PEM) that signed the apiserver's and the proxy's certificates.
     pub ca_pem: String,
 }
@@ -277,7 +277,7 @@ impl ControlPlane {
             discovery: Default::default(),
             started: Duration::ZERO,
             ca_pem: pki.ca_pem.clone(),
-            record_usage: std::cell::Cell::new(true),
+            record_usage: std::sync::atomic::AtomicBool::new(true),
         };
         plane.install_default();
         if let Some(dir) = shared {
@@ -531,7 +531,8 @@ impl ControlPlane {
     /// Keeps this control plane's audit records out of the RBAC coverage check (for tests that make
     /// forbidden requests with the operator's identity on purpose).
     pub fn not_a_scenario(&self) {
-        self.record_usage.set(false);
+        self.record_usage
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Requests of the operator that RBAC refused (403), from the audit log.
@@ -553,7 +554,7 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         // Record what the operator used, for the RBAC coverage check (tests/rbac_audit.rs).
         let used = self.operator_permissions_used();
-        if self.record_usage.get() && !used.is_empty() {
+        if self.record_usage.load(std::sync::atomic::Ordering::Relaxed) && !used.is_empty() {
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rbac-usage");
             let _ = std::fs::create_dir_all(&dir);
             let mut lines: Vec<String> = used.iter().map(|(v, r)| format!("{v} {r}")).collect();
