@@ -88,17 +88,7 @@ impl ProjectError {
     }
 }
 
-impl ConditionedStatus for RegistryProjectStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+status_write::conditioned_status!(RegistryProjectStatus);
 
 fn project_id(project: &RegistryProject) -> String {
     format!(

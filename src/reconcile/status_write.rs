@@ -34,9 +34,10 @@ pub(crate) trait ConditionedStatus: Serialize + Clone + Default + PartialEq {
     }
 }
 
-/// Both our statuses carry `conditions` and `observedGeneration` under the same names.
+/// Our statuses carry `conditions` and `observedGeneration` under the same names; `followed:` names
+/// the field other objects follow, if any.
 macro_rules! conditioned_status {
-    ($($status:ty),*) => {$(
+    ($status:ty $(, followed: $field:ident)?) => {
         impl ConditionedStatus for $status {
             fn conditions(&self) -> &[Condition] {
                 &self.conditions
@@ -47,25 +48,15 @@ macro_rules! conditioned_status {
             fn set_observed_generation(&mut self, generation: Option<i64>) {
                 self.observed_generation = generation;
             }
+            $(fn followed(&self) -> Option<&str> {
+                self.$field.as_deref()
+            })?
         }
-    )*};
+    };
 }
+pub(crate) use conditioned_status;
 conditioned_status!(ImagePolicyStatus);
-
-impl ConditionedStatus for RegistryStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-    fn followed(&self) -> Option<&str> {
-        self.endpoint.as_deref()
-    }
-}
+conditioned_status!(RegistryStatus, followed: endpoint);
 
 /// Merge `desired` into the object's conditions and write `status` through `api` unless nothing
 /// changed (so a steady state writes nothing); publish an Event when `event_worthy` says so (a
