@@ -130,12 +130,9 @@ impl ChildStores {
     {
         let writer = Writer::new(resource.clone());
         self.insert(resource.clone(), writer.as_reader());
-        let owners = self.owners.clone();
         let key = kind_key(resource);
-        owners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(key.clone(), KindIndex::default());
+        self.owner_index().insert(key.clone(), KindIndex::default());
+        let owners = self.owners.clone();
         let indexed = events.inspect(move |event| {
             if let Ok(event) = event {
                 owners
@@ -203,11 +200,9 @@ impl ChildStores {
         name: &str,
     ) -> Option<DynamicObject> {
         let store = self.read().get(&kind_key(resource))?.1.clone();
-        let mut reference = ObjectRef::new_with(name, resource.clone());
-        if let Some(namespace) = namespace {
-            reference = reference.within(namespace);
-        }
-        store.get(&reference).map(|o| unpack((*o).clone()))
+        store
+            .get(&child_ref(resource, namespace, name))
+            .map(|o| unpack((*o).clone()))
     }
 
     /// Whether the cache of kind `kind_key` holds `namespace/name` (a child just deleted is gone from
@@ -216,11 +211,7 @@ impl ChildStores {
         let Some((resource, store)) = self.read().get(kind_key).cloned() else {
             return false;
         };
-        let mut reference = ObjectRef::new_with(name, resource);
-        if let Some(namespace) = namespace {
-            reference = reference.within(namespace);
-        }
-        store.get(&reference).is_some()
+        store.get(&child_ref(&resource, namespace, name)).is_some()
     }
 
     /// Wait until every cache has completed its first list (a cache whose writer is gone counts as done).
@@ -268,11 +259,7 @@ impl ChildStores {
                 Some(names) => names
                     .into_iter()
                     .filter_map(|(namespace, name)| {
-                        let mut reference = ObjectRef::new_with(&name, resource.clone());
-                        if let Some(namespace) = namespace {
-                            reference = reference.within(&namespace);
-                        }
-                        store.get(&reference)
+                        store.get(&child_ref(&resource, namespace.as_deref(), &name))
                     })
                     .collect(),
                 // A cache registered without an index (tests) or a selector without an owner.
@@ -290,6 +277,19 @@ impl ChildStores {
             }
         }
         found
+    }
+}
+
+/// The cache key of a child of kind `resource`.
+fn child_ref(
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> ObjectRef<DynamicObject> {
+    let reference = ObjectRef::new_with(name, resource.clone());
+    match namespace {
+        Some(namespace) => reference.within(namespace),
+        None => reference,
     }
 }
 

@@ -73,25 +73,11 @@ pub async fn node_ports(
         let wanted = spec
             .and_then(|k3d| k3d.node_port)
             .unwrap_or(render::DEFAULT_NODE_PORT);
-        for service in stores.all_of(&ApiResource::erase::<Service>(&())) {
-            let other_namespace = service.metadata.namespace.clone().unwrap_or_default();
-            let other_name = service.metadata.name.clone().unwrap_or_default();
-            if other_namespace == namespace && other_name == name {
-                continue;
-            }
-            let ports = service
-                .data
-                .pointer("/spec/ports")
-                .and_then(Value::as_array);
-            for port in ports.into_iter().flatten() {
-                if let Some(port) = port["nodePort"]
-                    .as_i64()
-                    .and_then(|p| i32::try_from(p).ok())
-                {
-                    taken.insert(port, format!("{other_namespace}/{other_name}"));
-                }
-            }
-        }
+        let cached = stores
+            .all_of(&ApiResource::erase::<Service>(&()))
+            .into_iter()
+            .filter_map(|service| service.try_parse::<Service>().ok());
+        note_node_ports(&mut taken, cached, (&namespace, &name));
         if taken.contains_key(&wanted) {
             return Ok(NodePortsObserved { current, taken });
         }
@@ -103,17 +89,7 @@ pub async fn node_ports(
                 what: "Services (their NodePorts)".to_string(),
                 source,
             })?;
-        for service in list {
-            let other_namespace = service.namespace().unwrap_or_default();
-            let other_name = service.name_any();
-            if other_namespace == namespace && other_name == name {
-                continue;
-            }
-            let ports = service.spec.and_then(|s| s.ports).unwrap_or_default();
-            for port in ports.iter().filter_map(|p| p.node_port) {
-                taken.insert(port, format!("{other_namespace}/{other_name}"));
-            }
-        }
+        note_node_ports(&mut taken, list, (&namespace, &name));
         let mut claims = CLAIMS.lock().unwrap_or_else(|p| p.into_inner());
         claim(
             &mut claims,
@@ -124,6 +100,25 @@ pub async fn node_ports(
         );
     }
     Ok(NodePortsObserved { current, taken })
+}
+
+/// Note in `taken` the NodePorts of `services` but the Registry's own (`own`: namespace, name).
+fn note_node_ports(
+    taken: &mut BTreeMap<i32, String>,
+    services: impl IntoIterator<Item = Service>,
+    own: (&str, &str),
+) {
+    for service in services {
+        let other_namespace = service.namespace().unwrap_or_default();
+        let other_name = service.name_any();
+        if (other_namespace.as_str(), other_name.as_str()) == own {
+            continue;
+        }
+        let ports = service.spec.and_then(|s| s.ports).unwrap_or_default();
+        for port in ports.iter().filter_map(|p| p.node_port) {
+            taken.insert(port, format!("{other_namespace}/{other_name}"));
+        }
+    }
 }
 
 /// NodePorts this process's renders chose for Services the cache does not show yet: port → the
