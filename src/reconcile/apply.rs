@@ -83,6 +83,27 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
+/// The first field of `desired` whose value `live` does not hold (a JSON pointer), as [`is_subset`]
+/// judges it: why a cached child is applied again (logged at debug, never its values).
+pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => want.iter().find_map(|(k, v)| {
+            let key = k.replace('~', "~0").replace('/', "~1");
+            match have.get(k) {
+                Some(h) => first_difference(v, h).map(|rest| format!("/{key}{rest}")),
+                None if v.is_null() => None,
+                None => Some(format!("/{key}")),
+            }
+        }),
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => want
+            .iter()
+            .zip(have)
+            .enumerate()
+            .find_map(|(i, (w, h))| first_difference(w, h).map(|rest| format!("/{i}{rest}"))),
+        _ => (desired != live).then(String::new),
+    }
+}
+
 /// Server-side apply every object in order, skipping those already in place.
 pub async fn apply_all(
     client: &Client,
@@ -115,6 +136,7 @@ pub async fn apply_all(
                 report.unchanged += 1;
                 continue;
             }
+            tracing::debug!(%key, differs = ?first_difference(&desired, &live_value), "cached copy differs; applying");
         }
         let written = api_for(client, &object.resource, object.namespace())
             .patch(
@@ -369,6 +391,30 @@ mod tests {
         assert!(!is_subset(&desired, &drifted));
         let extra_container = json!({"spec": {"replicas": 1, "template": {"containers": [{"name": "a", "image": "x"}, {"name": "b"}]}}});
         assert!(!is_subset(&desired, &extra_container));
+        // The debug log names the first field that differs, as is_subset judges it.
+        assert_eq!(first_difference(&desired, &live), None);
+        assert_eq!(
+            first_difference(&desired, &drifted).as_deref(),
+            Some("/spec/replicas")
+        );
+        assert_eq!(
+            first_difference(&desired, &extra_container).as_deref(),
+            Some("/spec/template/containers")
+        );
+        let typed = json!({"apiVersion": "v1", "metadata": {"annotations": {"a/b": "1"}}});
+        assert_eq!(
+            first_difference(&typed, &json!({"metadata": {"annotations": {"a/b": "1"}}}))
+                .as_deref(),
+            Some("/apiVersion")
+        );
+        assert_eq!(
+            first_difference(
+                &typed,
+                &json!({"apiVersion": "v1", "metadata": {"annotations": {"a/b": "2"}}})
+            )
+            .as_deref(),
+            Some("/metadata/annotations/a~1b")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -133,6 +133,16 @@ impl ChildStores {
         let key = kind_key(resource);
         self.owner_index().insert(key.clone(), KindIndex::default());
         let owners = self.owners.clone();
+        // The items of a built-in kind's list carry no apiVersion and kind (watch events and custom
+        // resources do): without them a child cached from a list (every start, every re-list) never
+        // matches its render and was applied again on every pass, and its events had no kind key.
+        let types = TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        let events = events.modify(move |object| {
+            object.types.get_or_insert_with(|| types.clone());
+        });
         let indexed = events.inspect(move |event| {
             if let Ok(event) = event {
                 owners
@@ -460,5 +470,32 @@ mod tests {
         let mut narrower = owner_a.clone();
         narrower.insert("app.kubernetes.io/component".into(), "gc".into());
         assert!(names(&indexed, &narrower).is_empty());
+    }
+
+    #[test]
+    fn a_child_listed_without_apiversion_and_kind_is_cached_with_them() {
+        use futures::FutureExt;
+        use k8s_openapi::api::core::v1::Service;
+        use watcher::Event;
+        let kind = ApiResource::erase::<Service>(&());
+        // As a list of a built-in kind delivers its items: no apiVersion, no kind.
+        let mut listed = DynamicObject::new("r-distribution", &kind).within("ns");
+        listed.types = None;
+        let stores = ChildStores::default();
+        let events = [Event::Init, Event::InitApply(listed), Event::InitDone];
+        let passed: Vec<_> = stores
+            .cache(&kind, futures::stream::iter(events.into_iter().map(Ok)))
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .expect("a finite stream");
+        assert_eq!(passed.len(), 3);
+        let cached = stores.get(&kind, Some("ns"), "r-distribution").unwrap();
+        assert_eq!(
+            cached.types,
+            Some(TypeMeta {
+                api_version: "v1".into(),
+                kind: "Service".into()
+            })
+        );
     }
 }

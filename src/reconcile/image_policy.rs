@@ -12,7 +12,7 @@ use kube::core::DeserializeGuard;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::apply::{self, ApplyError, ChildKey};
 use super::context::{Context, Settings};
@@ -79,6 +79,7 @@ pub(crate) async fn reconcile_guarded(
 ) -> Result<Action, PolicyReconcileError> {
     match &guard.0 {
         Ok(policy) => {
+            debug!(image_policy = %policy.name_any(), "pass");
             let started = Instant::now();
             let result = reconcile(policy, &ctx).await;
             ctx.base
