@@ -284,6 +284,10 @@ pub(crate) struct Owned<'a> {
     /// Children not rendered any more that the prune must spare for now (e.g. the previous policy
     /// flavour until Kyverno reports the new one ready).
     pub keep: Vec<ChildKey>,
+    /// The pass reports only from the caches of the children it applies, read after this apply:
+    /// their watch events during the apply need no reconcile of their own
+    /// (`read_windows::ReadWindows`). `false` when a step decided before the apply read a child.
+    pub reports_after: bool,
 }
 
 /// The one apply-then-prune pass of both controllers: server-side apply `desired` in order, then
@@ -295,6 +299,19 @@ pub(crate) async fn apply_and_prune(
     desired: &[RenderedObject],
     what: &str,
 ) -> Result<(), ApplyError> {
+    let _window = owned.reports_after.then(|| {
+        let children = desired
+            .iter()
+            .map(|object| {
+                (
+                    kind_key(&object.resource),
+                    object.namespace().map(str::to_string),
+                    object.name().to_string(),
+                )
+            })
+            .collect();
+        ctx.stores.read_windows.open_for(children)
+    });
     let report = apply_all(&ctx.client, &ctx.stores, desired).await?;
     for key in &report.applied {
         ctx.metrics

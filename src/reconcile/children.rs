@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::owner_index::{KindIndex, owner_of};
 use super::packed::{pack, unpack};
+use super::read_windows::ReadWindows;
 use crate::render::RenderedObject;
 
 /// Every kind a Registry may render, in apply order; prune walks it in reverse.
@@ -60,6 +61,8 @@ pub struct ChildStores {
     own_writes: Arc<Mutex<HashMap<ChildId, String>>>,
     /// Each kind's children by owner, by [`kind_key`] (see [`ChildStores::cache`]).
     owners: Arc<Mutex<HashMap<String, KindIndex>>>,
+    /// Children that passes are applying and will read afterwards ([`ReadWindows`]).
+    pub read_windows: ReadWindows,
 }
 
 /// A child by [`kind_key`], namespace and name.
@@ -195,6 +198,13 @@ impl ChildStores {
             }
             _ => false,
         }
+    }
+
+    /// The resource of a watched kind, by [`kind_key`].
+    pub fn resource_of(&self, kind_key: &str) -> Option<ApiResource> {
+        self.read()
+            .get(kind_key)
+            .map(|(resource, _)| resource.clone())
     }
 
     /// Whether a kind is watched (e.g. CNPG `Cluster` only while CNPG is served).

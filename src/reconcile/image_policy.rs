@@ -170,6 +170,9 @@ async fn reconcile(
                 owner,
                 id: &policy_id(policy),
                 retention: Retention::Delete,
+                // Sparing the previous flavour was decided from its successor's readiness, read
+                // before the apply: then a change during the apply must still trigger.
+                reports_after: keep.is_empty(),
                 keep,
             };
             match apply::apply_and_prune(

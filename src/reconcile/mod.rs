@@ -17,6 +17,8 @@ mod packed;
 pub(crate) mod policy_triggers;
 pub(crate) mod project;
 pub mod rbac;
+mod read_windows;
+mod readiness_news;
 pub(crate) mod refused;
 pub(crate) mod registry;
 pub(crate) mod status;

@@ -144,7 +144,18 @@ where
             .filter(|c| !current.conditions().contains(c))
             .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
             .collect();
-        tracing::debug!(kind = %K::kind(&()), name = %object.name_any(), namespace = ?object.namespace(), ?changed, "status written");
+        // Names only, never values: which other status fields this write changed.
+        let fields = |status: &K::Status| match serde_json::to_value(status) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let (before, after) = (fields(&current), fields(&status));
+        let fields_changed: std::collections::BTreeSet<&String> = after
+            .keys()
+            .chain(before.keys())
+            .filter(|key| *key != "conditions" && before.get(*key) != after.get(*key))
+            .collect();
+        tracing::debug!(kind = %K::kind(&()), name = %object.name_any(), namespace = ?object.namespace(), ?changed, ?fields_changed, "status written");
     }
     let was_ready = is_true(current.conditions(), condition::READY);
     let now_ready = is_true(status.conditions(), condition::READY);

@@ -21,6 +21,7 @@ use super::children::{self, ChildStores};
 use super::managed_selector;
 use super::metrics::Metrics;
 use super::packed::unpack;
+use super::readiness_news;
 use super::watch_backoff::watch_backoff;
 
 /// What of a child a reconcile may read, hashed: identity, generation (the spec, for kinds that have
@@ -159,13 +160,19 @@ where
                 );
                 let pass = if stores.contains(&key.0, key.1.as_deref(), &key.2) {
                     let hash = child_predicate(&object);
-                    let no_news = !children::own_echo_is_news_of(&object)
-                        && (stores.is_own_echo(&key, object.metadata.resource_version.as_deref())
-                            // Its creation, ours or seen first in a list: not judged by Kyverno yet,
-                            // which reads as its absence did (and our apply may not have returned
-                            // yet, so the version above may not be known).
-                            || (!seen.contains_key(&key) && !has_status(&object)));
-                    seen.insert(key, hash) != Some(hash) && !no_news
+                    // A pass applying it reads it afterwards: its report shows this change.
+                    let no_news = stores.read_windows.contains(&key)
+                        || (!children::own_echo_is_news_of(&object)
+                            && (stores.is_own_echo(&key, object.metadata.resource_version.as_deref())
+                                // Its creation, ours or seen first in a list: not judged by Kyverno
+                                // yet, which reads as its absence did (and our apply may not have
+                                // returned yet, so the version above may not be known).
+                                || (!seen.contains_key(&key) && !has_status(&object))));
+                    seen.insert(key.clone(), hash) != Some(hash)
+                        && !no_news
+                        && !stores.resource_of(&key.0).is_some_and(|resource| {
+                            readiness_news::ready_while_a_sibling_waits(&resource, &object, &stores)
+                        })
                 } else {
                     seen.remove(&key);
                     true
@@ -385,7 +392,8 @@ mod tests {
     }
 
     #[test]
-    fn kyverno_policies_own_echoes_and_unjudged_creations_trigger_nothing_other_changes_do() {
+    fn own_echoes_unjudged_creations_and_changes_a_pass_reads_after_trigger_nothing_other_changes_do()
+     {
         let policy_kind = crate::render::kyverno::cluster_policy_resource();
         let deployment_kind = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
         let stores = ChildStores::default();
@@ -440,6 +448,24 @@ mod tests {
         // A Deployment's creation is news (its owner's message changes), even as our own write.
         let deployment = object(&deployment_kind, "r000-distribution", "20", 1);
         stores.note_own_write(&deployment_kind, &deployment);
-        assert!(passes(deployment, false), "Deployment creation");
+        assert!(passes(deployment.clone(), false), "Deployment creation");
+
+        // While a pass that applies it (and reads it afterwards) is applying, no change is news.
+        let key = (
+            children::kind_key(&deployment_kind),
+            None,
+            "r000-distribution".to_string(),
+        );
+        let window = stores.read_windows.open_for(vec![key]);
+        let with_status = |version: &str, available: i64| {
+            let mut changed = deployment.clone();
+            changed.metadata.resource_version = Some(version.into());
+            changed.data = serde_json::json!({"spec": {"replicas": 1},
+                "status": {"observedGeneration": 1, "availableReplicas": available}});
+            changed
+        };
+        assert!(!passes(with_status("21", 1), false), "read by the pass");
+        drop(window);
+        assert!(passes(with_status("22", 0), false), "after the window");
     }
 }

@@ -55,15 +55,7 @@ pub async fn node_ports(
 ) -> Result<NodePortsObserved, AccessError> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = render::k3d_object_name(&registry.name_any());
-    let current = stores
-        .get(&ApiResource::erase::<Service>(&()), Some(&namespace), &name)
-        .and_then(|service| {
-            service
-                .data
-                .pointer("/spec/ports/0/nodePort")
-                .and_then(Value::as_i64)
-        })
-        .and_then(|port| i32::try_from(port).ok());
+    let current = own_node_port(registry, stores);
     let mut taken = BTreeMap::new();
     let spec = registry.spec.k3d.as_ref();
     if render::needs_node_port_census(spec, current) {
@@ -100,6 +92,54 @@ pub async fn node_ports(
         );
     }
     Ok(NodePortsObserved { current, taken })
+}
+
+/// The NodePort of the registry's own Service, as the cache (or our apply just now) shows it.
+fn own_node_port(registry: &Registry, stores: &ChildStores) -> Option<i32> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = render::k3d_object_name(&registry.name_any());
+    stores
+        .get(&ApiResource::erase::<Service>(&()), Some(&namespace), &name)
+        .and_then(|service| {
+            service
+                .data
+                .pointer("/spec/ports/0/nodePort")
+                .and_then(Value::as_i64)
+        })
+        .and_then(|port| i32::try_from(port).ok())
+}
+
+/// Whether a K3d render lacks its `registries.yaml` snippet only because its Service's NodePort is
+/// the API server's to allocate and no Service has one yet.
+pub fn awaits_allocated_port(
+    target: &render::Target,
+    observed: &render::Observed,
+    rendered: &render::Rendered,
+) -> bool {
+    target.mode == crate::crd::RegistryMode::K3d
+        && !rendered.adopted
+        && rendered.k3s_registries_yaml.is_none()
+        && observed.node_ports.current.is_none()
+}
+
+/// After the apply that created the Service: its `registries.yaml` snippet from the NodePort the API
+/// server allocated (the apply's answer), so the pass that created it reports it, rather than the
+/// next one woken by the Service's watch event (issue 17). Render runs again with that port; only
+/// the snippet is taken (the Service names no port it allocated either way).
+pub fn snippet_with_allocated_port(
+    registry: &Registry,
+    target: &render::Target,
+    mut observed: render::Observed,
+    rendered: &mut render::Rendered,
+    stores: &ChildStores,
+) {
+    let Some(port) = own_node_port(registry, stores) else {
+        return;
+    };
+    observed.node_ports.current = Some(port);
+    if let Ok(again) = render::registry_for(registry, target, &observed) {
+        rendered.k3s_registries_yaml = again.k3s_registries_yaml;
+    }
 }
 
 /// Note in `taken` the NodePorts of `services` but the Registry's own (`own`: namespace, name).

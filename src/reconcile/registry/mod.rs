@@ -146,6 +146,11 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
                 id: &id,
                 retention: registry.spec.retention,
                 keep: Vec::new(),
+                // A steady pass reports from the readiness of what it applies, read afterwards; a
+                // render that held something back, a switch, a grace period or an upgrade decided
+                // from children read before.
+                reports_after: matches!(&then, Then::Steady(steady)
+                    if steady.rendered.held_back.is_none() && steady.gc_open.is_empty()),
             };
             match apply::apply_and_prune(ctx, &owned, &desired, what).await {
                 Ok(()) => (Some(report(registry, ctx, then).await), None),
@@ -176,7 +181,16 @@ async fn pass(registry: &Registry, ctx: &Context) -> Result<Action, ReconcileErr
 /// Job finished, the counts it reported).
 async fn report(registry: &Registry, ctx: &Context, then: Then) -> Outcome {
     match then {
-        Then::Steady(steady) => {
+        Then::Steady(mut steady) => {
+            if let Some(observed) = steady.awaiting_port.take() {
+                access::snippet_with_allocated_port(
+                    registry,
+                    &steady.target,
+                    *observed,
+                    &mut steady.rendered,
+                    &ctx.stores,
+                );
+            }
             release_gc(registry, ctx, &steady).await;
             let mut outcome = outcome::steady(registry, &steady, &ctx.stores, &ctx.settings);
             if !steady.gc_open.is_empty() {

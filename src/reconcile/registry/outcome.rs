@@ -40,6 +40,9 @@ pub(super) struct Steady {
     pub(super) observed_problem: Option<String>,
     /// Unfinished garbage-collection Jobs of the hosted K3d registry (it is rendered read-only).
     pub(super) gc_open: Vec<super::gc_window::OpenGc>,
+    /// What was observed, when the render waits for the NodePort the API server allocates to the
+    /// Service it creates (`access::snippet_with_allocated_port` completes it after the apply).
+    pub(super) awaiting_port: Option<Box<render::Observed>>,
 }
 
 /// Status fields carried over from the current status (migration progress is owned elsewhere).
@@ -237,6 +240,7 @@ pub(super) fn steady(
         downgrade_refused,
         observed_problem,
         gc_open,
+        awaiting_port: _,
     } = pass;
     // Read now, from the same caches as the Harbor part conditions below (not before the apply):
     // Ready must never be True beside a part that is not, nor False when all parts are.

@@ -198,6 +198,7 @@ pub(super) async fn prepare(
                         downgrade_refused: false,
                         observed_problem,
                         gc_open: Vec::new(),
+                        awaiting_port: None,
                     },
                     old_mode: old.mode,
                     old_host: old.host.clone().unwrap_or_default(),
@@ -215,6 +216,7 @@ pub(super) async fn prepare(
                         downgrade_refused: false,
                         observed_problem,
                         gc_open: Vec::new(),
+                        awaiting_port: None,
                     },
                     state: state.clone(),
                 })),
@@ -226,6 +228,8 @@ pub(super) async fn prepare(
                 what: "children reconciled",
                 then: Then::Steady(Box::new(Steady {
                     target: target.clone(),
+                    awaiting_port: access::awaits_allocated_port(target, &observed, &rendered)
+                        .then(|| Box::new(observed.clone())),
                     rendered,
                     downgrade_refused: matches!(plan, Plan::DowngradeRefused(_)),
                     observed_problem,
