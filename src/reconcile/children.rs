@@ -314,10 +314,7 @@ fn child_ref(
 }
 
 /// Whether a child is ready, judged from its cached status; `None` when the kind has no readiness.
-pub fn readiness(
-    resource: &ApiResource,
-    live: Option<&DynamicObject>,
-) -> Option<Result<(), String>> {
+pub fn readiness(kind: &str, live: Option<&DynamicObject>) -> Option<Result<(), String>> {
     let field = |object: &DynamicObject, pointer: &str| {
         object
             .data
@@ -329,7 +326,7 @@ pub fn readiness(
         .unwrap_or_default();
     let Some(object) = live else {
         return matches!(
-            resource.kind.as_str(),
+            kind,
             "Deployment"
                 | "StatefulSet"
                 | "PersistentVolumeClaim"
@@ -338,16 +335,16 @@ pub fn readiness(
                 | "Database"
                 | "DatabaseRole"
         )
-        .then(|| Err(format!("{} not created yet", resource.kind)));
+        .then(|| Err(format!("{kind} not created yet")));
     };
     let current = object
         .metadata
         .generation
         .is_none_or(|g| field(object, "/status/observedGeneration").is_none_or(|o| o >= g));
-    match resource.kind.as_str() {
+    match kind {
         "Deployment" | "StatefulSet" => {
             let wanted = field(object, "/spec/replicas").unwrap_or(1);
-            let ready_key = if resource.kind == "Deployment" {
+            let ready_key = if kind == "Deployment" {
                 "/status/availableReplicas"
             } else {
                 "/status/readyReplicas"
@@ -356,10 +353,7 @@ pub fn readiness(
             Some(if current && ready >= wanted {
                 Ok(())
             } else {
-                Err(format!(
-                    "{} {name}: {ready}/{wanted} replicas ready",
-                    resource.kind
-                ))
+                Err(format!("{kind} {name}: {ready}/{wanted} replicas ready"))
             })
         }
         "PersistentVolumeClaim" => {
@@ -410,7 +404,7 @@ pub fn readiness(
                     .and_then(|m| m.as_str())
                     .filter(|m| !m.is_empty())
                     .unwrap_or("not created in PostgreSQL yet");
-                Err(format!("{} {name}: {why}", resource.kind))
+                Err(format!("{kind} {name}: {why}"))
             })
         }
         _ => None,

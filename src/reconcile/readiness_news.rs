@@ -20,7 +20,7 @@ fn is_ready(resource: &ApiResource, object: &DynamicObject) -> Option<bool> {
     if kyverno::is_policy_group(&resource.group) {
         return Some(kyverno::policy_readiness(resource, Some(object)) == PolicyReadiness::Ready);
     }
-    children::readiness(resource, Some(object)).map(|ready| ready.is_ok())
+    children::readiness(&resource.kind, Some(object)).map(|ready| ready.is_ok())
 }
 
 /// Whether `object` (of `resource`) is ready while another child of its owner, in the caches, is

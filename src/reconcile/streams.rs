@@ -46,17 +46,7 @@ pub(super) fn child_predicate(object: &DynamicObject) -> u64 {
                 match key.as_str() {
                     "spec" if meta.generation.is_some() => {}
                     "status" if STATUS_READ_FOR_READINESS_ONLY.contains(&kind) => {
-                        let resource = ApiResource {
-                            group: String::new(),
-                            version: String::new(),
-                            api_version: String::new(),
-                            kind: kind.to_string(),
-                            plural: String::new(),
-                        };
-                        body.push_str(&format!(
-                            "{:?}",
-                            children::readiness(&resource, Some(object))
-                        ));
+                        body.push_str(&format!("{:?}", children::readiness(kind, Some(object))));
                     }
                     "status" => body.push_str(&status_view(value).to_string()),
                     _ => body.push_str(&value.to_string()),

@@ -79,7 +79,7 @@ pub async fn observe(registry: &Registry, client: &Client, stores: &ChildStores)
     );
     HarborObserved {
         database_ready: matches!(
-            readiness(&render::cnpg_cluster_resource(), cluster.as_ref()),
+            readiness(&render::cnpg_cluster_resource().kind, cluster.as_ref()),
             Some(Ok(()))
         ),
         components_exist: core.is_some(),
@@ -320,7 +320,7 @@ pub fn conditions(
         groups.insert(type_, Vec::new());
     }
     for object in &rendered.objects {
-        if let Some(Err(waiting)) = readiness(&object.resource, stores.live(object).as_ref()) {
+        if let Some(Err(waiting)) = readiness(&object.resource.kind, stores.live(object).as_ref()) {
             groups
                 .entry(group_of(registry, object))
                 .or_default()

@@ -145,7 +145,7 @@ pub(super) fn k3d_freeze(source: &Rendered, stores: &ChildStores) -> Freeze {
     let field = |pointer: &str| live.data.pointer(pointer).and_then(|v| v.as_i64());
     let wanted = field("/spec/replicas").unwrap_or(1);
     let updated = field("/status/updatedReplicas").unwrap_or(0);
-    match readiness(&deployment.resource, Some(&live)) {
+    match readiness(&deployment.resource.kind, Some(&live)) {
         Some(Ok(())) if read_only && updated >= wanted => Freeze::Done,
         Some(Err(waiting)) => Freeze::Pending(format!("rolling out read-only: {waiting}")),
         _ => Freeze::Pending(format!(

@@ -220,7 +220,7 @@ pub(super) fn waiting_on(rendered: &Rendered, stores: &ChildStores) -> Vec<Strin
     let mut waiting: Vec<String> = rendered
         .objects
         .iter()
-        .filter_map(|object| readiness(&object.resource, stores.live(object).as_ref()))
+        .filter_map(|object| readiness(&object.resource.kind, stores.live(object).as_ref()))
         .filter_map(Result::err)
         .collect();
     waiting.extend(rendered.held_back.clone());
@@ -374,7 +374,7 @@ pub(super) fn running_harbor_version(
         .iter()
         .find(|o| o.resource.kind == "Deployment" && o.name() == core_name)?;
     let live = stores.live(core)?;
-    readiness(&core.resource, Some(&live))?.ok()?;
+    readiness(&core.resource.kind, Some(&live))?.ok()?;
     let image = live
         .data
         .pointer("/spec/template/spec/containers/0/image")?

@@ -82,7 +82,7 @@ pub(super) fn next_step(
                 .objects
                 .iter()
                 .find(|o| o.resource.kind == "Deployment" && o.name() == core_name);
-            match core.map(|core| readiness(&core.resource, stores.live(core).as_ref())) {
+            match core.map(|core| readiness(&core.resource.kind, stores.live(core).as_ref())) {
                 Some(Some(Err(waiting))) => Next::Wait(format!("core: {waiting}")),
                 _ => after(state, UpgradeStep::Components),
             }

@@ -107,11 +107,34 @@ impl ControlPlaneBuilder {
         } else {
             None
         };
-        let mut plane = ControlPlane::boot(&bin, shared.as_deref(), &self.upstream);
-        if let Some(tools) = kyverno {
-            plane.start_kyverno(&tools);
+        // Ports are picked free and bound by the processes a moment later: another test's process
+        // may take one in between ("bind: address already in use", seen once in CI). Boot again
+        // with new ports then; any other failure stands.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let booted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut plane = ControlPlane::boot(&bin, shared.as_deref(), &self.upstream);
+                if let Some(tools) = &kyverno {
+                    plane.start_kyverno(tools);
+                }
+                plane
+            }));
+            match booted {
+                Ok(plane) => return Some(plane),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or_default();
+                    if attempt >= 3 || !message.contains("address already in use") {
+                        std::panic::resume_unwind(panic);
+                    }
+                    eprintln!("a port was taken before its process bound it; booting again");
+                }
+            }
         }
-        Some(plane)
     }
 }
 
