@@ -2,9 +2,10 @@
 //! plus unrelated Pods and Secrets. Prints the figures the README quotes (idle RSS, RSS growth from
 //! unrelated objects, time until every object is Ready, requests per object, steady-state writes)
 //! and fails on the regressions that matter: unrelated objects cached, writes at rest (after a
-//! restart too: a child cached from a list must match its render), objects left unreconciled. CI runs a small size; `REGISTRY_OPERATOR_SCALE=full` runs 100 Registries, 1,000
-//! ImagePolicies and 10,000 unrelated objects (with `REGISTRY_OPERATOR_BIN` naming a release build
-//! for the memory figures).
+//! restart too: a child cached from a list must match its render), objects left unreconciled. CI
+//! runs a small size; `REGISTRY_OPERATOR_SCALE=full` runs 100 Registries, 1,000 ImagePolicies and
+//! 10,000 unrelated objects (with `REGISTRY_OPERATOR_BIN` naming a release build for the memory
+//! figures).
 
 use std::time::{Duration, Instant};
 
